@@ -1,0 +1,3 @@
+from sinogate.cli import main
+
+main()
