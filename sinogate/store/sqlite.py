@@ -1,0 +1,541 @@
+"""The default store: one SQLite file in WAL mode, one batching writer thread, pooled readers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import threading
+import time
+import zlib
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sinogate.store.base import (
+    Conflict,
+    IngestBatch,
+    Message,
+    NotFound,
+    Store,
+    StoreError,
+    TimeQuery,
+)
+from sinogate.store.sqlite_schema import COMMAND_COLUMNS, COMMAND_JSON_COLUMNS, SCHEMA
+from sinogate.store.sqlite_writer import BatchWriter
+
+T = TypeVar("T")
+
+# Fields the server adds on reception: two receptions of the same device message differ only here.
+VOLATILE_FIELDS = frozenset(
+    {"server.timestamp", "peer", "channel.id", "device.id", "device.name", "transport", "timestamp.flagged"}
+)
+_DEVICE_COLUMNS = ("name", "ident", "protocol", "model", "phone", "settings", "enabled", "messages_ttl")
+_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+def content_digest(message: Message) -> int:
+    """A stable 32-bit digest of what the device said, for the dedup index."""
+    content = {k: v for k, v in message.items() if k not in VOLATILE_FIELDS}
+    return zlib.crc32(_dumps(content).encode())
+
+
+def _device_row(row: sqlite3.Row) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "name": row["name"],
+        "ident": row["ident"],
+        "protocol": row["protocol"],
+        "model": row["model"],
+        "phone": row["phone"],
+        "settings": json.loads(row["settings"]),
+        "enabled": bool(row["enabled"]),
+        "connected": bool(row["connected"]),
+        "last_active": row["last_active"],
+        "created": row["created"],
+        "messages_ttl": row["messages_ttl"],
+    }
+
+
+def _command_row(row: sqlite3.Row) -> dict[str, Any]:
+    out = dict(row)
+    for col in COMMAND_JSON_COLUMNS:
+        if out.get(col) is not None:
+            out[col] = json.loads(out[col])
+    out["realtime"] = bool(out["realtime"])
+    if out["executed"] is not None:
+        out["executed"] = bool(out["executed"])
+    if out.get("payload") is not None:
+        out["payload"] = bytes(out["payload"])
+    return out
+
+
+def _time_clause(query: TimeQuery, column: str = "ts") -> tuple[str, list[Any]]:
+    parts: list[str] = []
+    args: list[Any] = []
+    if query.from_ts is not None:
+        parts.append(f"{column} >= ?")
+        args.append(query.from_ts)
+    if query.to_ts is not None:
+        parts.append(f"{column} <= ?")
+        args.append(query.to_ts)
+    return " AND ".join(parts), args
+
+
+def _where(*clauses: tuple[str, list[Any]]) -> tuple[str, list[Any]]:
+    parts = [c for c, _ in clauses if c]
+    args = [a for _, group in clauses for a in group]
+    return (" WHERE " + " AND ".join(parts)) if parts else "", args
+
+
+def _in(column: str, values: list[Any] | None) -> tuple[str, list[Any]]:
+    if values is None:
+        return "", []
+    if not values:
+        return "0", []
+    return f"{column} IN ({','.join('?' * len(values))})", list(values)
+
+
+def _eq(column: str, value: Any) -> tuple[str, list[Any]]:
+    return (f"{column} = ?", [value]) if value is not None else ("", [])
+
+
+def _order(query: TimeQuery, column: str = "ts") -> str:
+    direction = "DESC" if query.reverse else "ASC"
+    limit = f" LIMIT {int(query.count)}" if query.count is not None else ""
+    return f" ORDER BY {column} {direction}, id {direction}{limit}"
+
+
+class SQLiteStore(Store):
+    def __init__(self, path: str | Path, synchronous: str = "NORMAL", readers: int = 4) -> None:
+        self.path = Path(path)
+        self._synchronous = synchronous.upper()
+        self._writer: BatchWriter | None = None
+        self._local = threading.local()
+        self._pool = ThreadPoolExecutor(max_workers=readers, thread_name_prefix="sqlite-read")
+        self._telemetry: dict[int, dict[str, list[Any]]] = {}
+        self._telemetry_lock = threading.Lock()
+        self._readers: list[sqlite3.Connection] = []
+
+    # lifecycle -------------------------------------------------------------------------------
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
+        db.row_factory = sqlite3.Row
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute(f"PRAGMA synchronous={self._synchronous}")
+        db.execute("PRAGMA busy_timeout=30000")
+        return db
+
+    async def open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        db = self._connect()
+        db.executescript(SCHEMA)
+        for row in db.execute("SELECT device_id, data FROM telemetry"):
+            self._telemetry[row["device_id"]] = json.loads(row["data"])
+        self._writer = BatchWriter(db)
+        self._writer.start()
+
+    async def close(self) -> None:
+        if self._writer is not None:
+            await asyncio.to_thread(self._writer.stop)
+            self._writer = None
+        self._pool.shutdown(wait=True)
+        for db in self._readers:
+            db.close()
+
+    @property
+    def commits(self) -> int:
+        return self._writer.commits if self._writer else 0
+
+    async def _write(self, op: Callable[[sqlite3.Connection], T]) -> T:
+        if self._writer is None:
+            raise StoreError("store is closed")
+        return await self._writer.submit(op)  # type: ignore[no-any-return]
+
+    def _reader(self) -> sqlite3.Connection:
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = self._connect()
+            self._local.db = db
+            self._readers.append(db)
+        return db
+
+    async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, lambda: fn(self._reader()))
+
+    # devices ---------------------------------------------------------------------------------
+    async def create_device(self, fields: dict[str, Any]) -> dict[str, Any]:
+        ident, protocol = fields.get("ident"), fields.get("protocol")
+        if not ident or not protocol:
+            raise StoreError("a device needs an ident and a protocol")
+
+        def op(db: sqlite3.Connection) -> int:
+            try:
+                cur = db.execute(
+                    "INSERT INTO devices(name, ident, protocol, model, phone, settings, enabled, created,"
+                    " messages_ttl) VALUES (?,?,?,?,?,?,?,?,?)",
+                    (
+                        fields.get("name") or "",
+                        str(ident),
+                        protocol,
+                        fields.get("model"),
+                        fields.get("phone"),
+                        _dumps(fields.get("settings") or {}),
+                        int(fields.get("enabled", True)),
+                        time.time(),
+                        fields.get("messages_ttl"),
+                    ),
+                )
+            except sqlite3.IntegrityError as exc:
+                raise Conflict(f"a {protocol} device with ident {ident} already exists") from exc
+            device_id = int(cur.lastrowid or 0)
+            # Claim what was stored while the ident was unknown.
+            db.execute(
+                "UPDATE messages SET device_id = ? WHERE device_id IS NULL AND protocol = ? AND ident = ?",
+                (device_id, protocol, str(ident)),
+            )
+            db.execute(
+                "UPDATE packets SET device_id = ? WHERE device_id IS NULL AND protocol = ? AND ident = ?",
+                (device_id, protocol, str(ident)),
+            )
+            db.execute(
+                "UPDATE idents SET device_id = ? WHERE protocol = ? AND ident = ?",
+                (device_id, protocol, str(ident)),
+            )
+            return device_id
+
+        device_id = await self._write(op)
+        return await self.get_device(device_id)
+
+    async def update_device(self, device_id: int, fields: dict[str, Any]) -> dict[str, Any]:
+        sets = {k: v for k, v in fields.items() if k in _DEVICE_COLUMNS}
+        if "settings" in sets:
+            sets["settings"] = _dumps(sets["settings"] or {})
+        if "enabled" in sets:
+            sets["enabled"] = int(bool(sets["enabled"]))
+
+        def op(db: sqlite3.Connection) -> None:
+            if not sets:
+                return
+            try:
+                cur = db.execute(
+                    f"UPDATE devices SET {', '.join(f'{k} = ?' for k in sets)} WHERE id = ?",
+                    (*sets.values(), device_id),
+                )
+            except sqlite3.IntegrityError as exc:
+                raise Conflict("another device already has that protocol and ident") from exc
+            if cur.rowcount == 0:
+                raise NotFound(f"device {device_id} not found")
+
+        await self._write(op)
+        return await self.get_device(device_id)
+
+    async def delete_device(self, device_id: int) -> None:
+        def op(db: sqlite3.Connection) -> None:
+            if db.execute("DELETE FROM devices WHERE id = ?", (device_id,)).rowcount == 0:
+                raise NotFound(f"device {device_id} not found")
+            db.execute("DELETE FROM telemetry WHERE device_id = ?", (device_id,))
+            db.execute("UPDATE idents SET device_id = NULL WHERE device_id = ?", (device_id,))
+            with self._telemetry_lock:
+                self._telemetry.pop(device_id, None)
+
+        await self._write(op)
+
+    async def list_devices(self) -> list[dict[str, Any]]:
+        rows = await self._read(lambda db: db.execute("SELECT * FROM devices ORDER BY id").fetchall())
+        return [_device_row(r) for r in rows]
+
+    async def get_device(self, device_id: int) -> dict[str, Any]:
+        row = await self._read(lambda db: db.execute("SELECT * FROM devices WHERE id = ?", (device_id,)).fetchone())
+        if row is None:
+            raise NotFound(f"device {device_id} not found")
+        return _device_row(row)
+
+    async def set_connected(self, device_id: int, connected: bool, last_active: float | None) -> None:
+        def op(db: sqlite3.Connection) -> None:
+            db.execute(
+                "UPDATE devices SET connected = ?, last_active = COALESCE(?, last_active) WHERE id = ?",
+                (int(connected), last_active, device_id),
+            )
+
+        await self._write(op)
+
+    # ingest ----------------------------------------------------------------------------------
+    async def ingest(self, batch: IngestBatch) -> None:
+        rows = []
+        for m in batch.messages:
+            ts = float(m.get("timestamp") or 0.0)
+            rows.append(
+                (
+                    m.get("device.id"),
+                    m.get("protocol.name", ""),
+                    str(m.get("ident", "")),
+                    ts,
+                    float(m.get("server.timestamp") or 0.0),
+                    int(bool(m.get("timestamp.flagged"))),
+                    content_digest(m),
+                    _dumps(m),
+                )
+            )
+        packets = [
+            (p.timestamp, p.type, p.conn, p.protocol, p.peer, p.ident, p.device_id, p.data) for p in batch.packets
+        ]
+        logs = [
+            (
+                lg.timestamp, lg.event, lg.protocol, lg.conn, lg.ident, lg.device_id, lg.peer, lg.transport,
+                lg.recv, lg.send, lg.msgs, lg.duration, lg.reason,
+            )
+            for lg in batch.logs
+        ]
+        idents = [(i.protocol, i.ident, i.timestamp, i.timestamp, i.peer, i.sample, i.device_id) for i in batch.idents]
+        messages = batch.messages
+
+        def op(db: sqlite3.Connection) -> None:
+            if rows:
+                db.executemany(
+                    "INSERT OR IGNORE INTO messages(device_id, protocol, ident, ts, server_ts, flagged, digest, data)"
+                    " VALUES (?,?,?,?,?,?,?,?)",
+                    rows,
+                )
+                self._update_telemetry(db, messages)
+            if packets:
+                db.executemany(
+                    "INSERT INTO packets(ts, type, conn, protocol, peer, ident, device_id, data)"
+                    " VALUES (?,?,?,?,?,?,?,?)",
+                    packets,
+                )
+            if logs:
+                db.executemany(
+                    "INSERT INTO logs(ts, event, protocol, conn, ident, device_id, peer, transport, recv, send,"
+                    " msgs, duration, reason) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    logs,
+                )
+            if idents:
+                db.executemany(
+                    "INSERT INTO idents(protocol, ident, first_seen, last_seen, peer, sample, device_id)"
+                    " VALUES (?,?,?,?,?,?,?) ON CONFLICT(protocol, ident) DO UPDATE SET"
+                    " last_seen = excluded.last_seen, peer = excluded.peer,"
+                    " device_id = COALESCE(excluded.device_id, idents.device_id)",
+                    idents,
+                )
+
+        await self._write(op)
+
+    def _update_telemetry(self, db: sqlite3.Connection, messages: list[Message]) -> None:
+        changed: set[int] = set()
+        with self._telemetry_lock:
+            for m in messages:
+                device_id = m.get("device.id")
+                if device_id is None or m.get("timestamp.flagged"):
+                    continue
+                ts = m.get("timestamp") or 0.0
+                current = self._telemetry.setdefault(device_id, {})
+                for name, value in m.items():
+                    old = current.get(name)
+                    # A late message (blind-area batch) never overwrites a newer value.
+                    if old is None or old[1] <= ts:
+                        current[name] = [value, ts]
+                changed.add(device_id)
+            data = [(d, _dumps(self._telemetry[d])) for d in changed]
+        db.executemany("INSERT OR REPLACE INTO telemetry(device_id, data) VALUES (?, ?)", data)
+
+    # time series -----------------------------------------------------------------------------
+    def _messages_sql(
+        self, device_ids: list[int] | None, query: TimeQuery, protocol: str | None
+    ) -> tuple[str, list[Any]]:
+        where, args = _where(_in("device_id", device_ids), _eq("protocol", protocol), _time_clause(query))
+        return f"SELECT data FROM messages{where}{_order(query)}", args
+
+    async def messages_raw(
+        self, device_ids: list[int] | None, query: TimeQuery, protocol: str | None = None
+    ) -> list[str]:
+        sql, args = self._messages_sql(device_ids, query, protocol)
+        rows = await self._read(lambda db: db.execute(sql, args).fetchall())
+        return [r[0] for r in rows]
+
+    async def messages(
+        self, device_ids: list[int] | None, query: TimeQuery, protocol: str | None = None
+    ) -> list[Message]:
+        return [json.loads(r) for r in await self.messages_raw(device_ids, query, protocol)]
+
+    async def iter_messages(self, device_id: int, query: TimeQuery, chunk: int = 2000) -> AsyncIterator[Message]:
+        last_ts = query.from_ts
+        last_id = -1
+        remaining = query.count
+
+        def fetch(db: sqlite3.Connection) -> list[sqlite3.Row]:
+            args: list[Any] = [device_id]
+            sql = "SELECT id, ts, data FROM messages WHERE device_id = ?"
+            if last_ts is not None:
+                sql += " AND (ts > ? OR (ts = ? AND id > ?))"
+                args += [last_ts, last_ts, last_id]
+            if query.to_ts is not None:
+                sql += " AND ts <= ?"
+                args.append(query.to_ts)
+            sql += " ORDER BY ts, id LIMIT ?"
+            args.append(chunk if remaining is None else min(chunk, remaining))
+            return db.execute(sql, args).fetchall()
+
+        while remaining is None or remaining > 0:
+            rows = await self._read(fetch)
+            if not rows:
+                return
+            for row in rows:
+                yield json.loads(row["data"])
+            last_ts, last_id = rows[-1]["ts"], rows[-1]["id"]
+            if remaining is not None:
+                remaining -= len(rows)
+            if len(rows) < chunk:
+                return
+
+    async def delete_messages(self, device_ids: list[int], query: TimeQuery) -> int:
+        where, args = _where(_in("device_id", device_ids), _time_clause(query))
+        return await self._write(lambda db: db.execute(f"DELETE FROM messages{where}", args).rowcount)
+
+    async def telemetry(self, device_id: int, names: list[str] | None = None) -> dict[str, dict[str, Any]]:
+        with self._telemetry_lock:
+            current = self._telemetry.get(device_id, {})
+            items = current.items() if names is None else ((n, current[n]) for n in names if n in current)
+            return {name: {"value": v[0], "ts": v[1]} for name, v in items}
+
+    async def packets(
+        self,
+        query: TimeQuery,
+        device_ids: list[int] | None = None,
+        protocol: str | None = None,
+        ident: str | None = None,
+    ) -> list[dict[str, Any]]:
+        where, args = _where(
+            _in("device_id", device_ids), _eq("protocol", protocol), _eq("ident", ident), _time_clause(query)
+        )
+        sql = f"SELECT * FROM packets{where}{_order(query)}"
+        rows = await self._read(lambda db: db.execute(sql, args).fetchall())
+        return [
+            {
+                "id": r["id"], "timestamp": r["ts"], "type": r["type"], "conn": r["conn"],
+                "protocol": r["protocol"], "peer": r["peer"], "ident": r["ident"],
+                "device_id": r["device_id"], "data": bytes(r["data"]),
+            }
+            for r in rows
+        ]
+
+    async def logs(
+        self, query: TimeQuery, device_ids: list[int] | None = None, protocol: str | None = None
+    ) -> list[dict[str, Any]]:
+        where, args = _where(_in("device_id", device_ids), _eq("protocol", protocol), _time_clause(query))
+        sql = f"SELECT * FROM logs{where}{_order(query)}"
+        rows = await self._read(lambda db: db.execute(sql, args).fetchall())
+        out = []
+        for r in rows:
+            rec = dict(r)
+            rec["timestamp"] = rec.pop("ts")
+            out.append(rec)
+        return out
+
+    async def idents(self, protocol: str | None = None) -> list[dict[str, Any]]:
+        where, args = _where(_eq("protocol", protocol))
+        sql = f"SELECT * FROM idents{where} ORDER BY last_seen DESC"
+        rows = await self._read(lambda db: db.execute(sql, args).fetchall())
+        return [
+            {
+                "protocol": r["protocol"], "ident": r["ident"], "first_seen": r["first_seen"],
+                "last_seen": r["last_seen"], "peer": r["peer"],
+                "sample": bytes(r["sample"] or b"").hex(), "device_id": r["device_id"],
+            }
+            for r in rows
+        ]
+
+    # commands --------------------------------------------------------------------------------
+    @staticmethod
+    def _command_values(fields: dict[str, Any]) -> dict[str, Any]:
+        values = {k: v for k, v in fields.items() if k in COMMAND_COLUMNS}
+        for col in COMMAND_JSON_COLUMNS:
+            if col in values and values[col] is not None:
+                values[col] = _dumps(values[col])
+        return values
+
+    async def create_command(self, fields: dict[str, Any]) -> dict[str, Any]:
+        values = self._command_values({"created": time.time(), "status": "queued", **fields})
+
+        def op(db: sqlite3.Connection) -> int:
+            cur = db.execute(
+                f"INSERT INTO commands({', '.join(values)}) VALUES ({','.join('?' * len(values))})",
+                tuple(values.values()),
+            )
+            return int(cur.lastrowid or 0)
+
+        return await self.get_command(await self._write(op))
+
+    async def update_command(self, command_id: int, fields: dict[str, Any]) -> dict[str, Any]:
+        values = self._command_values(fields)
+
+        def op(db: sqlite3.Connection) -> None:
+            if values:
+                db.execute(
+                    f"UPDATE commands SET {', '.join(f'{k} = ?' for k in values)} WHERE id = ?",
+                    (*values.values(), command_id),
+                )
+
+        await self._write(op)
+        return await self.get_command(command_id)
+
+    async def get_command(self, command_id: int) -> dict[str, Any]:
+        row = await self._read(lambda db: db.execute("SELECT * FROM commands WHERE id = ?", (command_id,)).fetchone())
+        if row is None:
+            raise NotFound(f"command {command_id} not found")
+        return _command_row(row)
+
+    async def commands(
+        self,
+        device_ids: list[int] | None = None,
+        statuses: tuple[str, ...] | None = None,
+        query: TimeQuery | None = None,
+    ) -> list[dict[str, Any]]:
+        query = query or TimeQuery()
+        where, args = _where(
+            _in("device_id", device_ids),
+            _in("status", list(statuses) if statuses is not None else None),
+            _time_clause(query, "created"),
+        )
+        sql = f"SELECT * FROM commands{where}{_order(query, 'created')}"
+        rows = await self._read(lambda db: db.execute(sql, args).fetchall())
+        return [_command_row(r) for r in rows]
+
+    # key/value -------------------------------------------------------------------------------
+    async def kv_get(self, namespace: str, key: str) -> Any | None:
+        row = await self._read(
+            lambda db: db.execute("SELECT value FROM kv WHERE namespace = ? AND key = ?", (namespace, key)).fetchone()
+        )
+        return None if row is None else json.loads(row[0])
+
+    async def kv_set(self, namespace: str, key: str, value: Any) -> None:
+        text = _dumps(value)
+        await self._write(
+            lambda db: db.execute(
+                "INSERT OR REPLACE INTO kv(namespace, key, value) VALUES (?,?,?)", (namespace, key, text)
+            )
+        )
+
+    async def kv_delete(self, namespace: str, key: str) -> None:
+        await self._write(lambda db: db.execute("DELETE FROM kv WHERE namespace = ? AND key = ?", (namespace, key)))
+
+    async def kv_list(self, namespace: str) -> dict[str, Any]:
+        rows = await self._read(
+            lambda db: db.execute("SELECT key, value FROM kv WHERE namespace = ? ORDER BY key", (namespace,)).fetchall()
+        )
+        return {r[0]: json.loads(r[1]) for r in rows}
+
+    # retention -------------------------------------------------------------------------------
+    async def purge(self, messages_before: float | None, packets_before: float | None) -> dict[str, int]:
+        def op(db: sqlite3.Connection) -> dict[str, int]:
+            out = {"messages": 0, "packets": 0, "logs": 0}
+            if messages_before is not None:
+                out["messages"] = db.execute("DELETE FROM messages WHERE server_ts < ?", (messages_before,)).rowcount
+            if packets_before is not None:
+                out["packets"] = db.execute("DELETE FROM packets WHERE ts < ?", (packets_before,)).rowcount
+                out["logs"] = db.execute("DELETE FROM logs WHERE ts < ?", (packets_before,)).rowcount
+            return out
+
+        return await self._write(op)

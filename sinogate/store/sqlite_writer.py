@@ -1,0 +1,99 @@
+"""A single writer thread that batches many small writes into one transaction.
+
+Callers submit a function taking the connection; the thread runs everything queued since the
+last commit inside one transaction (each call in its own savepoint, so one failure does not undo
+the others) and resolves the callers' futures only after COMMIT returns. Group commit is what makes
+"acknowledge only what is durable" cheap: a busy server commits a few hundred times a second, not
+once per message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable
+from typing import Any
+
+WriteOp = Callable[[sqlite3.Connection], Any]
+
+_STOP = object()
+
+
+class BatchWriter:
+    def __init__(self, connection: sqlite3.Connection, max_batch: int = 2000) -> None:
+        self._db = connection
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._max_batch = max_batch
+        self._thread = threading.Thread(target=self._run, name="sqlite-writer", daemon=True)
+        self.commits = 0
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def submit(self, op: WriteOp) -> asyncio.Future[Any]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        self._queue.put((op, future, loop))
+        return future
+
+    def stop(self) -> None:
+        """Runs what is queued, commits, and ends the thread."""
+        self._queue.put(_STOP)
+        self._thread.join()
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            batch = []
+            stop = item is _STOP
+            if not stop:
+                batch.append(item)
+            while not stop and len(batch) < self._max_batch:
+                try:
+                    nxt = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is _STOP:
+                    stop = True
+                else:
+                    batch.append(nxt)
+            if batch:
+                self._commit(batch)
+            if stop:
+                return
+
+    def _commit(self, batch: list[tuple[WriteOp, asyncio.Future[Any], asyncio.AbstractEventLoop]]) -> None:
+        db = self._db
+        results: list[tuple[bool, Any]] = []
+        try:
+            db.execute("BEGIN")
+            for op, _future, _loop in batch:
+                db.execute("SAVEPOINT op")
+                try:
+                    results.append((True, op(db)))
+                    db.execute("RELEASE op")
+                except Exception as exc:  # the caller gets the error; the rest of the batch commits
+                    db.execute("ROLLBACK TO op")
+                    db.execute("RELEASE op")
+                    results.append((False, exc))
+            db.execute("COMMIT")
+            self.commits += 1
+        except Exception as exc:  # commit itself failed: nothing in this batch is durable
+            try:
+                db.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
+            results = [(False, exc)] * len(batch)
+        for (ok, value), (_op, future, loop) in zip(results, batch, strict=True):
+            loop.call_soon_threadsafe(_resolve, future, ok, value)
+
+
+def _resolve(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
+    if future.done():
+        return
+    if ok:
+        future.set_result(value)
+    else:
+        future.set_exception(value)
