@@ -1,0 +1,50 @@
+"""``sinogate serve``: run the gateway."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def serve(
+        config: Path | None = typer.Option(None, "--config", "-c", help="TOML config file"),
+        data_dir: Path | None = typer.Option(None, help="Data directory (default ./data)"),
+        host: str | None = typer.Option(None, help="Address for device listeners"),
+        h02_port: int | None = typer.Option(None, help="H02 TCP+UDP port (default 5013, 0 disables)"),
+        jt808_port: int | None = typer.Option(None, help="JT/T 808 TCP+UDP port (default 5015, 0 disables)"),
+        http_port: int | None = typer.Option(None, help="HTTP API port (default 8080, 0 disables)"),
+        http_host: str | None = typer.Option(None, help="Address for the HTTP API"),
+        udp: bool | None = typer.Option(None, "--udp/--no-udp", help="Listen on UDP too"),
+        auto_register: bool | None = typer.Option(None, "--auto-register/--no-auto-register"),
+        idle_timeout: float | None = typer.Option(None, help="Seconds before a silent connection is closed"),
+        token: str | None = typer.Option(None, help="Master API token"),
+        log_level: str | None = typer.Option(None, help="DEBUG, INFO, WARNING"),
+    ) -> None:
+        """Run the gateway: device listeners, storage and the HTTP API."""
+        from sinogate.config import load_config
+        from sinogate.server.gateway import Gateway
+
+        try:
+            cfg = load_config(
+                config, data_dir=data_dir, host=host, h02_port=h02_port, jt808_port=jt808_port,
+                http_port=http_port, http_host=http_host, udp=udp, auto_register=auto_register,
+                idle_timeout=idle_timeout, token=token, log_level=log_level,
+            )
+        except Exception as exc:
+            typer.echo(f"configuration error: {exc}", err=True)
+            raise typer.Exit(2) from exc
+        logging.basicConfig(
+            level=cfg.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        )
+        try:
+            import uvloop
+
+            runner = uvloop.run
+        except ImportError:
+            runner = asyncio.run
+        runner(Gateway(cfg).serve_forever())

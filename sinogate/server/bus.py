@@ -1,0 +1,52 @@
+"""In-process event bus for live views (SSE stream, console, MQTT bridge).
+
+Publishing never blocks ingest: each subscriber has a bounded queue and a slow subscriber loses
+events (and is told how many) rather than slowing the devices down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+Event = dict[str, Any]
+# Event shape: {"type": "message"|"packet"|"command"|"log", "device_id": int|None,
+#               "protocol": str, "ident": str|None, "data": {...}}
+
+
+@dataclass(eq=False)
+class Subscription:
+    accept: Callable[[Event], bool]
+    queue: asyncio.Queue[Event] = field(default_factory=lambda: asyncio.Queue(maxsize=10000))
+    dropped: int = 0
+
+    async def get(self) -> Event:
+        return await self.queue.get()
+
+
+class EventBus:
+    def __init__(self) -> None:
+        self._subs: set[Subscription] = set()
+
+    def subscribe(self, accept: Callable[[Event], bool] = lambda _e: True) -> Subscription:
+        sub = Subscription(accept)
+        self._subs.add(sub)
+        return sub
+
+    def unsubscribe(self, sub: Subscription) -> None:
+        self._subs.discard(sub)
+
+    @property
+    def active(self) -> bool:
+        return bool(self._subs)
+
+    def publish(self, event: Event) -> None:
+        for sub in self._subs:
+            if not sub.accept(event):
+                continue
+            try:
+                sub.queue.put_nowait(event)
+            except asyncio.QueueFull:
+                sub.dropped += 1

@@ -1,0 +1,126 @@
+"""The device registry: the store's devices, cached in memory for the ingest path.
+
+Every change to a device goes through here so the cache and the codecs' per-device settings stay
+current. Device settings a user can set (all optional)::
+
+    time_offset   hours the device clock is ahead of UTC (H02 default 0, JT/T 808 default 8)
+    h02_ack       send the H02 R12 acknowledgement for every frame
+    h02_binary_length   fixed length of H02 binary frames (32, 42, 45, 46, 48)
+    jt808_strict  drop JT/T 808 frames with a bad checksum or length instead of decoding them
+    sms_password  the password SMS-style commands use (default 0000)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sinogate.codecs import DEFAULT_SETTINGS, PROTOCOLS, DeviceSettings
+from sinogate.store.base import NotFound, Store, StoreError
+
+SETTING_TYPES: dict[str, type | tuple[type, ...]] = {
+    "time_offset": (int, float),
+    "h02_ack": bool,
+    "h02_binary_length": int,
+    "jt808_strict": bool,
+    "sms_password": str,
+}
+
+
+def validate_settings(settings: Any) -> dict[str, Any]:
+    if settings is None:
+        return {}
+    if not isinstance(settings, dict):
+        raise StoreError("settings must be an object")
+    for key, value in settings.items():
+        expected = SETTING_TYPES.get(key)
+        if expected is None:
+            continue  # free-form user settings are kept as given
+        if value is not None and (not isinstance(value, expected) or (expected is not bool and value is True)):
+            raise StoreError(f"setting {key!r} has the wrong type")
+    if settings.get("h02_binary_length") not in (None, 32, 42, 45, 46, 48):
+        raise StoreError("h02_binary_length must be one of 32, 42, 45, 46, 48")
+    return dict(settings)
+
+
+def codec_settings(device: dict[str, Any] | None) -> DeviceSettings:
+    if device is None:
+        return DEFAULT_SETTINGS
+    s = device.get("settings") or {}
+    return DeviceSettings(
+        time_offset=s.get("time_offset"),
+        h02_ack=bool(s.get("h02_ack", False)),
+        h02_binary_length=s.get("h02_binary_length"),
+        jt808_strict=bool(s.get("jt808_strict", False)),
+        model=device.get("model"),
+    )
+
+
+class DeviceRegistry:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._by_id: dict[int, dict[str, Any]] = {}
+        self._by_ident: dict[tuple[str, str], dict[str, Any]] = {}
+        self._settings: dict[tuple[str, str], DeviceSettings] = {}
+
+    async def load(self) -> None:
+        for device in await self.store.list_devices():
+            self._remember(device)
+
+    def _remember(self, device: dict[str, Any]) -> dict[str, Any]:
+        old = self._by_id.get(device["id"])
+        if old is not None:
+            self._by_ident.pop((old["protocol"], old["ident"]), None)
+            self._settings.pop((old["protocol"], old["ident"]), None)
+        self._by_id[device["id"]] = device
+        key = (device["protocol"], device["ident"])
+        self._by_ident[key] = device
+        self._settings[key] = codec_settings(device)
+        return device
+
+    def all(self) -> list[dict[str, Any]]:
+        return list(self._by_id.values())
+
+    def get(self, device_id: int) -> dict[str, Any]:
+        device = self._by_id.get(device_id)
+        if device is None:
+            raise NotFound(f"device {device_id} not found")
+        return device
+
+    def find(self, protocol: str, ident: str) -> dict[str, Any] | None:
+        return self._by_ident.get((protocol, ident))
+
+    def settings_for(self, protocol: str, ident: str) -> DeviceSettings:
+        return self._settings.get((protocol, ident), DEFAULT_SETTINGS)
+
+    async def create(self, fields: dict[str, Any]) -> dict[str, Any]:
+        protocol = fields.get("protocol")
+        if protocol not in PROTOCOLS:
+            raise StoreError(f"protocol must be one of {', '.join(PROTOCOLS)}")
+        ident = fields.get("ident")
+        if not isinstance(ident, str | int) or not str(ident).strip() or any(c in str(ident) for c in "#+/ "):
+            raise StoreError("ident must be a non-empty string without '#', '+', '/' or spaces")
+        fields = {**fields, "ident": str(ident).strip(), "settings": validate_settings(fields.get("settings"))}
+        return self._remember(await self.store.create_device(fields))
+
+    async def update(self, device_id: int, fields: dict[str, Any]) -> dict[str, Any]:
+        self.get(device_id)
+        if "settings" in fields:
+            fields = {**fields, "settings": validate_settings(fields["settings"])}
+        if "protocol" in fields and fields["protocol"] not in PROTOCOLS:
+            raise StoreError(f"protocol must be one of {', '.join(PROTOCOLS)}")
+        return self._remember(await self.store.update_device(device_id, fields))
+
+    async def delete(self, device_id: int) -> None:
+        device = self.get(device_id)
+        await self.store.delete_device(device_id)
+        self._by_id.pop(device_id, None)
+        self._by_ident.pop((device["protocol"], device["ident"]), None)
+        self._settings.pop((device["protocol"], device["ident"]), None)
+
+    def mark(self, device_id: int, connected: bool, last_active: float | None) -> None:
+        """Runtime state; the session persists it through the store itself."""
+        device = self._by_id.get(device_id)
+        if device is not None:
+            device["connected"] = connected
+            if last_active is not None:
+                device["last_active"] = last_active

@@ -1,0 +1,272 @@
+"""One device connection: frames in, durable messages, protocol replies out.
+
+The order inside ``_process`` is the durability contract: decode → pipeline → store (await the
+commit) → only then write the protocol replies. A device that got an acknowledgement can forget
+the data; we must not have lost it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from sinogate.codecs import Frame, ProtocolConnection, connection_class
+from sinogate.pipeline import Context
+from sinogate.store.base import (
+    PACKET_CONNECT,
+    PACKET_DISCONNECT,
+    PACKET_RECEIVED,
+    PACKET_SENT,
+    PACKET_UDP,
+    IdentSeen,
+    IngestBatch,
+    LogRecord,
+    PacketRecord,
+)
+
+if TYPE_CHECKING:
+    from sinogate.server.gateway import Gateway
+
+log = logging.getLogger("sinogate.session")
+
+_conn_ids = itertools.count(int(time.time() * 1000) % 1_000_000_000 * 10)
+
+PROTOCOL_IDS = {"h02": 1, "jt808": 2}
+CHANNEL_IDS = {"h02": 1, "jt808": 2}
+# Raw traffic seen before a connection names its device is held (bounded) and then filed under it.
+_MAX_PENDING_PACKETS = 64
+
+
+def next_conn_id() -> int:
+    return next(_conn_ids)
+
+
+class Session:
+    """State shared by TCP and UDP sessions; a subclass owns the transport."""
+
+    transport_name = "tcp"
+
+    def __init__(self, gateway: Gateway, protocol: str, peer: str) -> None:
+        self.gateway = gateway
+        self.protocol = protocol
+        self.peer = peer
+        self.conn_id = next_conn_id()
+        self.opened = time.time()
+        self.codec: ProtocolConnection = connection_class(protocol)(
+            settings=lambda ident: gateway.devices.settings_for(protocol, ident),
+            transport=self.transport_name,
+        )
+        self.ident: str | None = None
+        self.device: dict[str, Any] | None = None
+        self.bytes_in = 0
+        self.bytes_out = 0
+        self.messages_in = 0
+        self.last_active = self.opened
+        self.closed = False
+        self._pending: list[PacketRecord] = []
+        self._garbage = 0
+        self._packet_type_bias = PACKET_UDP if self.transport_name == "udp" else 0
+
+    # identification ----------------------------------------------------------------------------
+    @property
+    def device_id(self) -> int | None:
+        return self.device["id"] if self.device else None
+
+    async def _identify(self, ident: str, frame: Frame, now: float) -> IdentSeen:
+        gw = self.gateway
+        self.ident = ident
+        device = gw.devices.find(self.protocol, ident)
+        if device is None and gw.config.auto_register:
+            try:
+                device = await gw.devices.create({"ident": ident, "protocol": self.protocol, "name": ident})
+                log.info("registered new %s device %s (id %s) from %s", self.protocol, ident, device["id"], self.peer)
+            except Exception:  # a concurrent registration of the same ident won
+                device = gw.devices.find(self.protocol, ident)
+        if device is not None and not device.get("enabled", True):
+            log.info("%s device %s is disabled; closing %s", self.protocol, ident, self.peer)
+            self.close("device disabled")
+            device = None
+        self.device = device
+        if device is None:
+            log.info("unknown %s ident %s from %s", self.protocol, ident, self.peer)
+        for p in self._pending:
+            p.ident = ident
+            p.device_id = self.device_id
+        if device is not None:
+            gw.attach(self)
+        return IdentSeen(self.protocol, ident, now, self.peer, frame.raw[:256], self.device_id)
+
+    # packets -----------------------------------------------------------------------------------
+    def _packet(self, kind: int, data: bytes, now: float) -> PacketRecord:
+        record = PacketRecord(
+            now, kind + self._packet_type_bias, self.conn_id, self.protocol, self.peer, self.ident, self.device_id, data
+        )
+        if self.gateway.bus.active:
+            self.gateway.bus.publish(
+                {
+                    "type": "packet", "device_id": self.device_id, "protocol": self.protocol, "ident": self.ident,
+                    "data": {"timestamp": now, "type": record.type, "conn": self.conn_id, "hex": data.hex()},
+                }
+            )
+        return record
+
+    def _take_packets(self, record: PacketRecord) -> list[PacketRecord]:
+        """Hold traffic until the device is known, so it is filed under the right ident."""
+        if self.ident is None:
+            if len(self._pending) < _MAX_PENDING_PACKETS:
+                self._pending.append(record)
+            return []
+        out, self._pending = [*self._pending, record], []
+        return out
+
+    # the ingest path ---------------------------------------------------------------------------
+    async def process(self, data: bytes, now: float) -> list[bytes]:
+        """Decodes ``data``, stores everything durably and returns the replies to send."""
+        self.bytes_in += len(data)
+        self.last_active = now
+        frames = self.codec.datagram(data, now) if self.transport_name == "udp" else self.codec.feed(data, now)
+        batch = IngestBatch()
+        replies: list[bytes] = []
+        messages: list[dict[str, Any]] = []
+        good = False
+        for frame in frames:
+            if frame.errors:
+                log.warning(
+                    "%s %s %s: %s; bytes %s",
+                    self.protocol, self.peer, self.ident or "?", "; ".join(frame.errors), frame.raw[:512].hex(),
+                )
+            if frame.messages or frame.replies or frame.ident:
+                good = True
+            ident = frame.ident or self.codec.ident
+            if ident and ident != self.ident:
+                batch.idents.append(await self._identify(ident, frame, now))
+                if self.closed:
+                    return []
+            if frame.messages:
+                messages.extend(frame.messages)
+            replies.extend(frame.replies)
+        self._garbage = 0 if good else self._garbage + len(data)
+        batch.packets = self._take_packets(self._packet(PACKET_RECEIVED, data, now))
+        if messages:
+            ctx = Context(
+                self.protocol, self.transport_name, self.peer, now, self.device,
+                CHANNEL_IDS[self.protocol], PROTOCOL_IDS[self.protocol],
+            )
+            for m in messages:
+                m.setdefault("ident", self.ident or "")
+            messages = self.gateway.pipeline.run(messages, ctx)
+            self.messages_in += len(messages)
+            batch.messages = messages
+        await self.gateway.store.ingest(batch)
+        if messages:
+            self.gateway.after_ingest(self, messages)
+        if self._garbage > self.gateway.config.garbage_limit:
+            self.close(f"{self._garbage} bytes without a valid frame")
+        return replies
+
+    def record_sent(self, data: bytes) -> None:
+        now = time.time()
+        self.bytes_out += len(data)
+        records = self._take_packets(self._packet(PACKET_SENT, data, now))
+        if records:
+            self.gateway.store_later(IngestBatch(packets=records))
+
+    def connect_records(self) -> IngestBatch:
+        return IngestBatch(packets=self._take_packets(self._packet(PACKET_CONNECT, b"", self.opened)))
+
+    def close_records(self, reason: str) -> IngestBatch:
+        now = time.time()
+        packets = self._take_packets(self._packet(PACKET_DISCONNECT, b"", now))
+        if self.ident is None:
+            packets = self._pending  # never identified: keep the traffic anyway, under no ident
+            self._pending = []
+        return IngestBatch(
+            packets=packets,
+            logs=[
+                LogRecord(
+                    now, "disconnect", self.protocol, self.conn_id, self.ident, self.device_id, self.peer,
+                    self.transport_name, self.bytes_in, self.bytes_out, self.messages_in, now - self.opened, reason,
+                )
+            ],
+        )
+
+    # transport hooks -------------------------------------------------------------------------
+    def send(self, data: bytes) -> None:
+        raise NotImplementedError
+
+    def close(self, reason: str) -> None:
+        raise NotImplementedError
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "id": self.conn_id,
+            "ident": self.ident,
+            "device_id": self.device_id,
+            "protocol": self.protocol,
+            "transport": self.transport_name,
+            "source": self.peer,
+            "established": self.opened,
+            "last_active": self.last_active,
+            "msgs": self.messages_in,
+            "recv": self.bytes_in,
+            "send": self.bytes_out,
+        }
+
+
+class TcpSession(Session):
+    transport_name = "tcp"
+
+    def __init__(
+        self, gateway: Gateway, protocol: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        peername = writer.get_extra_info("peername") or ("?", 0)
+        super().__init__(gateway, protocol, f"{peername[0]}:{peername[1]}")
+        self.reader = reader
+        self.writer = writer
+        self.close_reason = "closed by device"
+
+    def send(self, data: bytes) -> None:
+        if self.closed or self.writer.is_closing():
+            raise ConnectionError("connection is closed")
+        self.writer.write(data)
+        self.record_sent(data)
+
+    def close(self, reason: str) -> None:
+        if not self.closed:
+            self.closed = True
+            self.close_reason = reason
+            self.writer.close()
+
+    async def run(self) -> None:
+        gw = self.gateway
+        await gw.store.ingest(self.connect_records())
+        log.debug("%s connection %s from %s", self.protocol, self.conn_id, self.peer)
+        try:
+            while not self.closed:
+                try:
+                    data = await asyncio.wait_for(self.reader.read(65536), gw.config.idle_timeout)
+                except TimeoutError:
+                    self.close_reason = f"idle for {gw.config.idle_timeout:g} s"
+                    break
+                if not data:
+                    break
+                replies = await self.process(data, time.time())
+                for reply in replies:
+                    if self.closed:
+                        break
+                    self.send(reply)
+                if self.writer.transport.get_write_buffer_size() > 1 << 20:
+                    await self.writer.drain()
+        except (ConnectionError, OSError) as exc:
+            self.close_reason = f"connection error: {exc}"
+        except asyncio.CancelledError:
+            self.close_reason = "server shutdown"
+            raise
+        finally:
+            self.closed = True
+            self.writer.close()
+            gw.detach(self)
+            await gw.store.ingest(self.close_records(self.close_reason))
