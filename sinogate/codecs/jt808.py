@@ -1,0 +1,279 @@
+"""JT/T 808 (2011/2013/2019) codec, sans-IO: ``0x7E`` framing, decoding, replies and commands.
+
+See ``docs``-level notes in the module docstrings of the helpers:
+``jt808_frame`` (escape, checksum, header, terminal ids), ``jt808_location`` (0x0200 and items),
+``jt808_bits`` (alarm/status names), ``jt808_messages`` (other uplink bodies),
+``jt808_commands`` (platform commands).
+
+Replies: 0x8100 (result 0, auth code = the terminal number as its BCD digit string) for 0x0100;
+0x8001 (answered serial, answered id, result 0) for every other uplink, each packet of a
+split message included, except the ids in ``NO_REPLY``. Replies use the header layout of the
+frame they answer and a per-connection serial counter starting at 0.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from sinogate.codecs.base import (
+    CodecError,
+    EncodedCommand,
+    Frame,
+    Message,
+    SettingsLookup,
+    default_lookup,
+)
+from sinogate.codecs.jt808_commands import COMMANDS, build
+from sinogate.codecs.jt808_frame import (
+    Header,
+    decode_ident,
+    encode_frame,
+    escape,
+    parse_header,
+    phone_from_ident,
+    unescape,
+    xor_checksum,
+)
+from sinogate.codecs.jt808_messages import DECODERS, Ctx
+
+MAX_FRAME = 4096  # escaped bytes between delimiters; a 1023-byte body escapes to < 2100
+MAX_ASCII = 512  # Jointech "( … )" sentences
+MAX_PARTIAL = 4  # split messages being reassembled at once
+MAX_PACKETS = 128  # packets per split message (128 × 1023 bytes)
+DEFAULT_TZ_HOURS = 8.0
+
+# no reply for these uplink ids (reference §3; 0x5501/0x5502 are Jointech with their own ack)
+NO_REPLY = frozenset({0x0001, 0x0701, 0x0702, 0x1300, 0x2070, 0x5501, 0x5502})
+
+_TYPE_NAMES: dict[int, str] = {}
+
+
+def _type_name(msg_id: int) -> str:
+    name = _TYPE_NAMES.get(msg_id)
+    if name is None:
+        name = f"0x{msg_id:04X}"
+        if len(_TYPE_NAMES) < 1024:
+            _TYPE_NAMES[msg_id] = name
+    return name
+
+
+def encode_command_frame(name: str, properties: dict[str, Any], phone: bytes, serial: int,
+                         version: int | None = None, model: str | None = None) -> EncodedCommand:
+    """Encode a command for a given terminal number / header version / serial (no connection)."""
+    built = build(name, properties, version, model)
+    if built.verbatim is not None:
+        return EncodedCommand(built.verbatim, _verbatim_match(built.verbatim), built.expects)
+    data = encode_frame(built.msg_id, phone, serial, built.body, version)
+    return EncodedCommand(data, {"serial": serial, "msg_id": built.msg_id}, built.expects)
+
+
+def _verbatim_match(data: bytes) -> dict[str, Any]:
+    if len(data) >= 2 and data[0] == 0x7E and data[-1] == 0x7E:
+        hdr = parse_header(unescape(data[1:-1])[0])
+        if hdr is not None:
+            return {"serial": hdr.serial, "msg_id": hdr.msg_id}
+    return {}
+
+
+class _Partial:
+    __slots__ = ("parts", "total")
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.parts: dict[int, bytes] = {}
+
+
+class Connection:
+    protocol: ClassVar[str] = "jt808"
+
+    def __init__(self, settings: SettingsLookup = default_lookup, transport: str = "tcp") -> None:
+        self._settings = settings
+        self.transport = transport
+        self._buf = bytearray()
+        self._ident: str | None = None
+        self._phone: bytes | None = None
+        self._version: int | None = None
+        self._serial = 0
+        self._partials: dict[int, _Partial] = {}
+
+    # --- contract ---------------------------------------------------------------------------
+
+    @property
+    def ident(self) -> str | None:
+        return self._ident
+
+    def buffered(self) -> int:
+        return len(self._buf)
+
+    def feed(self, data: bytes, now: float) -> list[Frame]:
+        self._buf += data
+        frames, used = self._scan(self._buf, now, final=False)
+        if used:
+            del self._buf[:used]
+        return frames
+
+    def datagram(self, data: bytes, now: float) -> list[Frame]:
+        frames, _ = self._scan(bytearray(data), now, final=True)
+        return frames
+
+    def encode_command(self, name: str, properties: dict[str, Any], now: float) -> EncodedCommand:
+        if self._phone is None or self._ident is None:
+            raise CodecError("device has not identified itself on this connection")
+        model = self._settings(self._ident).model
+        built = build(name, properties, self._version, model)
+        if built.verbatim is not None:
+            return EncodedCommand(built.verbatim, _verbatim_match(built.verbatim), built.expects)
+        serial = self._next_serial()
+        data = encode_frame(built.msg_id, self._phone, serial, built.body, self._version)
+        return EncodedCommand(data, {"serial": serial, "msg_id": built.msg_id}, built.expects)
+
+    # --- framing ----------------------------------------------------------------------------
+
+    def _scan(self, buf: bytearray, now: float, final: bool) -> tuple[list[Frame], int]:
+        frames: list[Frame] = []
+        pos = 0
+        n = len(buf)
+        while pos < n:
+            first = buf[pos]
+            if first == 0x7E:
+                end = buf.find(b"\x7e", pos + 1)
+                if end < 0:
+                    if final or n - pos > MAX_FRAME:
+                        why = "datagram ends inside a frame" if final else \
+                            f"no closing 0x7e within {MAX_FRAME} bytes, dropped"
+                        frames.append(Frame(raw=bytes(buf[pos:]), errors=[why]))
+                        pos = n
+                    break
+                if end == pos + 1:  # "7e7e": boundary between frames, the 2nd 7e opens the next
+                    pos = end
+                    continue
+                if end - pos - 1 > MAX_FRAME:
+                    frames.append(Frame(raw=bytes(buf[pos:end]),
+                                        errors=[f"frame longer than {MAX_FRAME} bytes, dropped"]))
+                    pos = end
+                    continue
+                frames.append(self._frame(bytes(buf[pos:end + 1]), now))
+                pos = end + 1
+            elif first == 0x28:  # "(" Jointech ASCII sentence on the same port
+                close = buf.find(b")", pos + 1, pos + MAX_ASCII)
+                start = buf.find(b"\x7e", pos + 1)
+                if close >= 0 and (start < 0 or close < start):
+                    frames.append(Frame(raw=bytes(buf[pos:close + 1]),
+                                        errors=["ASCII (Jointech) sentence, not decoded"]))
+                    pos = close + 1
+                elif start < 0 and close < 0 and n - pos <= MAX_ASCII and not final:
+                    break
+                else:
+                    stop = n if start < 0 else start
+                    frames.append(Frame(raw=bytes(buf[pos:stop]),
+                                        errors=[f"{stop - pos} bytes outside a frame skipped"]))
+                    pos = stop
+            else:
+                start = buf.find(b"\x7e", pos)
+                paren = buf.find(b"(", pos)
+                stop = min(i for i in (start, paren, n) if i >= 0)
+                frames.append(Frame(raw=bytes(buf[pos:stop]),
+                                    errors=[f"{stop - pos} bytes outside a frame skipped"]))
+                pos = stop
+        return frames, pos
+
+    # --- one frame --------------------------------------------------------------------------
+
+    def _next_serial(self) -> int:
+        serial = self._serial
+        self._serial = (serial + 1) & 0xFFFF
+        return serial
+
+    def _frame(self, raw: bytes, now: float) -> Frame:
+        inner, bad = unescape(raw[1:-1])
+        hdr = parse_header(inner)
+        if hdr is None:
+            errors = [f"frame too short for a header ({len(inner)} bytes)"]
+            if bad:
+                errors.append(f"{bad} invalid escape sequence(s)")
+            return Frame(raw=raw, errors=errors)
+        ident = decode_ident(hdr.phone)
+        frame = Frame(raw=raw, ident=ident)
+        errors = frame.errors
+        if bad:
+            errors.append(f"{bad} invalid escape sequence(s), dropped with the byte after 0x7d")
+        checksum = xor_checksum(inner[:-1])
+        if checksum != inner[-1]:
+            errors.append(f"checksum mismatch: computed 0x{checksum:02x}, frame has 0x{inner[-1]:02x}")
+        body = inner[hdr.length:-1]
+        if len(body) != hdr.body_length:
+            errors.append(f"body length field {hdr.body_length} but body has {len(body)} bytes")
+        settings = self._settings(ident)
+        if errors and settings.jt808_strict:
+            errors.append("strict mode: frame dropped")
+            return frame
+        self._ident = ident
+        self._phone = hdr.phone
+        self._version = hdr.version
+        msg_id = hdr.msg_id
+        if hdr.props & 0x2000:
+            body = self._reassemble(hdr, body, errors)
+            self._reply(frame, hdr)
+            if body is None:
+                return frame
+        tz = settings.time_offset
+        ctx = Ctx(hdr.version, (DEFAULT_TZ_HOURS if tz is None else tz) * 3600.0, now)
+        base: Message = {"ident": ident, "message.type": _type_name(msg_id), "timestamp": now}
+        if hdr.version is not None:
+            base["protocol.version"] = hdr.version
+        decoder = DECODERS.get(msg_id)
+        if decoder is None:
+            frame.messages.append(base)
+        else:
+            try:
+                frame.messages.extend(decoder(base, body, ctx))
+            except Exception as exc:  # a decoder bug must never break the stream
+                errors.append(f"0x{msg_id:04X} body not decoded: {exc!r}")
+                frame.messages.append(base)
+        if not hdr.props & 0x2000:
+            self._reply(frame, hdr)
+        return frame
+
+    def _reply(self, frame: Frame, hdr: Header) -> None:
+        msg_id = hdr.msg_id
+        if msg_id in NO_REPLY:
+            return
+        if msg_id == 0x0100:
+            body = hdr.serial.to_bytes(2, "big") + b"\x00" + hdr.phone.hex().encode()
+            frame.replies.append(encode_frame(0x8100, hdr.phone, self._next_serial(), body, hdr.version))
+            return
+        body = bytes((hdr.serial >> 8, hdr.serial & 0xFF, msg_id >> 8, msg_id & 0xFF, 0))
+        frame.replies.append(encode_frame(0x8001, hdr.phone, self._next_serial(), body, hdr.version))
+
+    def _reassemble(self, hdr: Header, body: bytes, errors: list[str]) -> bytes | None:
+        total, index = hdr.total, hdr.index
+        if not 1 <= index <= total or total > MAX_PACKETS:
+            errors.append(f"bad sub-package numbers {index}/{total} (max {MAX_PACKETS}), packet ignored")
+            return None
+        partial = self._partials.get(hdr.msg_id)
+        if partial is None or partial.total != total:
+            if partial is None and len(self._partials) >= MAX_PARTIAL:
+                oldest = next(iter(self._partials))
+                del self._partials[oldest]
+                errors.append(f"incomplete split message 0x{oldest:04X} discarded")
+            partial = _Partial(total)
+            self._partials.pop(hdr.msg_id, None)
+            self._partials[hdr.msg_id] = partial
+        partial.parts[index] = body
+        if len(partial.parts) < total:
+            return None
+        del self._partials[hdr.msg_id]
+        return b"".join(partial.parts[i] for i in range(1, total + 1))
+
+
+__all__ = [
+    "COMMANDS",
+    "Connection",
+    "decode_ident",
+    "encode_command_frame",
+    "encode_frame",
+    "escape",
+    "phone_from_ident",
+    "unescape",
+    "xor_checksum",
+]

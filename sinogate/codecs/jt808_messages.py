@@ -1,0 +1,264 @@
+"""JT/T 808 uplink bodies other than the plain 0x0200 location (which lives in ``jt808_location``).
+
+Each decoder takes ``(base, body, ctx)`` and returns a list of messages. ``base`` already holds
+``ident``, ``message.type`` and ``timestamp`` (= now); decoders copy it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sinogate.codecs.jt808_location import decode_location
+from sinogate.codecs.jt808_params import PARAMS, SIZES, STRING
+from sinogate.model.params import Param, register
+
+Message = dict[str, Any]
+
+RESULT_TEXT = {0: "ok", 1: "failed", 2: "bad message", 3: "not supported", 4: "alarm confirmed"}
+
+
+@dataclass(slots=True)
+class Ctx:
+    version: int | None
+    tz_seconds: float
+    now: float
+
+
+def _text(raw: bytes) -> str:
+    return raw.split(b"\x00", 1)[0].decode("gbk", "replace").strip()
+
+
+def _ascii(raw: bytes) -> str:
+    """ASCII field padded with 0x00; non-printable content (binary ids) comes out as hex."""
+    raw = raw.strip(b"\x00")
+    if raw.isascii() and raw.decode("ascii").isprintable():
+        return raw.decode("ascii").strip()
+    return raw.hex()
+
+
+def _u16(b: bytes, off: int) -> int:
+    return (b[off] << 8) | b[off + 1]
+
+
+def registration(base: Message, body: bytes, ctx: Ctx) -> list[Message]:
+    """0x0100: 2019 (version byte) 11/30/30, 2013 5/20/7, 2011 (body < 37 bytes) 5/8/7."""
+    m = dict(base)
+    if len(body) < 4:
+        return [m]
+    m["province.id"] = _u16(body, 0)
+    m["city.id"] = _u16(body, 2)
+    if ctx.version is not None:
+        sizes = (11, 30, 30)
+    elif len(body) < 37:
+        sizes = (5, 8, 7)
+    else:
+        sizes = (5, 20, 7)
+    p = 4
+    for name, size in zip(("manufacturer.code", "device.model", "manufacturer.device.code"), sizes, strict=True):
+        if p + size > len(body):
+            return [m]
+        m[name] = _ascii(body[p:p + size])
+        p += size
+    if p < len(body):
+        m["vehicle.plate.color"] = body[p]
+        m["vehicle.plate.number"] = _text(body[p + 1:])
+    return [m]
+
+
+def authentication(base: Message, body: bytes, ctx: Ctx) -> list[Message]:
+    """0x0102: 2013 = whole body is the code; 2019 = len BYTE + code + IMEI[15] + version[20]."""
+    m = dict(base)
+    n = len(body)
+    if ctx.version is not None and n >= 1 and 1 + body[0] + 15 <= n:
+        k = body[0]
+        m["auth.code"] = _ascii(body[1:1 + k])
+        m["device.imei"] = _ascii(body[1 + k:16 + k])
+        if n > 16 + k:
+            m["device.software.version"] = _ascii(body[16 + k:36 + k])
+    else:
+        m["auth.code"] = _ascii(body)
+    return [m]
+
+
+def general_response(base: Message, body: bytes, ctx: Ctx) -> list[Message]:
+    """0x0001 terminal general response: answered serial, answered msg id, result."""
+    m = dict(base)
+    if len(body) >= 5:
+        m["command.serial"] = _u16(body, 0)
+        m["command.code"] = f"0x{_u16(body, 2):04X}"
+        m["command.result.code"] = body[4]
+        m["command.response"] = RESULT_TEXT.get(body[4], f"result {body[4]}")
+    return [m]
+
+
+def _param_value(pid: int, raw: bytes) -> int | str:
+    entry = PARAMS.get(pid)
+    kind = entry[0] if entry else None
+    if kind == STRING or (kind is None and len(raw) not in (1, 2, 4)):
+        return raw.split(b"\x00", 1)[0].decode("gbk", "replace")
+    if kind is not None and len(raw) != SIZES[kind]:
+        return raw.hex()
+    return int.from_bytes(raw, "big")
+
+
+def params_response(base: Message, body: bytes, ctx: Ctx) -> list[Message]:
+    """0x0104: answered serial WORD, count BYTE, items (id DWORD, len BYTE, value)."""
+    m = dict(base)
+    m["command.code"] = "0x8104"
+    if len(body) < 3:
+        return [m]
+    m["command.serial"] = _u16(body, 0)
+    parts = []
+    p = 3
+    while p + 5 <= len(body):
+        pid = int.from_bytes(body[p:p + 4], "big")
+        ln = body[p + 4]
+        raw = body[p + 5:p + 5 + ln]
+        p += 5 + ln
+        value = _param_value(pid, raw)
+        parts.append(f"0x{pid:04X}={value}")
+        entry = PARAMS.get(pid)
+        if entry and entry[1]:
+            m[entry[1]] = value
+    m["command.response"] = ";".join(parts)
+    return [m]
+
+
+def text_report(base: Message, body: bytes, ctx: Ctx) -> list[Message]:
+    """0x6006: encoding BYTE + GBK/ASCII text."""
+    m = dict(base)
+    if body:
+        m["command.response"] = _text(body[1:])
+    return [m]
+
+
+def _is_text(raw: bytes) -> bool:
+    if not raw or not raw.isascii():
+        return False
+    return all(c.isprintable() or c in "\r\n\t" for c in raw.decode("ascii"))
+
+
+def passthrough(base: Message, body: bytes, ctx: Ctx) -> list[Message]:
+    """0x0900: type BYTE + content; ASCII content becomes ``command.response``."""
+    m = dict(base)
+    if body:
+        m["passthrough.type"] = body[0]
+        content = body[1:]
+        if _is_text(content):
+            m["command.response"] = content.decode("ascii").strip()
+        else:
+            m["passthrough.data"] = content.hex()
+    return [m]
+
+
+def waybill(base: Message, body: bytes, ctx: Ctx) -> list[Message]:
+    """0x0701 as a command answer: DWORD length + text."""
+    m = dict(base)
+    if len(body) >= 4:
+        n = int.from_bytes(body[:4], "big")
+        m["command.response"] = _text(body[4:4 + n])
+    return [m]
+
+
+def sms_response(base: Message, body: bytes, ctx: Ctx) -> list[Message]:
+    """0x1300: answered serial WORD + UTF-16BE text."""
+    m = dict(base)
+    if len(body) >= 2:
+        m["command.serial"] = _u16(body, 0)
+        text = body[2:]
+        if len(text) % 2:
+            text = text[:-1]
+        m["command.response"] = text.decode("utf-16-be", "replace").rstrip("\x00").strip()
+    return [m]
+
+
+def location(base: Message, body: bytes, ctx: Ctx) -> list[Message]:
+    m = dict(base)
+    decode_location(m, body, 0, len(body), ctx.tz_seconds, ctx.now)
+    return [m]
+
+
+def location_answer(base: Message, body: bytes, ctx: Ctx) -> list[Message]:
+    """0x0201 / 0x0500: answered serial WORD + 0x0200 body."""
+    m = dict(base)
+    if len(body) >= 2:
+        m["command.serial"] = _u16(body, 0)
+        decode_location(m, body, 2, len(body), ctx.tz_seconds, ctx.now)
+    return [m]
+
+
+def batch(base: Message, body: bytes, ctx: Ctx) -> list[Message]:
+    """0x0704: count WORD, type BYTE, then items (WORD length + 0x0200 body); parse while bytes remain."""
+    if len(body) < 3:
+        return [dict(base)]
+    blackbox = body[2] == 1
+    out = []
+    p = 3
+    n = len(body)
+    while p + 2 <= n:
+        ln = _u16(body, p)
+        end = min(p + 2 + ln, n)
+        m = dict(base)
+        if decode_location(m, body, p + 2, end, ctx.tz_seconds, ctx.now):
+            m["position.blackbox"] = blackbox
+            out.append(m)
+        p += 2 + ln
+    return out or [dict(base)]
+
+
+def vendor_batch(base: Message, body: bytes, ctx: Ctx) -> list[Message]:
+    """0x0210: items prefixed by a BYTE length, no count/type header."""
+    out = []
+    p = 0
+    n = len(body)
+    while p + 1 <= n:
+        ln = body[p]
+        end = min(p + 1 + ln, n)
+        m = dict(base)
+        if decode_location(m, body, p + 1, end, ctx.tz_seconds, ctx.now):
+            out.append(m)
+        p += 1 + ln
+    return out or [dict(base)]
+
+
+def attributes(base: Message, body: bytes, ctx: Ctx) -> list[Message]:
+    """0x0107: type WORD, maker[5], model[20 | 30], id[7 | 30], ICCID BCD[10], HW/FW versions."""
+    m = dict(base)
+    model_len, id_len = (30, 30) if ctx.version is not None else (20, 7)
+    p = 2
+    if len(body) < p + 5 + model_len + id_len + 10:
+        return [m]
+    m["manufacturer.code"] = _ascii(body[p:p + 5])
+    p += 5
+    m["device.model"] = _ascii(body[p:p + model_len])
+    p += model_len
+    m["manufacturer.device.code"] = _ascii(body[p:p + id_len])
+    p += id_len
+    m["gsm.sim.iccid"] = body[p:p + 10].hex().rstrip("f")
+    return [m]
+
+
+DECODERS: dict[int, Callable[[Message, bytes, Ctx], list[Message]]] = {
+    0x0100: registration,
+    0x0102: authentication,
+    0x0001: general_response,
+    0x0104: params_response,
+    0x6006: text_report,
+    0x0900: passthrough,
+    0x0701: waybill,
+    0x1300: sms_response,
+    0x0200: location,
+    0x0201: location_answer,
+    0x0500: location_answer,
+    0x0704: batch,
+    0x0210: vendor_batch,
+    0x0107: attributes,
+}
+
+register([
+    Param("passthrough.type", "number", "", "JT/T 808 0x0900 pass-through type byte", "Message ID 0x0900"),
+    Param("passthrough.data", "string", "", "JT/T 808 0x0900 binary pass-through content (hex)",
+          "Message ID 0x0900"),
+])
