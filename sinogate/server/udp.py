@@ -45,8 +45,7 @@ class UdpListener(asyncio.DatagramProtocol):
         self._locks: dict[tuple, asyncio.Lock] = {}
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.DatagramTransport)
-        self.transport = transport
+        self.transport = transport  # type: ignore[assignment]
 
     def datagram_received(self, data: bytes, addr: tuple) -> None:
         self.gateway.spawn(self._handle(data, addr))

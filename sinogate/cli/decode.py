@@ -1,0 +1,101 @@
+"""``sinogate decode``: paste captures from any server's log, get sinogate's messages and replies."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Any, TextIO
+
+import typer
+
+_HEX_NOISE = re.compile(r"[\s:,-]|0x", re.IGNORECASE)
+
+
+def capture_bytes(line: str, protocol: str) -> bytes:
+    """One input line as bytes: hex (spaces, colons allowed) or, for H02, raw text from ``*``."""
+    text = line.strip()
+    if protocol == "h02" and text.startswith(("*", "$")) and not _looks_hex(text):
+        return text.encode("latin-1")
+    cleaned = _HEX_NOISE.sub("", text)
+    if len(cleaned) % 2:
+        raise ValueError(f"odd number of hex digits ({len(cleaned)})")
+    try:
+        return bytes.fromhex(cleaned)
+    except ValueError:
+        raise ValueError("not hex and not an H02 text frame") from None
+
+
+def _looks_hex(text: str) -> bool:
+    return bool(re.fullmatch(r"[0-9a-fA-F\s:]+", text))
+
+
+def decode_line(line: str, protocol: str, now: float) -> dict[str, Any]:
+    from sinogate.codecs import connection_class
+
+    out: dict[str, Any] = {"messages": [], "replies": [], "errors": []}
+    try:
+        data = capture_bytes(line, protocol)
+    except ValueError as exc:
+        out["errors"].append(str(exc))
+        return out
+    conn = connection_class(protocol)()
+    try:
+        frames = conn.feed(data, now)
+    except Exception as exc:  # the codec promises not to raise; if it does, report, don't crash
+        out["errors"].append(f"decoder failure: {type(exc).__name__}: {exc}")
+        return out
+    for frame in frames:
+        out["messages"].extend(frame.messages)
+        out["replies"].extend(r.hex() for r in frame.replies)
+        out["errors"].extend(frame.errors)
+    if conn.buffered():
+        out["errors"].append(f"incomplete frame: {conn.buffered()} bytes without an end")
+    return out
+
+
+def _pretty(result: dict[str, Any], line: str, out: TextIO) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(file=out)
+    console.rule(line.strip()[:100])
+    for i, message in enumerate(result["messages"]):
+        table = Table(title=f"message {i + 1}: {message.get('message.type', '?')}", show_header=False)
+        for key, value in message.items():
+            table.add_row(key, json.dumps(value, ensure_ascii=False))
+        console.print(table)
+    for reply in result["replies"]:
+        raw = bytes.fromhex(reply)
+        shown = raw.decode("latin-1") if raw[:1] == b"*" else reply
+        console.print(f"[green]reply[/green] {shown}")
+    for error in result["errors"]:
+        console.print(f"[red]error[/red] {error}")
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def decode(
+        file: Path | None = typer.Argument(None, help="File with one capture per line (stdin when omitted)"),
+        protocol: str = typer.Option(..., "--protocol", "-p", help="h02 or jt808"),
+        pretty: bool = typer.Option(False, "--pretty", help="Tables for humans instead of JSON lines"),
+    ) -> None:
+        """Decode captures: one JSON line {"messages", "replies", "errors"} per input line."""
+        from sinogate.codecs import PROTOCOLS
+
+        if protocol not in PROTOCOLS:
+            typer.echo(f"unknown protocol {protocol!r}; use one of {', '.join(PROTOCOLS)}", err=True)
+            raise typer.Exit(2)
+        source = open(file, encoding="utf-8", errors="replace") if file else sys.stdin
+        with source:
+            for line in source:
+                if not line.strip():
+                    continue
+                result = decode_line(line, protocol, time.time())
+                if pretty:
+                    _pretty(result, line, sys.stdout)
+                else:
+                    sys.stdout.write(json.dumps(result, ensure_ascii=False) + "\n")
+                    sys.stdout.flush()
