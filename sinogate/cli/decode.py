@@ -88,7 +88,7 @@ def register(app: typer.Typer) -> None:
         if protocol not in PROTOCOLS:
             typer.echo(f"unknown protocol {protocol!r}; use one of {', '.join(PROTOCOLS)}", err=True)
             raise typer.Exit(2)
-        source = open(file, encoding="utf-8", errors="replace") if file else sys.stdin
+        source = open(file, encoding="utf-8", errors="replace") if file else sys.stdin  # noqa: SIM115
         with source:
             for line in source:
                 if not line.strip():

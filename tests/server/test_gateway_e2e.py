@@ -151,8 +151,8 @@ def test_raw_packets_and_connection_log(gw: RunningGateway) -> None:
     assert events[0] == "connect"
     gw.wait_for(lambda: any(lg["event"] == "disconnect" for lg in
                             gw.call(gw.gateway.store.logs(TimeQuery(), device_ids=[device["id"]]))))
-    closing = [lg for lg in gw.call(gw.gateway.store.logs(TimeQuery(), device_ids=[device["id"]]))
-               if lg["event"] == "disconnect"][0]
+    closing = next(lg for lg in gw.call(gw.gateway.store.logs(TimeQuery(), device_ids=[device["id"]]))
+                   if lg["event"] == "disconnect")
     assert closing["recv"] == len(frame) and closing["send"] == len(reply) and closing["msgs"] == 1
 
 
