@@ -1,0 +1,93 @@
+"""What the server acknowledged survives ``kill -9``: the 0x8001 goes out only after the commit."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sqlite3
+import struct
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from tests.server.frames import jt808_frame, location_body
+from tests.server.harness import free_port
+
+PHONE = "013900000001"
+
+
+def _wait_port(port: int, timeout: float = 20.0) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise AssertionError(f"server did not listen on {port}")
+
+
+def test_acknowledged_messages_survive_sigkill(tmp_path: Path) -> None:
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "sinogate", "serve", "--data-dir", str(tmp_path), "--host", "127.0.0.1",
+         "--jt808-port", str(port), "--h02-port", "0", "--http-port", "0", "--no-udp", "--log-level", "WARNING"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    try:
+        _wait_port(port)
+        sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        base = int(time.time()) - 10_000
+        total = 5000
+        acked: list[int] = []
+        done = threading.Event()
+
+        def reader() -> None:
+            buf = b""
+            try:
+                while not done.is_set():
+                    chunk = sock.recv(65536)
+                    if not chunk:
+                        return
+                    buf += chunk
+                    *frames, buf = buf.split(b"\x7e\x7e")  # replies come back to back
+                    for frame in frames:
+                        raw = frame.strip(b"\x7e").replace(b"\x7d\x02", b"\x7e").replace(b"\x7d\x01", b"\x7d")
+                        acked.append(struct.unpack(">H", raw[12:14])[0])
+            except OSError:
+                return
+
+        thread = threading.Thread(target=reader, daemon=True)
+        thread.start()
+        for serial in range(total):
+            body = location_body(base + serial, 10 + serial / 1e5, 20.0)
+            try:
+                sock.sendall(jt808_frame(0x0200, PHONE, serial, body))
+            except OSError:
+                break
+            if len(acked) > 1000:
+                break
+            if serial % 200 == 0:
+                time.sleep(0.01)
+        deadline = time.time() + 20
+        while len(acked) < 1000 and time.time() < deadline:
+            time.sleep(0.01)
+        os.kill(server.pid, signal.SIGKILL)  # mid-stream: more frames are in flight
+        server.wait(10)
+        done.set()
+        sock.close()
+        thread.join(5)
+        snapshot = list(acked)
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait(10)
+    assert len(snapshot) >= 1000, "the server acknowledged too little before the kill"
+
+    db = sqlite3.connect(tmp_path / "sinogate.sqlite")
+    stored = {round(ts - base) for (ts,) in db.execute("SELECT ts FROM messages WHERE ident = '13900000001'")}
+    missing = [serial for serial in snapshot if serial not in stored]
+    assert not missing, f"{len(missing)} acknowledged messages were lost, e.g. serials {missing[:10]}"
