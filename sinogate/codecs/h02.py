@@ -1,0 +1,186 @@
+"""H02 (Sinotrack ``*HQ,...#`` text and ``$`` binary) codec, sans-IO.
+
+See ``docs``-level reference ``shared/reference/h02.md``. The pieces:
+
+* ``h02_framer``: TCP stream -> frames (text, binary, X, junk, overflow).
+* ``h02_text`` / ``h02_binary``: one frame -> one message (flat dict, names per parameters.md).
+* ``h02_status``: the 32 active-low status bits.
+* ``h02_commands``: ``encode_command`` and the ``COMMANDS`` catalog.
+
+Replies (complete wire frames in ``Frame.replies``; none when the frame carries no device id):
+``V1`` -> ``*HQ,<id>,V4,V1,<yyyyMMddHHmmss UTC>#``; ``NBR`` -> ``*HQ,<id>,V4,NBR,<...>#``;
+``V0`` / ``HTBT`` -> echo up to the type (also when decoding fails); other decoded position types
+and binary frames -> ``*HQ,<id>,R12,<HHmmss UTC>#`` only when ``settings.h02_ack``. LINK, V3, VP1,
+SMS, XT are never answered.
+
+A device reply to a command is a message with ``command.code`` (the confirmed code, from ``V4``),
+``command.time`` (the echoed HHMMSS) and ``command.response`` (the text after ``V4,``); an ``SMS``
+message carries ``command.response`` (reply to a raw command); ``LINK`` answers ``S26``.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, ClassVar, Final
+
+from sinogate.codecs.base import (
+    DEFAULT_SETTINGS,
+    DeviceSettings,
+    EncodedCommand,
+    Frame,
+    SettingsLookup,
+    default_lookup,
+)
+from sinogate.codecs.h02_binary import binary_ident, decode_binary
+from sinogate.codecs.h02_commands import COMMANDS, encode
+from sinogate.codecs.h02_framer import BINARY, KNOWN_LENGTHS, TEXT, Framer
+from sinogate.codecs.h02_text import KNOWN_BARE, decoder_for
+from sinogate.model.params import Param, register
+
+__all__ = ["COMMANDS", "Connection"]
+
+_NO_R12: Final = frozenset(("V1", "NBR", "V0", "HTBT", "LINK", "V3", "VP1", "SMS"))
+_STRIP: Final = " \t\r\n\x00"
+
+
+class Connection:
+    """One device connection (TCP stream or UDP peer)."""
+
+    protocol: ClassVar[str] = "h02"
+
+    __slots__ = ("_framer", "_ident", "_lookup", "_tcache", "transport")
+
+    def __init__(self, settings: SettingsLookup = default_lookup, transport: str = "tcp") -> None:
+        self._lookup = settings
+        self.transport = transport
+        self._ident: str | None = None
+        self._framer = Framer(self._length_hint)
+        self._tcache: tuple[int, str, str] = (-1, "", "")
+
+    @property
+    def ident(self) -> str | None:
+        return self._ident
+
+    def buffered(self) -> int:
+        return self._framer.buffered()
+
+    # --- input -------------------------------------------------------------------------------
+
+    def feed(self, data: bytes, now: float) -> list[Frame]:
+        frames: list[Frame] = []
+        for kind, raw, err in self._framer.push(data):
+            if kind == TEXT:
+                frames.append(self._text(raw, now))
+            elif kind == BINARY:
+                frame = self._binary(raw, now)
+                if err:
+                    frame.errors.append(err)
+                frames.append(frame)
+            else:
+                frames.append(Frame(raw=raw, ident=self._ident, errors=[err]))
+        return frames
+
+    def datagram(self, data: bytes, now: float) -> list[Frame]:
+        raw = bytes(data)
+        body = raw.strip(b"\r\n\x00 ")
+        if body[:1] == b"*":
+            return [self._text(body, now)]
+        if body[:1] == b"$":
+            frame = self._binary(raw, now)
+            if len(raw) not in KNOWN_LENGTHS:
+                frame.errors.append(f"unusual binary datagram length {len(raw)}")
+            return [frame]
+        if body[:1] == b"X" and len(raw) == 32:
+            return [Frame(raw=raw, ident=self._ident, errors=["X frame (alternative binary) skipped"])]
+        return [Frame(raw=raw, ident=self._ident, errors=["datagram is not an H02 message"])]
+
+    # --- commands ----------------------------------------------------------------------------
+
+    def encode_command(self, name: str, properties: dict[str, Any], now: float) -> EncodedCommand:
+        offset = self._settings(self._ident).time_offset if self._ident else None
+        return encode(self._ident, name, properties, now, offset)
+
+    # --- internals ---------------------------------------------------------------------------
+
+    def _settings(self, ident: str | None) -> DeviceSettings:
+        return self._lookup(ident) if ident else DEFAULT_SETTINGS
+
+    def _length_hint(self, head: bytes) -> int | None:
+        """The configured binary length for the device a binary frame (first 9 bytes) names."""
+        ident = self._ident or head[1:6].hex()
+        length = self._lookup(ident).h02_binary_length
+        if length is None and not self._ident and len(head) >= 9:
+            length = self._lookup(head[1:9].hex()[:15]).h02_binary_length
+        return length
+
+    def _times(self, now: float) -> tuple[str, str]:
+        sec = int(now)
+        cache = self._tcache
+        if cache[0] != sec:
+            tm = time.gmtime(sec)
+            cache = (sec, time.strftime("%Y%m%d%H%M%S", tm), time.strftime("%H%M%S", tm))
+            self._tcache = cache
+        return cache[1], cache[2]
+
+    def _text(self, raw: bytes, now: float) -> Frame:
+        s = raw.decode("latin-1").strip(_STRIP)
+        s = s[1:-1] if s[-1:] == "#" else s[1:]
+        p = s.split(",")
+        if len(p) < 3:
+            return Frame(raw=raw, ident=self._ident, errors=["text frame with fewer than 3 fields"])
+        dev = p[1].strip()
+        typ = p[2] = p[2].strip()
+        if dev:
+            self._ident = dev
+        ident = self._ident
+        settings = self._lookup(ident) if ident else DEFAULT_SETTINGS
+        frame = Frame(raw=raw, ident=ident)
+        if dev and (typ == "V0" or typ == "HTBT"):
+            frame.replies.append(f"*{p[0]},{p[1]},{typ}#".encode("latin-1"))
+        offset = settings.time_offset
+        decoder, decoded = decoder_for(typ)
+        try:
+            msg = decoder(p, ident or "", offset * 3600.0 if offset else 0.0, now)
+        except Exception as exc:  # a device must never break the connection: report, go on
+            frame.errors.append(f"{typ or '?'}: {type(exc).__name__}: {exc}")
+            return frame
+        frame.messages.append(msg)
+        if not decoded and typ not in KNOWN_BARE:
+            frame.errors.append(f"message type {typ!r} not decoded")
+        if not ident:
+            frame.errors.append("no device id in the frame and none known on this connection")
+        if dev and decoded:
+            if typ == "V1" or typ == "NBR":
+                frame.replies.append(f"*HQ,{dev},V4,{typ},{self._times(now)[0]}#".encode("latin-1"))
+            elif settings.h02_ack and typ not in _NO_R12:
+                frame.replies.append(f"*HQ,{dev},R12,{self._times(now)[1]}#".encode("latin-1"))
+        return frame
+
+    def _binary(self, raw: bytes, now: float) -> Frame:
+        ident = binary_ident(raw)
+        self._ident = ident
+        settings = self._lookup(ident)
+        frame = Frame(raw=raw, ident=ident)
+        offset = settings.time_offset
+        try:
+            msg = decode_binary(raw, ident, offset * 3600.0 if offset else 0.0)
+        except Exception as exc:  # see _text
+            frame.errors.append(f"binary: {type(exc).__name__}: {exc}")
+            return frame
+        frame.messages.append(msg)
+        if settings.h02_ack:
+            frame.replies.append(f"*HQ,{ident},R12,{self._times(now)[1]}#".encode("latin-1"))
+        return frame
+
+
+_MSG: Final = "Command *V1, Command *V4, Command *V5, Command *V6"
+register(
+    [
+        Param("fuel.level", "number", "percentage", "Fuel level", f"{_MSG} (6-field extension), Binary packet $ (46)"),
+        Param("sensor.temperature", "number", "", "Temperature sensor value (H02 6-field extension; unit "
+              "unconfirmed, presumably °C)", _MSG),
+        Param("h02.battery.raw", "number", "", "H02 V3 battery field (4 hex digits) as sent; unit unknown", "V3"),
+        Param("h02.mileage.raw", "number", "", "Counter at bytes 33-36 of the 45-byte H02 binary frame; "
+              "probably mileage, unit unknown", "Binary packet $ (45)"),
+    ]
+)

@@ -1,0 +1,103 @@
+"""H02 binary ``$`` frame decoder (reference §6). All numbers BCD except the trailing cell data.
+
+Layout (10-digit id; the 42-byte variant has an 8-byte id, every later offset +3)::
+
+    0 '$' | 1-5 id | 6-8 HHMMSS | 9-11 DDMMYY | 12-15 lat DDMMmmmm | 16 battery
+    17-21 lon DDDMMmmmm + flags nibble | 22-24 speed (knots) + course | 25-28 status | 29.. trailer
+
+Trailer of the 45-byte frame (when byte 29 is 0xFF): 31 CSQ, 32 satellites, 33-36 counter
+(``h02.mileage.raw``, unit unknown), 37-38 MCC, 39 MNC, 40-41 LAC, 42-43 CID, 44 sequence. Devices
+with 0x00 at byte 29 carry the same cell block at 37-43 (the MCC matches the fix's country in the
+samples), the rest of their trailer is unknown. 46-byte frame: 32-36 odometer (BCD metres),
+38 fuel %, 42-43 LAC, 44-45 CID.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sinogate.codecs.h02_fields import KNOTS, days_from_civil
+from sinogate.codecs.h02_status import apply_status
+
+Message = dict[str, Any]
+
+
+def binary_ident(raw: bytes) -> str:
+    """Device id: 10 BCD digits, or the first 15 digits of an 8-byte id in the 42-byte variant."""
+    if len(raw) == 42:
+        return raw[1:9].hex()[:15]
+    return raw[1:6].hex()
+
+
+def _battery(v: int) -> int | None:
+    if v == 0:
+        return None
+    if 1 <= v <= 3:
+        return (v - 1) * 10
+    if 4 <= v <= 6:
+        return (v - 1) * 20
+    if 7 <= v <= 100:
+        return v
+    if 0xF1 <= v <= 0xF6:
+        return v - 0xF0
+    return None
+
+
+def decode_binary(raw: bytes, ident: str, offset_s: float) -> Message:
+    """One message from a ``$`` frame; ValueError when a BCD field holds a non-digit nibble."""
+    n = len(raw)
+    if n < 29:
+        raise ValueError(f"binary frame too short ({n} bytes)")
+    o = 3 if n == 42 else 0
+    h = raw.hex()
+    t = h[(6 + o) * 2 : (9 + o) * 2]
+    d = h[(9 + o) * 2 : (12 + o) * 2]
+    days = days_from_civil(2000 + int(d[4:6]), int(d[2:4]), int(d[0:2]))
+    ts = float(days * 86400 + int(t[0:2]) * 3600 + int(t[2:4]) * 60 + int(t[4:6])) - offset_s
+    lat_s = h[(12 + o) * 2 : (16 + o) * 2]
+    lon_s = h[(17 + o) * 2 : (22 + o) * 2]
+    lat = int(lat_s[0:2]) + int(lat_s[2:8]) / 600000.0
+    lon = int(lon_s[0:3]) + int(lon_s[3:9]) / 600000.0
+    flags = raw[21 + o] & 0x0F
+    sc = h[(22 + o) * 2 : (25 + o) * 2]
+    msg: Message = {
+        "ident": ident,
+        "message.type": "$",
+        "timestamp": ts,
+        "position.latitude": lat if flags & 0x4 else -lat,
+        "position.longitude": lon if flags & 0x8 else -lon,
+        "position.speed": int(sc[0:3]) * KNOTS,
+        "position.direction": float(int(sc[3:6])),
+        "position.valid": flags & 0x2 != 0,
+    }
+    battery = _battery(raw[16 + o])
+    if battery is not None:
+        msg["battery.level"] = battery
+    apply_status(msg, int.from_bytes(raw[25 + o : 29 + o], "big"))
+    if n == 45:
+        _trailer45(msg, raw)
+    elif n == 46 and raw[29] == 0xFF:
+        msg["vehicle.mileage"] = int(raw[32:37].hex()) / 1000.0
+        msg["fuel.level"] = raw[38]
+        msg["gsm.lac"] = int.from_bytes(raw[42:44], "big")
+        msg["gsm.cellid"] = int.from_bytes(raw[44:46], "big")
+    msg["vehicle.state"] = (
+        "moving" if msg["position.speed"] >= 5.0 else "idling" if msg["engine.ignition.status"] else "parked"
+    )
+    return msg
+
+
+def _trailer45(msg: Message, raw: bytes) -> None:
+    if raw[29] == 0xFF:
+        if raw[31] <= 31:
+            msg["gsm.signal.level"] = raw[31]
+        if raw[32] <= 64:
+            msg["position.satellites"] = raw[32]
+        msg["h02.mileage.raw"] = int.from_bytes(raw[33:37], "big")
+        msg["event.seqnum"] = raw[44]
+    mcc = int.from_bytes(raw[37:39], "big")
+    if 200 <= mcc <= 799:
+        msg["gsm.mcc"] = mcc
+        msg["gsm.mnc"] = raw[39]
+        msg["gsm.lac"] = int.from_bytes(raw[40:42], "big")
+        msg["gsm.cellid"] = int.from_bytes(raw[42:44], "big")

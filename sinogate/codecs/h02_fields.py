@@ -1,0 +1,91 @@
+"""Small field parsers shared by the H02 text and binary decoders (no regex on the hot path)."""
+
+from __future__ import annotations
+
+from typing import Final
+
+KNOTS: Final = 1.852
+
+
+def days_from_civil(y: int, m: int, d: int) -> int:
+    """Days since 1970-01-01; lenient like a Java Calendar (month 13 rolls over, day 0 is the 31st...)."""
+    y += (m - 1) // 12
+    m = (m - 1) % 12 + 1
+    y -= m <= 2
+    era = y // 400
+    yoe = y - era * 400
+    doy = (153 * (m + (-3 if m > 2 else 9)) + 2) // 5
+    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+    return era * 146097 + doe - 719468 + d - 1
+
+
+def device_time(date: str, hms: str, offset_s: float, now: float) -> float:
+    """UNIX seconds (UTC) from DDMMYY and HHMMSS in the device zone; ``now`` when there is no date.
+
+    An empty HHMMSS gives midnight; seconds or minutes past 59 roll over (lenient).
+    Raises ValueError when the fields are not numbers.
+    """
+    if not date:
+        return now
+    if len(date) != 6 or not date.isdigit():
+        raise ValueError(f"bad date {date!r}")
+    days = days_from_civil(2000 + int(date[4:6]), int(date[2:4]), int(date[0:2]))
+    secs = 0
+    if hms:
+        if len(hms) < 6 or not hms[:6].isdigit():
+            raise ValueError(f"bad time {hms!r}")
+        secs = int(hms[0:2]) * 3600 + int(hms[2:4]) * 60 + int(hms[4:6])
+    return float(days * 86400 + secs) - offset_s
+
+
+def coordinate(value: str) -> float | None:
+    """Degrees from the three H02 forms: ``DDMM.MMMM``, ``D..DMMmmmm`` (no point), ``-DD-MM.MMMM``.
+
+    Returns None for an empty field; raises ValueError for garbage.
+    """
+    v = value.strip()
+    if not v:
+        return None
+    if v[0] == "-":
+        deg, sep, minutes = v[1:].partition("-")
+        if not sep:
+            raise ValueError(f"bad coordinate {value!r}")
+        result = int(deg or 0) + float(minutes) / 60.0
+    else:
+        dot = v.find(".")
+        if dot < 0:
+            if not v.isdigit():
+                raise ValueError(f"bad coordinate {value!r}")
+            result = int(v[:-6] or 0) + (int(v[-6:-4] or 0) + int(v[-4:]) / 10000.0) / 60.0
+        elif dot <= 2:
+            result = float(v) / 60.0
+        else:
+            result = int(v[: dot - 2]) + float(v[dot - 2 :]) / 60.0
+    if not result == result or result > 180.0 or result < 0.0:  # NaN or out of range
+        raise ValueError(f"bad coordinate {value!r}")
+    return result
+
+
+def number(value: str, default: float = 0.0) -> float:
+    """A decimal field (leading spaces allowed); ``default`` when empty; finite or ValueError."""
+    v = value.strip()
+    if not v:
+        return default
+    f = float(v)
+    if not -1e9 < f < 1e9:
+        raise ValueError(f"bad number {value!r}")
+    return f
+
+
+def is_hhmmss(value: str) -> bool:
+    return len(value) == 6 and value.isdigit() and value.isascii()
+
+
+def iccid(value: str) -> str | None:
+    """A SIM ICCID (starts with 89, 18-22 characters, F or ? padding dropped), else None."""
+    v = value.strip()
+    if 18 <= len(v) <= 22 and v.startswith("89"):
+        digits = v.rstrip("Ff?")
+        if digits.isdigit() and digits.isascii():
+            return digits
+    return None
