@@ -1,0 +1,80 @@
+"""Codec throughput: messages per second through framer + decoder on one core.
+
+For each frame kind the same bytes are also run through framing only (the floor: what it costs
+just to find frame boundaries in a Python loop), so the decoder's own cost is visible.
+
+    python bench/decode.py [--seconds 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import struct
+import time
+from collections.abc import Callable
+
+from sinogate.codecs import connection_class
+from sinogate.codecs.jt808_frame import encode_frame
+
+H02_V1 = b"*HQ,4210051415,V1,164549,A,2235.1777,N,11357.8913,E,012.50,097,221225,FFFFFBFF,460,00,9520,3671#"
+H02_BINARY = bytes.fromhex(
+    "2441090013450831250401145047888000008554650e000000fffff9ffff001006000000000106020299109c01"
+)
+
+
+def jt808_location() -> bytes:
+    body = struct.pack(">IIIIHHH", 0, 0x000C0003, 22586295, 113964855, 35, 405, 97)
+    body += bytes.fromhex("251221164549")
+    body += b"\x01\x04" + struct.pack(">I", 123456) + b"\x30\x01\x17\x31\x01\x0a" + b"\x2a\x02\x00\x00"
+    return encode_frame(0x0200, bytes.fromhex("013912345678"), 1, body)
+
+
+def measure(name: str, frame: bytes, protocol: str, seconds: float) -> tuple[float, float]:
+    copies = max(1, 65536 // len(frame))
+    chunk = frame * copies
+    now = time.time()
+
+    def decode_run() -> int:
+        conn = connection_class(protocol)()
+        count = 0
+        for frame_obj in conn.feed(chunk, now):
+            count += len(frame_obj.messages)
+        return count
+
+    def framing_run() -> int:
+        # The floor: locate every frame boundary, as any framer must, and do nothing else.
+        end = b"#" if protocol == "h02" and frame[:1] == b"*" else (b"\x7e" if protocol == "jt808" else b"")
+        if end:
+            return chunk.count(end) // (2 if protocol == "jt808" else 1)
+        return len([chunk[i : i + len(frame)] for i in range(0, len(chunk), len(frame))])
+
+    decode_rate = _rate(decode_run, seconds)
+    floor_rate = _rate(framing_run, seconds)
+    print(f"{name:<22} {decode_rate:>12,.0f} msg/s   framing only {floor_rate:>14,.0f} frames/s")
+    return decode_rate, floor_rate
+
+
+def _rate(fn: Callable[[], int], seconds: float) -> float:
+    fn()  # warm up
+    total = 0
+    start = time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        total += fn()
+    return total / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=float, default=2.0)
+    args = parser.parse_args()
+    print(f"decode benchmark, one core, {args.seconds:g} s per case")
+    v1, _ = measure("H02 V1 text", H02_V1, "h02", args.seconds)
+    measure("H02 binary (45 bytes)", H02_BINARY, "h02", args.seconds)
+    jt, _ = measure("JT808 0x0200 + items", jt808_location(), "jt808", args.seconds)
+    goal = 150_000
+    for label, rate in (("H02 V1", v1), ("JT808 0x0200", jt)):
+        print(f"goal {goal:,} msg/s for {label}: {'met' if rate >= goal else 'NOT met'} ({rate:,.0f})")
+
+
+if __name__ == "__main__":
+    main()
