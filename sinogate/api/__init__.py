@@ -1,0 +1,1 @@
+"""The HTTP API: flespi-shaped REST routes, live Server-Sent Events and track exports."""
