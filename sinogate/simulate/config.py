@@ -45,8 +45,9 @@ def h02_ident(seed: int, k: int) -> str:
 
 
 def jt808_phone(seed: int, k: int) -> str:
-    """12-digit terminal phone number (an 11-digit mobile number left-padded with 0)."""
-    return str(13_800_000_000 + (seed % 100) * 1_000_000 + k).rjust(12, "0")
+    """12-digit terminal number ``138SS`` + 7 digits, no leading zero, so the ident a server derives
+    from the BCD field (zeros stripped) is the same string in 2013 and 2019 headers."""
+    return str(138_000_000_000 + (seed % 100) * 10_000_000 + k)
 
 
 def device_plan(cfg: SimConfig) -> list[tuple[str, str]]:

@@ -13,6 +13,7 @@ import random
 import time
 from array import array
 from dataclasses import dataclass
+from typing import cast
 
 from sinogate.simulate.config import CommandRecord, DeviceSummary, SimConfig
 from sinogate.simulate.route import Fix, Route
@@ -183,8 +184,7 @@ class SimDevice(asyncio.Protocol):
 
     # --- asyncio.Protocol -----------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's transports are not subclasses
         self.paused = False
         self.connects += 1
         self.stats.connects += 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import deque
 
@@ -56,8 +57,8 @@ class H02Device(SimDevice):
     def heartbeat_frame(self) -> bytes:
         return h02.htbt(self.ident, 100)
 
-    def connection_made(self, transport: object) -> None:  # type: ignore[override]
-        super().connection_made(transport)  # type: ignore[arg-type]
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
         self.splitter = h02.H02Splitter()
         # Frames written on the previous connection will never be answered now.
         self.v1_fifo.clear()

@@ -105,8 +105,8 @@ class Jt808Device(SimDevice):
         return self.frame(0x0002, b"")[1]
 
     # --- session --------------------------------------------------------------------------------
-    def connection_made(self, transport: object) -> None:  # type: ignore[override]
-        super().connection_made(transport)  # type: ignore[arg-type]
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
         self.splitter = jt.Jt808Splitter()
         self.pending.clear()  # answers to frames from the previous connection will not come
 

@@ -140,7 +140,9 @@ class FakeServer:
                     ident = phone_raw.hex().lstrip("0").rjust(12, "0")
                     self.conns[ident] = (writer, "jt808", phone_raw, v2019)
 
-                    def reply(mid: int, b: bytes, phone_raw: bytes = phone_raw, v2019: bool = v2019) -> None:
+                    def reply(
+                        mid: int, b: bytes, phone_raw: bytes = phone_raw, v2019: bool = v2019, out: list[bytes] = out
+                    ) -> None:
                         self._serial += 1
                         out.append(jt_frame(mid, phone_raw, v2019, self._serial, b))
 
