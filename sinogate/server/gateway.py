@@ -53,6 +53,8 @@ class Gateway:
         self._stopping = asyncio.Event()
         self._http: Any = None
         self._housekeeper: asyncio.Task[Any] | None = None
+        self._later = IngestBatch()
+        self._later_task: asyncio.Task[Any] | None = None
         self.started = time.time()
 
     # background work ---------------------------------------------------------------------------
@@ -68,8 +70,20 @@ class Gateway:
             log.error("background task failed", exc_info=task.exception())
 
     def store_later(self, batch: IngestBatch) -> None:
-        """Writes that nothing waits on (sent bytes, log lines); still flushed before exit."""
-        self.spawn(self.store.ingest(batch))
+        """Writes that nothing waits on (sent bytes, log lines): gathered for a few milliseconds
+        and written together, still flushed before exit."""
+        later = self._later
+        later.messages.extend(batch.messages)
+        later.packets.extend(batch.packets)
+        later.logs.extend(batch.logs)
+        later.idents.extend(batch.idents)
+        if self._later_task is None:
+            self._later_task = self.spawn(self._flush_later())
+
+    async def _flush_later(self) -> None:
+        await asyncio.sleep(0.05)
+        batch, self._later, self._later_task = self._later, IngestBatch(), None
+        await self.store.ingest(batch)
 
     # sessions ----------------------------------------------------------------------------------
     def attach(self, session: Session) -> None:
@@ -170,6 +184,7 @@ class Gateway:
 
     async def _start_http(self) -> None:
         import uvicorn
+
         from sinogate.api.app import create_app
 
         app = create_app(self)
@@ -224,6 +239,9 @@ class Gateway:
             if not pending:
                 break
             await asyncio.wait(pending, timeout=max(0.0, deadline - time.time()))
+        leftover, self._later = self._later, IngestBatch()
+        if leftover.packets or leftover.logs or leftover.messages or leftover.idents:
+            await self.store.ingest(leftover)
         await self.store.close()
 
     async def serve_forever(self) -> None:

@@ -240,5 +240,6 @@ def test_udp_datagrams(gw: RunningGateway) -> None:
     device = device_by_ident(gw, "jt808", JT_IDENT)
     (message,) = stored(gw, device["id"])
     assert message["transport"] == "udp"
-    packets = gw.call(gw.gateway.store.packets(TimeQuery(), device_ids=[device["id"]]))
-    assert {p["type"] for p in packets} >= {128 + 2, 128 + 3}
+    types = gw.wait_for(lambda: {p["type"] for p in gw.call(gw.gateway.store.packets(
+        TimeQuery(), device_ids=[device["id"]]))} >= {128 + 2, 128 + 3})
+    assert types
