@@ -26,6 +26,7 @@ from sinogate.codecs.base import (
 from sinogate.codecs.jt808_commands import COMMANDS, build
 from sinogate.codecs.jt808_frame import (
     Header,
+    ReplyEncoder,
     decode_ident,
     encode_frame,
     escape,
@@ -34,6 +35,7 @@ from sinogate.codecs.jt808_frame import (
     unescape,
     xor_checksum,
 )
+from sinogate.codecs.jt808_location import decode_location
 from sinogate.codecs.jt808_messages import DECODERS, Ctx
 
 MAX_FRAME = 4096  # escaped bytes between delimiters; a 1023-byte body escapes to < 2100
@@ -95,6 +97,7 @@ class Connection:
         self._version: int | None = None
         self._serial = 0
         self._partials: dict[int, _Partial] = {}
+        self._replies = ReplyEncoder()
 
     # --- contract ---------------------------------------------------------------------------
 
@@ -129,7 +132,8 @@ class Connection:
 
     # --- framing ----------------------------------------------------------------------------
 
-    def _scan(self, buf: bytearray, now: float, final: bool) -> tuple[list[Frame], int]:
+    def _scan(self, data: bytearray, now: float, final: bool) -> tuple[list[Frame], int]:
+        buf = bytes(data)  # one copy; slices of bytes are bytes
         frames: list[Frame] = []
         pos = 0
         n = len(buf)
@@ -152,7 +156,7 @@ class Connection:
                                         errors=[f"frame longer than {MAX_FRAME} bytes, dropped"]))
                     pos = end
                     continue
-                frames.append(self._frame(bytes(buf[pos:end + 1]), now))
+                frames.append(self._frame(buf[pos:end + 1], now))
                 pos = end + 1
             elif first == 0x28:  # "(" Jointech ASCII sentence on the same port
                 close = buf.find(b")", pos + 1, pos + MAX_ASCII)
@@ -197,9 +201,9 @@ class Connection:
         errors = frame.errors
         if bad:
             errors.append(f"{bad} invalid escape sequence(s), dropped with the byte after 0x7d")
-        checksum = xor_checksum(inner[:-1])
-        if checksum != inner[-1]:
-            errors.append(f"checksum mismatch: computed 0x{checksum:02x}, frame has 0x{inner[-1]:02x}")
+        if xor_checksum(inner):  # XOR over data + checksum is 0 when the checksum is right
+            computed = xor_checksum(inner) ^ inner[-1]
+            errors.append(f"checksum mismatch: computed 0x{computed:02x}, frame has 0x{inner[-1]:02x}")
         body = inner[hdr.length:-1]
         if len(body) != hdr.body_length:
             errors.append(f"body length field {hdr.body_length} but body has {len(body)} bytes")
@@ -217,11 +221,26 @@ class Connection:
             if body is None:
                 return frame
         tz = settings.time_offset
-        ctx = Ctx(hdr.version, (DEFAULT_TZ_HOURS if tz is None else tz) * 3600.0, now)
+        tz_seconds = (DEFAULT_TZ_HOURS if tz is None else tz) * 3600.0
         base: Message = {"ident": ident, "message.type": _type_name(msg_id), "timestamp": now}
         if hdr.version is not None:
             base["protocol.version"] = hdr.version
+        if msg_id == 0x0200:  # the hot path, without the generic dispatch
+            try:
+                msg = decode_location(base, body, 0, len(body), tz_seconds, now)
+            except Exception as exc:  # never break the stream
+                errors.append(f"0x0200 body not decoded: {exc!r}")
+                msg = None
+            if msg is None:
+                if len(body) < 28:
+                    errors.append(f"0x0200 body too short ({len(body)} bytes)")
+                msg = base
+            frame.messages.append(msg)
+            if not hdr.props & 0x2000:
+                self._reply(frame, hdr)
+            return frame
         decoder = DECODERS.get(msg_id)
+        ctx = Ctx(hdr.version, tz_seconds, now)
         if decoder is None:
             frame.messages.append(base)
         else:
@@ -238,12 +257,13 @@ class Connection:
         msg_id = hdr.msg_id
         if msg_id in NO_REPLY:
             return
+        serial = self._serial
+        self._serial = (serial + 1) & 0xFFFF
         if msg_id == 0x0100:
             body = hdr.serial.to_bytes(2, "big") + b"\x00" + hdr.phone.hex().encode()
-            frame.replies.append(encode_frame(0x8100, hdr.phone, self._next_serial(), body, hdr.version))
+            frame.replies.append(self._replies.encode(0x8100, hdr.phone, hdr.version, serial, body))
             return
-        body = bytes((hdr.serial >> 8, hdr.serial & 0xFF, msg_id >> 8, msg_id & 0xFF, 0))
-        frame.replies.append(encode_frame(0x8001, hdr.phone, self._next_serial(), body, hdr.version))
+        frame.replies.append(self._replies.ack(hdr.phone, hdr.version, serial, hdr.serial, msg_id))
 
     def _reassemble(self, hdr: Header, body: bytes, errors: list[str]) -> bytes | None:
         total, index = hdr.total, hdr.index

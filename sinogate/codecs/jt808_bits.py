@@ -87,7 +87,26 @@ ALARM_TABLES = _tables(ALARM_BITS)
 STATUS_TABLES = _tables(STATUS_BITS)
 
 
-def set_bits(msg: dict[str, object], alarm: int, status: int) -> None:
+_BITS_CACHE: dict[tuple[int, int], dict[str, object]] = {}
+
+
+def bits_dict(alarm: int, status: int) -> dict[str, object]:
+    """The 64 alarm/status booleans plus the raw words, as a shared dict: copy it, never mutate it.
+
+    (alarm, status) pairs repeat from one report to the next, so the dicts are cached (bounded).
+    """
+    key = (alarm, status)
+    bits = _BITS_CACHE.get(key)
+    if bits is None:
+        bits = {"alarm.bitmask": alarm, "status.bitmask": status, "cargo.load.state": status >> 8 & 3}
+        _fill(bits, alarm, status)
+        if len(_BITS_CACHE) >= 1024:
+            _BITS_CACHE.clear()
+        _BITS_CACHE[key] = bits
+    return bits
+
+
+def _fill(msg: dict[str, object], alarm: int, status: int) -> None:
     a0, a1, a2, a3 = ALARM_TABLES
     s0, s1, s2, s3 = STATUS_TABLES
     msg.update(a0[alarm & 0xFF])

@@ -51,17 +51,18 @@ def unescape(data: bytes) -> tuple[bytes, int]:
 
 
 def xor_checksum(data: bytes) -> int:
-    """XOR of every byte, by folding one big integer in halves (no per-byte Python loop)."""
+    """XOR of every byte: fold one big integer in halves down to 8 bytes, then fold the word."""
     n = len(data)
-    if n == 0:
-        return 0
     x = int.from_bytes(data, "big")
-    while n > 1:
+    while n > 8:
         half = (n + 1) >> 1
         bits = half << 3
         x = (x >> bits) ^ (x & ((1 << bits) - 1))
         n = half
-    return x
+    x ^= x >> 32
+    x ^= x >> 16
+    x ^= x >> 8
+    return x & 0xFF
 
 
 @dataclass(slots=True)
@@ -195,6 +196,46 @@ def encode_frame(msg_id: int, phone: bytes, serial: int, body: bytes, version: i
     inner = head + tail + body
     inner += bytes((xor_checksum(inner),))
     return b"\x7e" + escape(inner) + b"\x7e"
+
+
+class ReplyEncoder:
+    """Fast 0x8001 / 0x8100 frames for one terminal: the header prefix and its XOR are cached."""
+
+    __slots__ = ("_key", "_prefix", "_xor")
+
+    def __init__(self) -> None:
+        self._key: tuple[bytes, int | None, int, int] | None = None
+        self._prefix = b""
+        self._xor = 0
+
+    def encode(self, msg_id: int, phone: bytes, version: int | None, serial: int, body: bytes) -> bytes:
+        n = len(body)
+        key = (phone, version, msg_id, n)
+        if key != self._key:
+            if version is not None:
+                prefix = bytes((msg_id >> 8, msg_id & 0xFF, 0x40 | n >> 8, n & 0xFF, version & 0xFF))
+                prefix += phone.rjust(10, b"\x00")[-10:]
+            else:
+                prefix = bytes((msg_id >> 8, msg_id & 0xFF, n >> 8, n & 0xFF)) + phone.rjust(6, b"\x00")[-6:]
+            self._key, self._prefix, self._xor = key, prefix, xor_checksum(prefix)
+        tail = bytes((serial >> 8 & 0xFF, serial & 0xFF)) + body
+        inner = self._prefix + tail + bytes((self._xor ^ xor_checksum(tail),))
+        if b"\x7d" in inner or b"\x7e" in inner:
+            inner = escape(inner)
+        return b"\x7e" + inner + b"\x7e"
+
+    def ack(self, phone: bytes, version: int | None, serial: int, ans_serial: int, ans_id: int) -> bytes:
+        """0x8001 general response, result 0."""
+        if (phone, version, 0x8001, 5) != self._key:
+            return self.encode(0x8001, phone, version, serial,
+                               bytes((ans_serial >> 8, ans_serial & 0xFF, ans_id >> 8, ans_id & 0xFF, 0)))
+        x = serial ^ ans_serial ^ ans_id
+        tail = bytes((serial >> 8, serial & 0xFF, ans_serial >> 8, ans_serial & 0xFF, ans_id >> 8,
+                      ans_id & 0xFF, 0, self._xor ^ ((x >> 8 ^ x) & 0xFF)))
+        inner = self._prefix + tail
+        if b"\x7d" in inner or b"\x7e" in inner:
+            inner = escape(inner)
+        return b"\x7e" + inner + b"\x7e"
 
 
 # BCD byte → value (-1 when a nibble is not a decimal digit)

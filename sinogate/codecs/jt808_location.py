@@ -7,7 +7,7 @@ from collections.abc import Callable
 from datetime import date
 from typing import Any
 
-from sinogate.codecs.jt808_bits import set_bits
+from sinogate.codecs.jt808_bits import bits_dict
 from sinogate.codecs.jt808_frame import BCD
 
 Message = dict[str, Any]
@@ -252,36 +252,50 @@ def _tlv_exact(body: bytes, p: int, end: int) -> bool:
     return p == end
 
 
-def decode_location(msg: Message, body: bytes, off: int, end: int, tz_seconds: float, now: float) -> bool:
-    """Fill ``msg`` from the 0x0200 body in ``body[off:end]``; False when shorter than 28 bytes."""
+def decode_location(base: Message, body: bytes, off: int, end: int, tz_seconds: float,
+                    now: float) -> Message | None:
+    """A new message: ``base`` + the 0x0200 body in ``body[off:end]``; None when shorter than 28 bytes."""
     if end - off < 28:
-        return False
+        return None
     alarm, status, lat, lon, alt, speed, course = _BASE.unpack_from(body, off)
+    msg = bits_dict(alarm, status).copy()  # copying a ready dict beats inserting 67 keys
+    msg.update(base)
     msg["position.latitude"] = -lat / 1e6 if status & 4 else lat / 1e6
     msg["position.longitude"] = -lon / 1e6 if status & 8 else lon / 1e6
     msg["position.altitude"] = alt
     msg["position.speed"] = speed / 10
     msg["position.direction"] = course
-    ts = bcd_time(body[off + 22:off + 28], tz_seconds)
-    msg["timestamp"] = now if ts is None else ts
-    msg["alarm.bitmask"] = alarm
-    msg["status.bitmask"] = status
-    msg["cargo.load.state"] = status >> 8 & 3
-    set_bits(msg, alarm, status)
+    # time: BCD YYMMDDhhmmss in device time; the day number is cached per YYMMDD
+    days = _DAYS_CACHE.get(body[off + 22:off + 25])
+    hh, mi, ss = BCD[body[off + 25]], BCD[body[off + 26]], BCD[body[off + 27]]
+    if days is not None and 0 <= hh < 24 and 0 <= mi < 60 and 0 <= ss < 60:
+        msg["timestamp"] = float(days * 86400 + hh * 3600 + mi * 60 + ss) - tz_seconds
+    else:
+        ts = bcd_time(body[off + 22:off + 28], tz_seconds)
+        msg["timestamp"] = now if ts is None else ts
     p = off + 28
     if end - p == 18 and not _tlv_exact(body, p, end):
         # vendor block: 4 skipped, DWORD odometer km, WORD battery /10 V, DWORD area, BYTE RSSI, 3 reserved
         msg["vehicle.mileage"] = int.from_bytes(body[p + 4:p + 8], "big")
         msg["battery.voltage"] = int.from_bytes(body[p + 8:p + 10], "big") / 10
         msg["gsm.signal.level"] = body[p + 14]
-        return True
+        return msg
     handlers = ITEM_HANDLERS
     while p + 2 <= end:
-        q = p + 2 + body[p + 1]
+        item = body[p]
+        ln = body[p + 1]
+        q = p + 2 + ln
         if q > end:
             break  # an item running past the end: ignore it, like Traccar
-        handler = handlers.get(body[p])
-        if handler is not None:
-            handler(msg, body[p + 2:q])
+        if ln == 1 and item == 0x30:
+            msg["gsm.signal.level"] = body[p + 2]
+        elif ln == 1 and item == 0x31:
+            msg["position.satellites"] = body[p + 2]
+        elif ln == 4 and item == 0x01:
+            msg["vehicle.mileage"] = int.from_bytes(body[p + 2:q], "big") / 10
+        else:
+            handler = handlers.get(item)
+            if handler is not None:
+                handler(msg, body[p + 2:q])
         p = q
-    return True
+    return msg

@@ -175,9 +175,8 @@ def sms_response(base: Message, body: bytes, ctx: Ctx) -> list[Message]:
 
 
 def location(base: Message, body: bytes, ctx: Ctx) -> list[Message]:
-    m = dict(base)
-    decode_location(m, body, 0, len(body), ctx.tz_seconds, ctx.now)
-    return [m]
+    m = decode_location(base, body, 0, len(body), ctx.tz_seconds, ctx.now)
+    return [m if m is not None else dict(base)]
 
 
 def location_answer(base: Message, body: bytes, ctx: Ctx) -> list[Message]:
@@ -185,7 +184,7 @@ def location_answer(base: Message, body: bytes, ctx: Ctx) -> list[Message]:
     m = dict(base)
     if len(body) >= 2:
         m["command.serial"] = _u16(body, 0)
-        decode_location(m, body, 2, len(body), ctx.tz_seconds, ctx.now)
+        m = decode_location(m, body, 2, len(body), ctx.tz_seconds, ctx.now) or m
     return [m]
 
 
@@ -200,8 +199,8 @@ def batch(base: Message, body: bytes, ctx: Ctx) -> list[Message]:
     while p + 2 <= n:
         ln = _u16(body, p)
         end = min(p + 2 + ln, n)
-        m = dict(base)
-        if decode_location(m, body, p + 2, end, ctx.tz_seconds, ctx.now):
+        m = decode_location(base, body, p + 2, end, ctx.tz_seconds, ctx.now)
+        if m is not None:
             m["position.blackbox"] = blackbox
             out.append(m)
         p += 2 + ln
@@ -216,8 +215,8 @@ def vendor_batch(base: Message, body: bytes, ctx: Ctx) -> list[Message]:
     while p + 1 <= n:
         ln = body[p]
         end = min(p + 1 + ln, n)
-        m = dict(base)
-        if decode_location(m, body, p + 1, end, ctx.tz_seconds, ctx.now):
+        m = decode_location(base, body, p + 1, end, ctx.tz_seconds, ctx.now)
+        if m is not None:
             out.append(m)
         p += 1 + ln
     return out or [dict(base)]
