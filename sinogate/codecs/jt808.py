@@ -196,7 +196,8 @@ class Connection:
             if bad:
                 errors.append(f"{bad} invalid escape sequence(s)")
             return Frame(raw=raw, errors=errors)
-        ident = decode_ident(hdr.phone)
+        phone = hdr.phone
+        ident = self._ident if phone == self._phone and self._ident is not None else decode_ident(phone)
         frame = Frame(raw=raw, ident=ident)
         errors = frame.errors
         if bad:
