@@ -1,0 +1,490 @@
+"""The command service: real-time commands, the persistent queue, reply matching and expiry.
+
+Lifecycle of a command (all persisted in the store's ``commands`` table)::
+
+    queued ──(written to the device)──▶ sent ──(reply matched)──▶ processed
+       │                                 │
+       └──────────(ttl)──────────────────┴──▶ expired / canceled (user, attempts, encode error)
+
+A queued command is written as soon as its device is connected (on the next connection
+otherwise). A sent command whose connection drops before the reply is written again on the next
+connection, up to ``max_attempts`` (10) times. On startup, ``sent`` commands go back to
+``queued`` and commands whose TTL passed while the server was down become ``expired``.
+
+Real-time commands are written only to a connected device and their caller waits for the reply;
+no reply within the timeout leaves the command ``expired`` (the reason says why).
+
+Every status change is published on the event bus as a ``command`` event; a reply that matches
+no pending command is published with ``"unmatched": true`` and logged, and stays stored as a
+message like any other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from sinogate.codecs import CodecError
+from sinogate.commands import catalog, matching
+from sinogate.commands.catalog import CommandError
+from sinogate.commands.matching import Pending
+from sinogate.commands.settings import SettingsShadow
+from sinogate.commands.sms import DEFAULT_PASSWORD, password_of
+from sinogate.store.base import IngestBatch, LogRecord, NotFound, StoreError
+
+if TYPE_CHECKING:
+    from sinogate.server.gateway import Gateway
+    from sinogate.server.session import Session
+
+log = logging.getLogger("sinogate.commands")
+
+ACTIVE = ("queued", "sent")
+FINAL = ("processed", "canceled", "expired")
+TTL_MIN, TTL_MAX, TTL_DEFAULT = 60.0, 2592000.0, 86400.0
+MAX_ATTEMPTS = 10
+REPLY_TYPES = frozenset({"V4", "SMS", "LINK", "0x0001", "0x0104", "0x6006", "0x0900", "0x0701", "0x1300"})
+REBOOT_TEXTS = frozenset({"RESTART", "CQ", "RESET", "REBOOT"})
+
+
+class CommandFailed(Exception):
+    """A command that could not be delivered or got no reply: API error code 2."""
+
+    def __init__(self, reason: str, command: dict[str, Any] | None = None, code: int = 2) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.command = command
+        self.code = code
+
+
+def public(row: dict[str, Any]) -> dict[str, Any]:
+    """The API/event shape of a stored command."""
+    payload = row.get("payload")
+    text: str | None = None
+    if isinstance(payload, bytes | bytearray):
+        raw = bytes(payload)
+        text = raw.decode("ascii") if raw.isascii() and raw.decode("ascii").isprintable() else raw.hex()
+    return {
+        "id": row["id"],
+        "device_id": row.get("device_id"),
+        "ident": row.get("ident"),
+        "protocol": row.get("protocol"),
+        "name": row["name"],
+        "properties": row.get("properties") or {},
+        "status": row["status"],
+        "realtime": bool(row.get("realtime")),
+        "created": row.get("created"),
+        "expire": row.get("expire"),
+        "attempts": row.get("attempts", 0),
+        "max_attempts": row.get("max_attempts", MAX_ATTEMPTS),
+        "sent": row.get("sent"),
+        "finished": row.get("finished"),
+        "executed": row.get("executed"),
+        "response": row.get("response"),
+        "reply": row.get("reply"),
+        "reason": row.get("reason"),
+        "payload": text,
+        "timestamp": row.get("finished") or row.get("sent") or row.get("created"),
+    }
+
+
+def _is_reboot(row: dict[str, Any]) -> bool:
+    if row["name"] == "reboot":
+        return True
+    if row["name"] == "custom":
+        props = row.get("properties") or {}
+        text = props.get("payload", props.get("text"))
+        return isinstance(text, str) and text.strip().upper() in REBOOT_TEXTS
+    return False
+
+
+class CommandService:
+    """Implements the gateway's ``CommandHooks`` and the operations behind the command API."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+        self.settings = SettingsShadow(self)
+        self.tick = 1.0  # how often TTLs are checked, s
+        self.text_grace = 30.0  # how long an acknowledged JT/T 808 text command waits for its text, s
+        self.attach_delay = 0.1  # let the protocol's own replies (registration, auth) go out first, s
+        self._rows: dict[int, dict[str, Any]] = {}  # active commands by id
+        self._queued: dict[int, list[dict[str, Any]]] = {}  # device id → rows waiting to be written
+        self._sent: dict[int, list[Pending]] = {}  # device id → written, waiting for the reply
+        self._conn: dict[int, int] = {}  # command id → connection it was written on
+        self._waiters: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self._ready = asyncio.Event()
+        self._closed = False
+        self._loop_task: asyncio.Task[Any] | None = None
+        gateway.spawn(self._recover())
+
+    # startup, expiry -------------------------------------------------------------------------
+    async def _recover(self) -> None:
+        store = self.gateway.store
+        now = time.time()
+        try:
+            rows = await store.commands(statuses=ACTIVE)
+        except StoreError:
+            rows = []
+        for row in rows:
+            if row.get("expire") is not None and row["expire"] <= now:
+                await self._finish(row, "expired", reason="ttl passed while the server was down")
+            elif row.get("realtime"):
+                await self._finish(row, "expired", reason="server restarted before the reply")
+            else:
+                if row["status"] == "sent":
+                    row.update(await store.update_command(row["id"], {"status": "queued"}))
+                self._remember_queued(row)
+        self._ready.set()
+        self._loop_task = asyncio.get_running_loop().create_task(self._expiry_loop())
+
+    def close(self) -> None:
+        """Stops the expiry loop (the gateway's ``stop`` may call this)."""
+        self._closed = True
+        if self._loop_task is not None:
+            self._loop_task.cancel()
+
+    def _gateway_stopped(self) -> bool:
+        servers = getattr(self.gateway, "_servers", [])
+        return bool(servers) and not any(s.is_serving() for s in servers)
+
+    async def _expiry_loop(self) -> None:
+        while not self._closed:
+            await asyncio.sleep(self.tick)
+            if self._gateway_stopped():
+                return
+            try:
+                await self.expire_now()
+            except StoreError:
+                return
+            except Exception:
+                log.exception("command expiry failed")
+
+    async def expire_now(self, now: float | None = None) -> int:
+        """Expires commands whose TTL passed; closes acknowledged text commands after the grace time."""
+        now = time.time() if now is None else now
+        count = 0
+        for row in list(self._rows.values()):
+            if row.get("realtime"):
+                continue
+            expire = row.get("expire")
+            if expire is not None and expire <= now:
+                await self._finish(row, "expired", reason="ttl expired")
+                count += 1
+        for pendings in list(self._sent.values()):
+            for p in list(pendings):
+                if p.acked_at is not None and p.acked_at + self.text_grace <= now:
+                    row = self._rows.get(p.id)
+                    if row is not None and not row.get("realtime"):
+                        await self._finish(row, "processed", executed=True, response=p.acked)
+        return count
+
+    # bookkeeping -----------------------------------------------------------------------------
+    def _remember_queued(self, row: dict[str, Any]) -> None:
+        self._rows[row["id"]] = row
+        self._queued.setdefault(row["device_id"], []).append(row)
+
+    def _forget(self, command_id: int) -> None:
+        row = self._rows.pop(command_id, None)
+        self._conn.pop(command_id, None)
+        if row is None:
+            return
+        device_id = row.get("device_id")
+        queued = self._queued.get(device_id)  # type: ignore[arg-type]
+        if queued:
+            queued[:] = [r for r in queued if r["id"] != command_id]
+        sent = self._sent.get(device_id)  # type: ignore[arg-type]
+        if sent:
+            sent[:] = [p for p in sent if p.id != command_id]
+
+    def _publish(self, row: dict[str, Any], **extra: Any) -> None:
+        bus = self.gateway.bus
+        if bus.active:
+            bus.publish({"type": "command", "device_id": row.get("device_id"), "protocol": row.get("protocol"),
+                         "ident": row.get("ident"), "data": {**public(row), **extra}})
+
+    def _log(self, row: dict[str, Any], text: str) -> None:
+        try:
+            self.gateway.store_later(IngestBatch(logs=[LogRecord(
+                time.time(), "command", row.get("protocol") or "", self._conn.get(row["id"]), row.get("ident"),
+                row.get("device_id"), reason=text,
+            )]))
+        except RuntimeError:
+            pass
+
+    async def _update(self, row: dict[str, Any], fields: dict[str, Any]) -> None:
+        row.update(fields)
+        await self.gateway.store.update_command(row["id"], fields)
+
+    async def _finish(self, row: dict[str, Any], status: str, *, executed: bool | None = None,
+                      response: str | None = None, reply: dict[str, Any] | None = None,
+                      reason: str | None = None) -> dict[str, Any]:
+        if row["status"] in FINAL and row["id"] not in self._rows:
+            return row
+        self._forget(row["id"])
+        fields: dict[str, Any] = {"status": status, "finished": time.time()}
+        if executed is not None:
+            fields["executed"] = executed
+        if response is not None:
+            fields["response"] = response
+        if reply is not None:
+            fields["reply"] = reply
+        if reason is not None:
+            fields["reason"] = reason
+        try:
+            await self._update(row, fields)
+        except StoreError as exc:
+            log.warning("command %s: could not store status %s: %s", row["id"], status, exc)
+        self._publish(row)
+        self._log(row, f"{row['name']} #{row['id']} {status}" + (f": {response or reason}" if response or reason
+                                                                 else ""))
+        try:
+            await self.settings.on_finished(row)
+        except StoreError:
+            pass
+        waiter = self._waiters.pop(row["id"], None)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(row)
+        return row
+
+    def _prepare(self, device: dict[str, Any], name: str, props: dict[str, Any]) -> dict[str, Any]:
+        """Fills in per-device defaults (the SMS password for H02 raw commands that need one)."""
+        schema = catalog.schema_for(device["protocol"], name)
+        if "password" in schema.get("properties", {}) and "password" not in props:
+            pwd = password_of(device)
+            if pwd != DEFAULT_PASSWORD:
+                return {**props, "password": pwd}
+        return props
+
+    # delivery --------------------------------------------------------------------------------
+    def _register_sent(self, session: Session, row: dict[str, Any], match: dict[str, Any],
+                       expects: tuple[str, ...], now: float) -> None:
+        pending = Pending(row["id"], row["name"], match, expects, now)
+        self._rows[row["id"]] = row
+        self._sent.setdefault(row["device_id"], []).append(pending)
+        self._conn[row["id"]] = session.conn_id
+
+    async def _deliver(self, session: Session, row: dict[str, Any]) -> None:
+        """Writes one queued command to the device (the row must be in the queue)."""
+        device_id = row["device_id"]
+        queued = self._queued.get(device_id, [])
+        if row not in queued:
+            return  # someone else delivered or finished it
+        if row.get("attempts", 0) >= row.get("max_attempts", MAX_ATTEMPTS):
+            await self._finish(row, "canceled", reason=f"no reply after {row['attempts']} attempts")
+            return
+        now = time.time()
+        try:
+            encoded = session.codec.encode_command(row["name"], row.get("properties") or {}, now)
+        except CodecError as exc:
+            await self._finish(row, "canceled", reason=f"cannot encode: {exc.reason}")
+            return
+        try:
+            session.send(encoded.data)
+        except (ConnectionError, OSError) as exc:
+            log.info("command %s not written to %s: %s", row["id"], session.ident, exc)
+            return
+        queued.remove(row)
+        self._register_sent(session, row, encoded.match, encoded.expects, now)
+        fields = {"status": "sent", "sent": now, "attempts": row.get("attempts", 0) + 1,
+                  "match": {**encoded.match, "expects": list(encoded.expects)}, "payload": encoded.data}
+        try:
+            await self._update(row, fields)
+        except StoreError:
+            return
+        self._publish(row)
+
+    async def _deliver_all(self, session: Session) -> None:
+        await self._ready.wait()
+        await asyncio.sleep(self.attach_delay)
+        device_id = session.device_id
+        if device_id is None or session.closed or self.gateway.session_for(device_id) is not session:
+            return
+        for row in list(self._queued.get(device_id, [])):
+            if session.closed:
+                return
+            await self._deliver(session, row)
+
+    # hooks (called by the gateway) -------------------------------------------------------------
+    def on_attach(self, session: Session) -> None:
+        if session.device_id is not None:
+            self.gateway.spawn(self._deliver_all(session))
+
+    def on_detach(self, session: Session) -> None:
+        device_id = session.device_id
+        if device_id is None:
+            return
+        for p in list(self._sent.get(device_id, [])):
+            if self._conn.get(p.id) != session.conn_id:
+                continue
+            row = self._rows.get(p.id)
+            if row is None:
+                continue
+            if _is_reboot(row):
+                self.gateway.spawn(self._finish(row, "processed", executed=True,
+                                                response="connection closed after the reboot command"))
+            elif row.get("realtime"):
+                self.gateway.spawn(self._finish(row, "canceled", reason="connection closed before the reply"))
+            else:  # written again on the next connection
+                self._sent[device_id].remove(p)
+                self._conn.pop(p.id, None)
+                self._queued.setdefault(device_id, []).append(row)
+                self._queued[device_id].sort(key=lambda r: r["id"])
+
+    def on_messages(self, session: Session, messages: list[dict[str, Any]]) -> None:
+        device_id = session.device_id
+        if device_id is None:
+            return
+        for message in messages:
+            if message.get("message.type") not in REPLY_TYPES:
+                continue
+            pending = self._sent.get(device_id, [])
+            found = matching.find(session.protocol, pending, message)
+            if found is None:
+                if matching.is_reply(session.protocol, message):
+                    self._unmatched(session, message)
+                continue
+            row = self._rows.get(found.pending.id)
+            if row is None:
+                continue
+            if not found.final:
+                found.pending.acked = found.response
+                found.pending.acked_at = time.time()
+                row["response"] = found.response
+                self._publish(row, acknowledged=True)
+                continue
+            pending.remove(found.pending)
+            self.gateway.spawn(self._finish(row, "processed", executed=found.executed, response=found.response,
+                                            reply=message))
+
+    def _unmatched(self, session: Session, message: dict[str, Any]) -> None:
+        response = message.get("command.response") or matching.summary(message)
+        log.info("%s %s: reply matches no pending command: %s", session.protocol, session.ident, response)
+        bus = self.gateway.bus
+        if bus.active:
+            bus.publish({"type": "command", "device_id": session.device_id, "protocol": session.protocol,
+                         "ident": session.ident, "data": {"unmatched": True, "status": "unmatched",
+                                                          "response": response, "reply": message,
+                                                          "timestamp": time.time()}})
+        with contextlib.suppress(RuntimeError):
+            self.gateway.store_later(IngestBatch(logs=[LogRecord(
+                time.time(), "command", session.protocol, session.conn_id, session.ident, session.device_id,
+                session.peer, session.transport_name, reason=f"unmatched reply: {response}",
+            )]))
+
+    # operations --------------------------------------------------------------------------------
+    def _new_row(self, device: dict[str, Any], name: str, props: dict[str, Any]) -> dict[str, Any]:
+        return {"device_id": device["id"], "ident": device.get("ident"), "protocol": device["protocol"],
+                "name": name, "properties": props, "max_attempts": MAX_ATTEMPTS, "created": time.time()}
+
+    async def send_realtime(self, device: dict[str, Any], name: str, properties: Any,
+                            timeout: float = 15.0) -> dict[str, Any]:
+        """Writes the command to the connected device and waits for its reply.
+
+        Raises ``CommandError`` (bad request) or ``CommandFailed`` (offline, no reply)."""
+        props = self._prepare(device, name, catalog.check(device["protocol"], name, properties))
+        session = self.gateway.session_for(device["id"])
+        if session is None:
+            raise CommandFailed(f"failed to deliver command '{name}' with timeout {timeout:g} s, "
+                                f"device with id {device['id']} is not connected")
+        now = time.time()
+        try:
+            encoded = session.codec.encode_command(name, props, now)
+        except CodecError as exc:
+            raise CommandError(exc.reason) from exc
+        row = await self.gateway.store.create_command({
+            **self._new_row(device, name, props), "status": "sent", "realtime": True, "sent": now, "attempts": 1,
+            "expire": now + timeout, "match": {**encoded.match, "expects": list(encoded.expects)},
+            "payload": encoded.data,
+        })
+        waiter: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._waiters[row["id"]] = waiter
+        self._register_sent(session, row, encoded.match, encoded.expects, now)
+        try:
+            session.send(encoded.data)
+        except (ConnectionError, OSError) as exc:
+            await self._finish(row, "canceled", reason=f"write failed: {exc}")
+            raise CommandFailed(f"failed to deliver command '{name}', device with id {device['id']} "
+                                f"is not connected", public(row)) from exc
+        self._publish(row)
+        try:
+            row = await asyncio.wait_for(asyncio.shield(waiter), timeout)
+        except TimeoutError:
+            pending = next((p for p in self._sent.get(device["id"], []) if p.id == row["id"]), None)
+            if pending is not None and pending.acked is not None:
+                return public(await self._finish(row, "processed", executed=True, response=pending.acked))
+            reason = f"command '{name}' got no reply from device with id {device['id']} within {timeout:g} s"
+            await self._finish(row, "expired", reason=reason)
+            raise CommandFailed(reason, public(row)) from None
+        finally:
+            self._waiters.pop(row["id"], None)
+        if row["status"] != "processed":
+            raise CommandFailed(f"command '{name}' {row['status']}: {row.get('reason') or ''}".rstrip(": "),
+                                public(row))
+        return public(row)
+
+    async def enqueue(self, device: dict[str, Any], name: str, properties: Any, ttl: Any = None,
+                      expire: Any = None) -> dict[str, Any]:
+        """Stores the command and writes it now if the device is connected."""
+        props = self._prepare(device, name, catalog.check(device["protocol"], name, properties))
+        now = time.time()
+        if expire is not None:
+            if isinstance(expire, bool) or not isinstance(expire, int | float) or not now < expire <= now + TTL_MAX:
+                raise CommandError("'expire' must be a UNIX time in the future, at most 30 days ahead")
+            deadline = float(expire)
+        else:
+            ttl = TTL_DEFAULT if ttl is None else ttl
+            if isinstance(ttl, bool) or not isinstance(ttl, int | float) or not TTL_MIN <= ttl <= TTL_MAX:
+                raise CommandError(f"'ttl' must be between {TTL_MIN:g} and {TTL_MAX:g} seconds")
+            deadline = now + float(ttl)
+        row = await self.gateway.store.create_command({
+            **self._new_row(device, name, props), "status": "queued", "realtime": False, "expire": deadline,
+        })
+        self._remember_queued(row)
+        self._publish(row)
+        session = self.gateway.session_for(device["id"])
+        if session is not None and self._ready.is_set():
+            for queued in list(self._queued.get(device["id"], [])):
+                await self._deliver(session, queued)
+        return public(row)
+
+    async def cancel(self, command_id: int, reason: str = "canceled by the user") -> dict[str, Any] | None:
+        """Cancels an active command; returns it, or ``None`` when it was not active."""
+        row = self._rows.get(command_id)
+        if row is None:
+            return None
+        return public(await self._finish(row, "canceled", reason=reason))
+
+    async def get(self, command_id: int) -> dict[str, Any]:
+        row = self._rows.get(command_id)
+        if row is not None:
+            return public(row)
+        return public(await self.gateway.store.get_command(command_id))
+
+    async def queue(self, device_ids: list[int]) -> list[dict[str, Any]]:
+        rows = await self.gateway.store.commands(device_ids, statuses=ACTIVE)
+        return [public(self._rows.get(r["id"], r)) for r in rows]
+
+    async def results(self, device_ids: list[int], query: Any = None) -> list[dict[str, Any]]:
+        rows = await self.gateway.store.commands(device_ids, statuses=FINAL, query=query)
+        return [public(r) for r in rows]
+
+    async def find(self, device_ids: list[int], command_ids: list[int] | None,
+                   statuses: tuple[str, ...]) -> list[dict[str, Any]]:
+        """Commands of these devices, by id (``None``: all) and status."""
+        if command_ids is None:
+            rows = await self.gateway.store.commands(device_ids, statuses=statuses)
+            return [public(self._rows.get(r["id"], r)) for r in rows]
+        out = []
+        for cid in command_ids:
+            try:
+                row = self._rows.get(cid) or await self.gateway.store.get_command(cid)
+            except NotFound:
+                continue
+            if row.get("device_id") in device_ids and row["status"] in statuses:
+                out.append(public(row))
+        return out
+
+
+__all__ = ["ACTIVE", "FINAL", "CommandError", "CommandFailed", "CommandService", "public"]
