@@ -92,6 +92,9 @@ def register(app: typer.Typer) -> None:
         drain_timeout: float = typer.Option(3.0, min=0, help="Seconds to wait for outstanding acks at the end."),
         out: str | None = typer.Option(None, help="Summary JSON path (default simulate-<timestamp>.json)."),
         no_sent_list: bool = typer.Option(False, help="Leave the per-message (timestamp, seq) lists out."),
+        handshake: bool = typer.Option(
+            True, help="JT808: wait for the register/auth answers (--no-handshake for a byte-counting sink)."
+        ),
         progress: bool = typer.Option(True, help="Live progress display."),
         uvloop: bool = typer.Option(True, help="Use uvloop when installed."),
     ) -> None:
@@ -126,6 +129,7 @@ def register(app: typer.Typer) -> None:
             alarm_rate=alarm_rate,
             drain_timeout=drain_timeout,
             record_sent=not no_sent_list,
+            handshake=handshake,
         )
         console = Console(stderr=True)
         try:

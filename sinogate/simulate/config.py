@@ -37,6 +37,7 @@ class SimConfig:
     tick: float = 0.02  # scheduler resolution in seconds
     max_offline: int = 10_000  # positions buffered per device while disconnected
     record_sent: bool = True  # keep the (timestamp, seq) list per device
+    handshake: bool = True  # JT808: wait for 0x8100/0x8001 before reporting (off for a server that never answers)
 
 
 def h02_ident(seed: int, k: int) -> str:

@@ -25,6 +25,7 @@ class Jt808Device(SimDevice):
         super().__init__(index, ident, cfg, stats, wall_start)
         self.v2019 = self.rng.random() < cfg.jt808_2019_share
         self.header = jt.Header(ident, self.v2019)
+        self.imei = ("86" + ident)[:15].ljust(15, "0")
         self.splitter = jt.Jt808Splitter()
         self.serial = 0
         self.auth_code: bytes | None = None
@@ -113,6 +114,9 @@ class Jt808Device(SimDevice):
     async def handshake(self) -> None:
         loop = asyncio.get_running_loop()
         timeout = self.cfg.connect_timeout
+        if not self.cfg.handshake:
+            self.send(0x0102, jt.auth_body(self.auth_code or self.ident.encode(), self.v2019, imei=self.imei))
+            return
         if self.auth_code is None:
             self.reg_waiter = loop.create_future()
             self.send(0x0100, jt.register_body(self.ident, self.v2019))
@@ -124,7 +128,7 @@ class Jt808Device(SimDevice):
                 raise HandshakeError(f"registration refused, result {result}")
             self.auth_code = code or self.ident.encode()
         fut: asyncio.Future[int] = loop.create_future()
-        serial = self.send(0x0102, jt.auth_body(self.auth_code, self.v2019, imei="86" + self.ident[-13:]))
+        serial = self.send(0x0102, jt.auth_body(self.auth_code, self.v2019, imei=self.imei))
         self.auth_waiter = (serial, fut)
         try:
             result = await asyncio.wait_for(fut, timeout)

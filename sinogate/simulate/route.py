@@ -28,6 +28,7 @@ CITIES: tuple[tuple[float, float], ...] = (
 )
 
 M_PER_DEG = 111_320.0
+DEG = math.pi / 180.0
 
 
 @dataclass(slots=True)
@@ -68,27 +69,30 @@ class Route:
         self.rssi = rng.randint(12, 31)
 
     def advance(self, ts: int, dt: float) -> Fix:
-        rng = self.rng
+        rnd = self.rng.random
         self.phase_left -= dt
         if self.phase_left <= 0:
             # Toggle between driving and parked (ignition off).
             self.ignition = not self.ignition
+            rng = self.rng
             self.phase_left = rng.uniform(300.0, 2400.0) if self.ignition else rng.uniform(60.0, 900.0)
             self.target = rng.uniform(15.0, 100.0)
         if self.ignition:
-            self.speed += (self.target - self.speed) * min(1.0, 0.15 * dt) + rng.gauss(0.0, 2.0)
+            # speed relaxes towards the target with noise; uniform noise is cheaper than gauss
+            self.speed += (self.target - self.speed) * min(1.0, 0.15 * dt) + (rnd() - 0.5) * 6.0
             if self.speed < 0.0:
                 self.speed = 0.0
-            if rng.random() < 0.02:
-                self.heading += rng.choice((-90.0, 90.0))  # a turn at a junction
-                self.target = rng.uniform(15.0, 100.0)
+            r = rnd()
+            if r < 0.02:
+                self.heading += 90.0 if r < 0.01 else -90.0  # a turn at a junction
+                self.target = 15.0 + rnd() * 85.0
             else:
-                self.heading += rng.gauss(0.0, 4.0)
+                self.heading += (rnd() - 0.5) * 12.0
             self.heading %= 360.0
             dist = self.speed / 3.6 * dt
-            rad = math.radians(self.heading)
+            rad = self.heading * DEG
             self.lat += dist * math.cos(rad) / M_PER_DEG
-            self.lon += dist * math.sin(rad) / (M_PER_DEG * max(0.05, math.cos(math.radians(self.lat))))
+            self.lon += dist * math.sin(rad) / (M_PER_DEG * max(0.05, math.cos(self.lat * DEG)))
             if self.lat > 85.0 or self.lat < -85.0:
                 self.heading = (self.heading + 180.0) % 360.0
                 self.lat = max(-85.0, min(85.0, self.lat))
@@ -99,29 +103,31 @@ class Route:
             self.odometer += dist
         else:
             self.speed = 0.0
-        if rng.random() < 0.05:
-            self.satellites = max(3, min(20, self.satellites + rng.choice((-1, 1))))
-            self.rssi = max(5, min(31, self.rssi + rng.choice((-1, 1))))
+        r = rnd()
+        if r < 0.05:
+            step = 1 if r < 0.025 else -1
+            self.satellites = max(3, min(20, self.satellites + step))
+            self.rssi = max(5, min(31, self.rssi - step))
         sos = False
-        if self.alarm_rate and rng.random() < self.alarm_rate:
-            if rng.random() < 0.5:
+        if self.alarm_rate and rnd() < self.alarm_rate:
+            if rnd() < 0.5:
                 sos = True
             else:
-                self.power_cut_left = rng.randint(2, 6)
+                self.power_cut_left = 2 + int(rnd() * 5)
         power_cut = self.power_cut_left > 0
         if power_cut:
             self.power_cut_left -= 1
         return Fix(
-            ts=ts,
-            lat=self.lat,
-            lon=self.lon,
-            speed_kmh=self.speed,
-            course=int(self.heading) % 360,
-            altitude=self.altitude,
-            ignition=self.ignition,
-            sos=sos,
-            power_cut=power_cut,
-            satellites=self.satellites,
-            rssi=self.rssi,
-            odometer_m=self.odometer,
+            ts,
+            self.lat,
+            self.lon,
+            self.speed,
+            int(self.heading) % 360,
+            self.altitude,
+            self.ignition,
+            sos,
+            power_cut,
+            self.satellites,
+            self.rssi,
+            self.odometer,
         )
