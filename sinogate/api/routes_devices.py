@@ -1,0 +1,450 @@
+"""``/gw/devices``: device CRUD and each device's messages, telemetry, logs, packets and connections."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+from fastapi import APIRouter, Body, Depends, Query
+from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from sinogate.api.deps import (
+    ApiError,
+    Auth,
+    DataQuery,
+    authenticate,
+    get_gateway,
+    parse_data,
+    raw_result,
+    require_write,
+    resolve_devices,
+    result,
+)
+from sinogate.api.views import (
+    all_sessions,
+    apply_query,
+    check_text,
+    device_view,
+    log_view,
+    packet_view,
+    parse_fields,
+)
+from sinogate.store.base import Conflict, IngestBatch, NotFound, StoreError
+
+if TYPE_CHECKING:
+    from sinogate.server.gateway import Gateway
+
+router = APIRouter(tags=["devices"])
+
+DATA_DOC = (
+    'JSON object: {"from": unix, "to": unix, "count": int, "reverse": bool, '
+    '"fields": "a,b" | ["a","b"], "filter": "position.speed>60 && $engine.ignition.status==true"}'
+)
+DataParam = Annotated[str | None, Query(description=DATA_DOC, max_length=8192)]
+Protocol = Literal["h02", "jt808"]
+
+
+class DeviceConfiguration(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    ident: str | int = Field(description="IMEI / terminal phone number the device reports")
+    phone: str | None = Field(None, max_length=64, description="SIM phone number (for SMS commands)")
+
+
+class DeviceConfigurationUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    ident: str | int | None = None
+    phone: str | None = Field(None, max_length=64)
+
+
+class DeviceCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str | None = Field(None, max_length=256)
+    configuration: DeviceConfiguration
+    protocol: Protocol | None = Field(None, description="h02 or jt808")
+    protocol_name: Protocol | None = Field(None, description="alias of protocol")
+    model: str | None = Field(None, max_length=128)
+    enabled: bool = True
+    messages_ttl: int | None = Field(None, ge=0, le=10 * 365 * 86400)
+    settings: dict[str, Any] | None = None
+
+
+class DeviceUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str | None = Field(None, max_length=256)
+    configuration: DeviceConfigurationUpdate | None = None
+    protocol: Protocol | None = None
+    protocol_name: Protocol | None = None
+    model: str | None = Field(None, max_length=128)
+    enabled: bool | None = None
+    messages_ttl: int | None = Field(None, ge=0, le=10 * 365 * 86400)
+    settings: dict[str, Any] | None = None
+
+
+def _store_error(exc: StoreError) -> ApiError:
+    if isinstance(exc, NotFound):
+        return ApiError(404, str(exc), 404)
+    if isinstance(exc, Conflict):
+        return ApiError(409, str(exc), 409)
+    return ApiError(400, str(exc), 400)
+
+
+def _device_fields(body: DeviceCreate | DeviceUpdate, partial: bool) -> dict[str, Any]:
+    data = body.model_dump(exclude_unset=True)
+    fields: dict[str, Any] = {}
+    conf = data.pop("configuration", None) or {}
+    if conf.get("ident") is not None:
+        fields["ident"] = str(conf["ident"])
+    if "phone" in conf:
+        fields["phone"] = conf["phone"]
+    protocol = data.pop("protocol", None) or data.pop("protocol_name", None)
+    data.pop("protocol_name", None)
+    if protocol is not None:
+        fields["protocol"] = protocol
+    for key in ("name", "model", "enabled", "messages_ttl", "settings"):
+        if key in data:
+            fields[key] = data[key]
+    if not partial:
+        if "protocol" not in fields:
+            raise ApiError(400, "a device needs a protocol (h02 or jt808)", 400)
+        fields.setdefault("name", fields.get("ident"))
+        fields.setdefault("enabled", True)
+    check_text(fields, "device")
+    return fields
+
+
+# --- devices ---------------------------------------------------------------------------------------
+
+@router.get("/gw/devices", summary="List every device")
+async def list_devices(
+    fields: Annotated[str | None, Query(description="comma list of fields, e.g. id,name,connected")] = None,
+    auth: Auth = Depends(authenticate),
+    gateway: Gateway = Depends(get_gateway),
+) -> Response:
+    names = parse_fields(fields)
+    return result([device_view(d, names) for d in resolve_devices(gateway, "all", auth)])
+
+
+@router.post("/gw/devices", summary="Create devices (the body is a JSON array)")
+async def create_devices(
+    body: Annotated[list[DeviceCreate], Body(max_length=1000)],
+    auth: Auth = Depends(authenticate),
+    gateway: Gateway = Depends(get_gateway),
+) -> Response:
+    require_write(auth)
+    if auth.limited:
+        raise ApiError(403, "a token limited to some devices cannot create devices", 403)
+    prepared = [_device_fields(item, partial=False) for item in body]
+    created, errors = [], []
+    for fields in prepared:
+        try:
+            created.append(device_view(await gateway.devices.create(fields)))
+        except StoreError as exc:
+            err = _store_error(exc)
+            errors.append({"code": err.code, "reason": err.reason, "ident": fields.get("ident")})
+    if errors and not created:
+        return result([], status=errors[0]["code"] if errors[0]["code"] in (400, 409) else 400, errors=errors)
+    return result(created, errors=errors or None)
+
+
+@router.get("/gw/devices/{selector}", summary="Get devices")
+async def get_devices(
+    selector: str,
+    fields: Annotated[str | None, Query(description="comma list of fields, e.g. id,name,connected")] = None,
+    auth: Auth = Depends(authenticate),
+    gateway: Gateway = Depends(get_gateway),
+) -> Response:
+    names = parse_fields(fields)
+    return result([device_view(d, names) for d in resolve_devices(gateway, selector, auth)])
+
+
+async def _update(gateway: Gateway, selector: str, auth: Auth, body: DeviceUpdate, merge: bool) -> Response:
+    require_write(auth)
+    fields = _device_fields(body, partial=True)
+    devices = resolve_devices(gateway, selector, auth)
+    out = []
+    for device in devices:
+        changes = dict(fields)
+        if merge and "settings" in changes:
+            changes["settings"] = {**(device.get("settings") or {}), **(changes["settings"] or {})}
+        try:
+            updated = await gateway.devices.update(device["id"], changes)
+        except StoreError as exc:
+            raise _store_error(exc) from exc
+        if changes.get("enabled") is False:
+            session = gateway.session_for(device["id"])
+            if session is not None:
+                session.close("device disabled")
+        out.append(device_view(updated))
+    return result(out)
+
+
+@router.put("/gw/devices/{selector}", summary="Update fields of devices")
+async def put_devices(
+    selector: str,
+    body: DeviceUpdate,
+    auth: Auth = Depends(authenticate),
+    gateway: Gateway = Depends(get_gateway),
+) -> Response:
+    return await _update(gateway, selector, auth, body, merge=False)
+
+
+@router.patch("/gw/devices/{selector}", summary="Update devices, merging settings")
+async def patch_devices(
+    selector: str,
+    body: DeviceUpdate,
+    auth: Auth = Depends(authenticate),
+    gateway: Gateway = Depends(get_gateway),
+) -> Response:
+    return await _update(gateway, selector, auth, body, merge=True)
+
+
+@router.delete("/gw/devices/{selector}", summary="Delete devices (their connections are closed)")
+async def delete_devices(
+    selector: str, auth: Auth = Depends(authenticate), gateway: Gateway = Depends(get_gateway)
+) -> Response:
+    require_write(auth)
+    out = []
+    for device in resolve_devices(gateway, selector, auth):
+        session = gateway.session_for(device["id"])
+        if session is not None:
+            session.close("device deleted")
+        try:
+            await gateway.devices.delete(device["id"])
+        except StoreError as exc:
+            raise _store_error(exc) from exc
+        out.append({"id": device["id"]})
+    return result(out)
+
+
+# --- messages --------------------------------------------------------------------------------------
+
+async def device_messages(gateway: Gateway, device_ids: list[int] | None, query: DataQuery,
+                          protocol: str | None = None) -> Response:
+    store = gateway.store
+    if query.filter is None and query.fields is None:
+        # fast path: splice the stored JSON text into the body without parsing it
+        return raw_result(await store.messages_raw(device_ids, query.time_query(), protocol))
+    if query.filter is None:
+        return result([query.project(m) for m in await store.messages(device_ids, query.time_query(), protocol)])
+    if device_ids is not None and len(device_ids) == 1 and not query.reverse and protocol is None:
+        out = []
+        if query.count != 0:
+            async for m in store.iter_messages(device_ids[0], query.time_query(with_count=False)):
+                if query.filter.matches(m):
+                    out.append(query.project(m))
+                    if query.count is not None and len(out) >= query.count:
+                        break
+        return result(out)
+    return result(apply_query(await store.messages(device_ids, query.time_query(with_count=False), protocol), query))
+
+
+@router.get("/gw/devices/{selector}/messages", summary="Stored messages")
+async def get_messages(
+    selector: str,
+    data: DataParam = None,
+    auth: Auth = Depends(authenticate),
+    gateway: Gateway = Depends(get_gateway),
+) -> Response:
+    query = parse_data(data)
+    devices = resolve_devices(gateway, selector, auth)
+    if not devices:
+        return result([])
+    return await device_messages(gateway, [d["id"] for d in devices], query)
+
+
+@router.post("/gw/devices/{selector}/messages", summary="Inject messages (they update telemetry too)")
+async def post_messages(
+    selector: str,
+    body: Annotated[list[dict[str, Any]], Body(max_length=10000)],
+    auth: Auth = Depends(authenticate),
+    gateway: Gateway = Depends(get_gateway),
+) -> Response:
+    require_write(auth)
+    check_text(body, "message")
+    for i, m in enumerate(body):
+        ts = m.get("timestamp")
+        if ts is not None and (isinstance(ts, bool) or not isinstance(ts, int | float) or not 0 <= ts < 1e11):
+            raise ApiError(400, f"message {i}: timestamp must be UNIX seconds", 400)
+    devices = resolve_devices(gateway, selector, auth)
+    now = time.time()
+    stored: list[dict[str, Any]] = []
+    events = []
+    for device in devices:
+        for m in body:
+            message = dict(m)
+            message.setdefault("timestamp", now)
+            message["timestamp"] = float(message["timestamp"])
+            message.update({
+                "ident": device["ident"],
+                "server.timestamp": now,
+                "protocol.name": device["protocol"],
+                "device.id": device["id"],
+                "device.name": device["name"],
+                "transport": "http",
+            })
+            stored.append(message)
+            events.append({"type": "message", "device_id": device["id"], "protocol": device["protocol"],
+                           "ident": device["ident"], "data": message})
+    if stored:
+        try:
+            await gateway.store.ingest(IngestBatch(messages=stored))
+        except StoreError as exc:
+            raise _store_error(exc) from exc
+        except (ValueError, TypeError, OverflowError) as exc:
+            raise ApiError(400, f"cannot store these messages: {exc}", 400) from exc
+        for event in events:
+            gateway.bus.publish(event)
+    return result(stored)
+
+
+@router.delete("/gw/devices/{selector}/messages", summary="Delete messages (data: from, to)")
+async def delete_messages(
+    selector: str,
+    data: DataParam = None,
+    auth: Auth = Depends(authenticate),
+    gateway: Gateway = Depends(get_gateway),
+) -> Response:
+    require_write(auth)
+    query = parse_data(data)
+    if query.count is not None or query.filter is not None or query.fields is not None:
+        raise ApiError(400, "deleting messages takes only data.from and data.to", 400)
+    devices = resolve_devices(gateway, selector, auth)
+    if not devices:
+        return result([])
+    deleted = await gateway.store.delete_messages([d["id"] for d in devices], query.time_query())
+    return result([{"deleted": deleted, "devices": [d["id"] for d in devices]}])
+
+
+# --- telemetry -------------------------------------------------------------------------------------
+
+def _telemetry_names(names: str) -> list[str] | None:
+    names = names.strip()
+    if names in ("", "all"):
+        return None
+    return [n.strip() for n in names.split(",") if n.strip()]
+
+
+def _pick_telemetry(telemetry: dict[str, dict[str, Any]], names: list[str] | None) -> dict[str, dict[str, Any]]:
+    if names is None:
+        return telemetry
+    from sinogate.api.filter import wildcard_match
+
+    out = {}
+    for key, value in telemetry.items():
+        for name in names:
+            pattern = "*" in name or "?" in name
+            if key == name or key.startswith(name + ".") or (pattern and wildcard_match(name, key)):
+                out[key] = value
+                break
+    return out
+
+
+async def _telemetry(gateway: Gateway, selector: str, names: str, auth: Auth) -> Response:
+    wanted = _telemetry_names(names)
+    out = []
+    for device in resolve_devices(gateway, selector, auth):
+        telemetry = await gateway.store.telemetry(device["id"])
+        out.append({"id": device["id"], "telemetry": _pick_telemetry(telemetry, wanted)})
+    return result(out)
+
+
+@router.get("/gw/devices/{selector}/telemetry", summary="Latest value of every parameter")
+async def get_telemetry_all(
+    selector: str, auth: Auth = Depends(authenticate), gateway: Gateway = Depends(get_gateway)
+) -> Response:
+    return await _telemetry(gateway, selector, "all", auth)
+
+
+@router.get("/gw/devices/{selector}/telemetry/{names}", summary="Latest values: all | name,name (prefixes, wildcards)")
+async def get_telemetry(
+    selector: str, names: str, auth: Auth = Depends(authenticate), gateway: Gateway = Depends(get_gateway)
+) -> Response:
+    return await _telemetry(gateway, selector, names, auth)
+
+
+# --- logs, packets, connections --------------------------------------------------------------------
+
+@router.get("/gw/devices/{selector}/logs", summary="Connection events of devices")
+async def get_logs(
+    selector: str, data: DataParam = None, auth: Auth = Depends(authenticate), gateway: Gateway = Depends(get_gateway)
+) -> Response:
+    query = parse_data(data)
+    devices = resolve_devices(gateway, selector, auth)
+    if not devices:
+        return result([])
+    rows = await gateway.store.logs(query.time_query(with_count=query.filter is None), [d["id"] for d in devices])
+    return result(apply_query((log_view(r) for r in rows), query))
+
+
+@router.get("/gw/devices/{selector}/packets", summary="Raw traffic of devices (data base64)")
+async def get_packets(
+    selector: str, data: DataParam = None, auth: Auth = Depends(authenticate), gateway: Gateway = Depends(get_gateway)
+) -> Response:
+    query = parse_data(data)
+    devices = resolve_devices(gateway, selector, auth)
+    if not devices:
+        return result([])
+    rows = await gateway.store.packets(
+        query.time_query(with_count=query.filter is None), device_ids=[d["id"] for d in devices]
+    )
+    return result(apply_query((packet_view(r) for r in rows), query))
+
+
+def _device_sessions(gateway: Gateway, selector: str, auth: Auth, conn_selector: str = "all") -> list[Any]:
+    ids = {d["id"] for d in resolve_devices(gateway, selector, auth)}
+    sessions = [s for s in all_sessions(gateway) if s.device_id in ids]
+    return _pick_sessions(sessions, conn_selector)
+
+
+def _pick_sessions(sessions: list[Any], conn_selector: str) -> list[Any]:
+    conn_selector = conn_selector.strip()
+    if conn_selector == "all":
+        return sessions
+    parts = [p.strip() for p in conn_selector.split(",")]
+    if not all(p.isdigit() for p in parts):
+        raise ApiError(400, "connection selector must be 'all' or a list of connection ids", 400)
+    wanted = {int(p) for p in parts}
+    picked = [s for s in sessions if s.conn_id in wanted]
+    missing = wanted - {s.conn_id for s in picked}
+    if missing:
+        raise ApiError(404, f"connection {min(missing)} not found", 404)
+    return picked
+
+
+@router.get("/gw/devices/{selector}/connections", summary="Live connections of devices")
+async def get_connections(
+    selector: str, auth: Auth = Depends(authenticate), gateway: Gateway = Depends(get_gateway)
+) -> Response:
+    return result([s.info() for s in _device_sessions(gateway, selector, auth)])
+
+
+@router.get("/gw/devices/{selector}/connections/{connections}", summary="Live connections by id")
+async def get_connections_by_id(
+    selector: str, connections: str, auth: Auth = Depends(authenticate), gateway: Gateway = Depends(get_gateway)
+) -> Response:
+    return result([s.info() for s in _device_sessions(gateway, selector, auth, connections)])
+
+
+async def _close(sessions: list[Any]) -> Response:
+    out = []
+    for s in sessions:
+        s.close("closed via API")
+        out.append({"id": s.conn_id, "device_id": s.device_id, "ident": s.ident})
+    return result(out)
+
+
+@router.delete("/gw/devices/{selector}/connections", summary="Close the live connections of devices")
+async def delete_connections(
+    selector: str, auth: Auth = Depends(authenticate), gateway: Gateway = Depends(get_gateway)
+) -> Response:
+    require_write(auth)
+    return await _close(_device_sessions(gateway, selector, auth))
+
+
+@router.delete("/gw/devices/{selector}/connections/{connections}", summary="Close connections by id")
+async def delete_connections_by_id(
+    selector: str, connections: str, auth: Auth = Depends(authenticate), gateway: Gateway = Depends(get_gateway)
+) -> Response:
+    require_write(auth)
+    return await _close(_device_sessions(gateway, selector, auth, connections))

@@ -1,0 +1,160 @@
+"""How gateway objects look over the API (flespi shapes), and helpers shared by the route modules."""
+
+from __future__ import annotations
+
+import base64
+import functools
+import logging
+import math
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from sinogate.api.deps import ApiError, DataQuery
+
+if TYPE_CHECKING:
+    from sinogate.server.gateway import Gateway
+    from sinogate.server.session import Session
+
+log = logging.getLogger("sinogate.api")
+
+PROTOCOL_IDS = {"h02": 1, "jt808": 2}
+CHANNELS = {1: "h02", 2: "jt808"}  # channel id -> protocol; one channel per protocol listener
+
+
+@functools.lru_cache(maxsize=8)
+def _catalog(protocol: str) -> tuple[dict[str, Any], ...]:
+    try:
+        from sinogate.commands.catalog import catalog_for
+    except ImportError:
+        return ()
+    try:
+        return tuple(catalog_for(protocol))
+    except Exception:  # the command catalog is someone else's work in progress: never fail a GET
+        log.exception("command catalog for %s failed", protocol)
+        return ()
+
+
+def command_catalog(protocol: str) -> list[dict[str, Any]]:
+    return list(_catalog(protocol))
+
+
+def device_view(device: dict[str, Any], fields: list[str] | None = None) -> dict[str, Any]:
+    protocol = device.get("protocol")
+    out: dict[str, Any] = {
+        "id": device["id"],
+        "name": device.get("name"),
+        "configuration": {"ident": device.get("ident"), "phone": device.get("phone")},
+        "protocol": protocol,
+        "protocol_name": protocol,
+        "protocol_id": PROTOCOL_IDS.get(str(protocol)),
+        "model": device.get("model"),
+        "enabled": bool(device.get("enabled", True)),
+        "connected": bool(device.get("connected")),
+        "last_active": device.get("last_active"),
+        "created": device.get("created"),
+        "messages_ttl": device.get("messages_ttl"),
+        "settings": device.get("settings") or {},
+    }
+    if fields is None or "commands" in fields:
+        out["commands"] = command_catalog(str(protocol))
+    if fields is not None:
+        picked: dict[str, Any] = {}
+        for name in fields:
+            if name in out:
+                picked[name] = out[name]
+            elif name.startswith("configuration."):
+                sub = name.split(".", 1)[1]
+                if sub in out["configuration"]:
+                    picked.setdefault("configuration", {})[sub] = out["configuration"][sub]
+        return picked
+    return out
+
+
+def parse_fields(fields: str | None) -> list[str] | None:
+    if fields is None or not fields.strip():
+        return None
+    return [f.strip() for f in fields.split(",") if f.strip()] or None
+
+
+def check_text(value: Any, what: str = "value", depth: int = 0) -> None:
+    """400 for strings that cannot be stored as UTF-8 (lone surrogates) and absurd nesting."""
+    if depth > 32:
+        raise ApiError(400, f"{what} is nested too deeply", 400)
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ApiError(400, f"{what} contains a string that is not valid UTF-8", 400) from exc
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise ApiError(400, f"{what} contains a number that is not finite", 400)
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            check_text(k, what, depth + 1)
+            check_text(v, what, depth + 1)
+    elif isinstance(value, list | tuple):
+        for v in value:
+            check_text(v, what, depth + 1)
+
+
+def apply_query(items: Iterable[dict[str, Any]], query: DataQuery) -> list[dict[str, Any]]:
+    """Filter, cut to ``count`` (after filtering) and project ``fields``."""
+    out = []
+    for item in items:
+        if query.count is not None and len(out) >= query.count:
+            break
+        if query.filter is not None and not query.filter.matches(item):
+            continue
+        out.append(query.project(item))
+    return out
+
+
+def packet_view(packet: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": packet.get("id"),
+        "timestamp": packet.get("timestamp"),
+        "type": packet.get("type"),
+        "conn": packet.get("conn"),
+        "ident": packet.get("ident"),
+        "device_id": packet.get("device_id"),
+        "protocol": packet.get("protocol"),
+        "peer": packet.get("peer"),
+        "data": base64.b64encode(packet.get("data") or b"").decode("ascii"),
+    }
+
+
+def log_view(record: dict[str, Any]) -> dict[str, Any]:
+    out = dict(record)
+    out["source"] = out.get("peer")
+    return out
+
+
+def all_sessions(gateway: Gateway) -> list[Session]:
+    """Every open connection: TCP ones and active UDP peers."""
+    sessions: dict[int, Session] = {s.conn_id: s for s in gateway.connections if not s.closed}
+    for listener in gateway.udp.values():
+        for s in listener.sessions.values():
+            if not s.closed:
+                sessions[s.conn_id] = s
+    return sorted(sessions.values(), key=lambda s: s.conn_id)
+
+
+def channel_view(gateway: Gateway, channel_id: int) -> dict[str, Any]:
+    protocol = CHANNELS[channel_id]
+    port = gateway.ports.get(protocol)
+    cfg = gateway.config
+    return {
+        "id": channel_id,
+        "name": protocol,
+        "protocol_name": protocol,
+        "protocol_id": PROTOCOL_IDS[protocol],
+        "enabled": port is not None,
+        "uri": f"{cfg.host}:{port}",
+        "port": port,
+        "transports": ["tcp", "udp"] if protocol in gateway.udp else ["tcp"],
+        "connections_count": sum(1 for s in all_sessions(gateway) if s.protocol == protocol),
+        "configuration": {"host": cfg.host, "port": port, "auto_register": cfg.auto_register},
+    }
+
+
+def active_channels(gateway: Gateway) -> list[int]:
+    return [cid for cid, protocol in CHANNELS.items() if protocol in gateway.ports]
