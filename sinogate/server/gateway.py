@@ -219,6 +219,9 @@ class Gateway:
         """Stop accepting, close connections, flush every pending write."""
         if self._housekeeper is not None:
             self._housekeeper.cancel()
+        close_commands = getattr(self.commands, "close", None)
+        if close_commands is not None:
+            close_commands()
         for server in self._servers:
             server.close()
         for session in list(self.connections):
