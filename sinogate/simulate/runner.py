@@ -16,6 +16,25 @@ from sinogate.simulate.device import SimDevice, Stats
 from sinogate.simulate.device_h02 import H02Device
 from sinogate.simulate.device_jt808 import HandshakeError, Jt808Device
 
+PER_SOURCE = 20_000  # connections per loopback source address
+
+
+def raise_fd_limit(wanted: int) -> int:
+    """Lift the soft RLIMIT_NOFILE towards ``wanted`` (bounded by the hard limit); returns the new soft limit."""
+    try:
+        import resource
+    except ImportError:  # not on POSIX
+        return wanted
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError):
+            pass
+    return int(soft)
+
 
 class Runner:
     def __init__(self, cfg: SimConfig, stats: Stats | None = None) -> None:
@@ -29,11 +48,19 @@ class Runner:
             cls = H02Device if proto == "h02" else Jt808Device
             self.devices.append(cls(i, ident, cfg, self.stats, wall))
         self.stats.devices = len(self.devices)
+        raise_fd_limit(len(self.devices) + 1024)
         self.heap: list[tuple[float, int]] = []
         self.stopping = False
         self.storm_until = 0.0
         self.t0 = 0.0
         self.end = float("inf")
+
+    def local_addr(self, dev: SimDevice) -> tuple[str, int] | None:
+        """Spread loopback connections over 127.0.0.x sources: one source address has only ~28,000
+        ephemeral ports per server port, and the idle-connection benchmark wants 100,000."""
+        if len(self.devices) <= PER_SOURCE or not self.cfg.host.startswith("127."):
+            return None
+        return (f"127.0.{dev.index // PER_SOURCE // 250}.{1 + dev.index // PER_SOURCE % 250}", 0)
 
     def stop(self) -> None:
         """End the sending phase now (e.g. on Ctrl-C); drain and summary follow."""
@@ -54,7 +81,8 @@ class Runner:
                     if self.stopping:
                         return
                     await asyncio.wait_for(
-                        loop.create_connection(lambda d=dev: d, cfg.host, dev.port), cfg.connect_timeout
+                        loop.create_connection(lambda d=dev: d, cfg.host, dev.port, local_addr=self.local_addr(dev)),
+                        cfg.connect_timeout,
                     )
                     await dev.handshake()
             except (OSError, TimeoutError, HandshakeError) as exc:
