@@ -137,3 +137,9 @@ def module_gateway_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     """One running gateway shared by the tests of a module (faster; tests must not assume it is empty)."""
     with start_gateway(tmp_path_factory.mktemp("gateway") / "data") as server:
         yield server
+
+
+@pytest.fixture
+def gateway_factory() -> Any:
+    """``start_gateway`` itself, for tests that need their own config (``with gateway_factory(dir, **cfg)``)."""
+    return start_gateway

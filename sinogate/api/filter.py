@@ -259,6 +259,8 @@ class _Parser:
 
     def _literal_pattern(self) -> str | None:
         kind, value, _ = self.peek()
+        if kind != "str":
+            return None
         nxt = self.tokens[self.i + 1]
         if kind == "str" and ("*" in value or "?" in value) and nxt[0] in ("end", "op") and nxt[1] in (
             None, "&&", "||", ")", ",", "==", "!=",
@@ -392,6 +394,8 @@ class Filter:
             self._node = _Parser(text).parse()
         except RecursionError as exc:  # pragma: no cover - MAX_DEPTH keeps us well below the limit
             raise FilterSyntaxError("expression too deeply nested") from exc
+        except IndexError as exc:  # pragma: no cover - defensive: ran past the end token
+            raise FilterSyntaxError("unexpected end of expression") from exc
 
     def value(self, message: Mapping[str, Any]) -> Value:
         """The expression's value; raises nothing, returns None on an error or a missing param."""
