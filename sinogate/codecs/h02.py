@@ -48,7 +48,7 @@ class Connection:
 
     protocol: ClassVar[str] = "h02"
 
-    __slots__ = ("_framer", "_ident", "_lookup", "_tcache", "transport")
+    __slots__ = ("_framer", "_hint", "_ident", "_lookup", "_tcache", "transport")
 
     def __init__(self, settings: SettingsLookup = default_lookup, transport: str = "tcp") -> None:
         self._lookup = settings
@@ -56,6 +56,7 @@ class Connection:
         self._ident: str | None = None
         self._framer = Framer(self._length_hint)
         self._tcache: tuple[int, str, str] = (-1, "", "")
+        self._hint: tuple[str, int | None] = ("", None)
 
     @property
     def ident(self) -> str | None:
@@ -106,11 +107,18 @@ class Connection:
         return self._lookup(ident) if ident else DEFAULT_SETTINGS
 
     def _length_hint(self, head: bytes) -> int | None:
-        """The configured binary length for the device a binary frame (first 9 bytes) names."""
+        """The configured binary length for the device a binary frame (first 9 bytes) names.
+
+        Asked only while the framer has no confirmed length; remembered per ident so that the
+        settings lookup stays at about once per frame.
+        """
         ident = self._ident or head[1:6].hex()
+        if self._hint[0] == ident:
+            return self._hint[1]
         length = self._lookup(ident).h02_binary_length
         if length is None and not self._ident and len(head) >= 9:
             length = self._lookup(head[1:9].hex()[:15]).h02_binary_length
+        self._hint = (ident, length)
         return length
 
     def _times(self, now: float) -> tuple[str, str]:
@@ -123,55 +131,58 @@ class Connection:
         return cache[1], cache[2]
 
     def _text(self, raw: bytes, now: float) -> Frame:
-        s = raw.decode("latin-1").strip(_STRIP)
-        s = s[1:-1] if s[-1:] == "#" else s[1:]
+        # framed: '*...#'; a datagram may lack the '#'
+        s = raw[1:-1].decode("latin-1") if raw[-1] == 0x23 else raw.decode("latin-1").strip(_STRIP)[1:]
         p = s.split(",")
         if len(p) < 3:
-            return Frame(raw=raw, ident=self._ident, errors=["text frame with fewer than 3 fields"])
+            return Frame(raw, self._ident, errors=["text frame with fewer than 3 fields"])
         dev = p[1].strip()
         typ = p[2] = p[2].strip()
         if dev:
             self._ident = dev
         ident = self._ident
         settings = self._lookup(ident) if ident else DEFAULT_SETTINGS
-        frame = Frame(raw=raw, ident=ident)
+        replies: list[bytes] = []
+        errors: list[str] = []
         if dev and (typ == "V0" or typ == "HTBT"):
-            frame.replies.append(f"*{p[0]},{p[1]},{typ}#".encode("latin-1"))
+            replies.append(f"*{p[0]},{p[1]},{typ}#".encode("latin-1"))
         offset = settings.time_offset
-        decoder, decoded = decoder_for(typ)
+        decoder = _DISPATCH.get(typ)
+        decoded = True
+        if decoder is None:
+            decoder, decoded = decoder_for(typ)
         try:
             msg = decoder(p, ident or "", offset * 3600.0 if offset else 0.0, now)
         except Exception as exc:  # a device must never break the connection: report, go on
-            frame.errors.append(f"{typ or '?'}: {type(exc).__name__}: {exc}")
-            return frame
-        frame.messages.append(msg)
+            errors.append(f"{typ or '?'}: {type(exc).__name__}: {exc}")
+            return Frame(raw, ident, [], replies, errors)
         if not decoded and typ not in KNOWN_BARE:
-            frame.errors.append(f"message type {typ!r} not decoded")
+            errors.append(f"message type {typ!r} not decoded")
         if not ident:
-            frame.errors.append("no device id in the frame and none known on this connection")
+            errors.append("no device id in the frame and none known on this connection")
         if dev and decoded:
             if typ == "V1" or typ == "NBR":
-                frame.replies.append(f"*HQ,{dev},V4,{typ},{self._times(now)[0]}#".encode("latin-1"))
+                replies.append(f"*HQ,{dev},V4,{typ},{self._times(now)[0]}#".encode("latin-1"))
             elif settings.h02_ack and typ not in _NO_R12:
-                frame.replies.append(f"*HQ,{dev},R12,{self._times(now)[1]}#".encode("latin-1"))
-        return frame
+                replies.append(f"*HQ,{dev},R12,{self._times(now)[1]}#".encode("latin-1"))
+        return Frame(raw, ident, [msg], replies, errors)
 
     def _binary(self, raw: bytes, now: float) -> Frame:
         ident = binary_ident(raw)
         self._ident = ident
         settings = self._lookup(ident)
-        frame = Frame(raw=raw, ident=ident)
         offset = settings.time_offset
         try:
             msg = decode_binary(raw, ident, offset * 3600.0 if offset else 0.0)
         except Exception as exc:  # see _text
-            frame.errors.append(f"binary: {type(exc).__name__}: {exc}")
-            return frame
-        frame.messages.append(msg)
-        if settings.h02_ack:
-            frame.replies.append(f"*HQ,{ident},R12,{self._times(now)[1]}#".encode("latin-1"))
-        return frame
+            return Frame(raw, ident, errors=[f"binary: {type(exc).__name__}: {exc}"])
+        replies = [f"*HQ,{ident},R12,{self._times(now)[1]}#".encode("latin-1")] if settings.h02_ack else []
+        return Frame(raw, ident, [msg], replies)
 
+
+# Common types resolved without decoder_for().
+_DISPATCH: Final = {t: decoder_for(t)[0] for t in ("V1", "V2", "V4", "V5", "V6", "V8", "V19", "NBR", "LINK",
+                                                    "V3", "VP1", "V0", "HTBT", "SMS")}
 
 _MSG: Final = "Command *V1, Command *V4, Command *V5, Command *V6"
 register(

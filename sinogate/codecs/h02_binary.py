@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from sinogate.codecs.h02_fields import KNOTS, days_from_civil
-from sinogate.codecs.h02_status import apply_status
+from sinogate.codecs.h02_status import with_status
 
 Message = dict[str, Any]
 
@@ -60,20 +60,16 @@ def decode_binary(raw: bytes, ident: str, offset_s: float) -> Message:
     lon = int(lon_s[0:3]) + int(lon_s[3:9]) / 600000.0
     flags = raw[21 + o] & 0x0F
     sc = h[(22 + o) * 2 : (25 + o) * 2]
-    msg: Message = {
-        "ident": ident,
-        "message.type": "$",
-        "timestamp": ts,
-        "position.latitude": lat if flags & 0x4 else -lat,
-        "position.longitude": lon if flags & 0x8 else -lon,
-        "position.speed": int(sc[0:3]) * KNOTS,
-        "position.direction": float(int(sc[3:6])),
-        "position.valid": flags & 0x2 != 0,
-    }
+    msg = with_status({"ident": ident, "message.type": "$", "timestamp": ts},
+                      int.from_bytes(raw[25 + o : 29 + o], "big"))
+    msg["position.latitude"] = lat if flags & 0x4 else -lat
+    msg["position.longitude"] = lon if flags & 0x8 else -lon
+    msg["position.speed"] = int(sc[0:3]) * KNOTS
+    msg["position.direction"] = float(int(sc[3:6]))
+    msg["position.valid"] = flags & 0x2 != 0
     battery = _battery(raw[16 + o])
     if battery is not None:
         msg["battery.level"] = battery
-    apply_status(msg, int.from_bytes(raw[25 + o : 29 + o], "big"))
     if n == 45:
         _trailer45(msg, raw)
     elif n == 46 and raw[29] == 0xFF:

@@ -16,7 +16,9 @@ from typing import Any, Final
 
 from sinogate.codecs.base import CodecError, EncodedCommand
 
-_CODE = re.compile(r"^[A-Z]{1,3}\d{1,3}(,|$)")
+# an H02 command code: S20, D1, R12... alone or with parameters; letters-only codes (SCF) need a comma,
+# so that bare SMS-style words (CQ, RCONF) stay raw
+_CODE = re.compile(r"^(?:[A-Z]{1,3}\d{1,3}(?:,|$)|[A-Z]{2,3},)")
 _WRAPPED_IN = re.compile(r"^\*[A-Za-z]{2},[^,#]*,([A-Z0-9]+),(\d{6})?")
 _HOST = re.compile(r"^[A-Za-z0-9.\-]{1,253}$")
 
@@ -27,7 +29,7 @@ COMMANDS: Final[dict[str, dict[str, Any]]] = {
         "type": "object",
         "description": (
             "Send any text. mode 'auto' (default): a payload starting with '*' goes out as is; one starting "
-            "with an H02 command code (e.g. 'S20,1,1', 'S71,130305,22,30', 'D1,10') is wrapped as "
+            "with an H02 command code (e.g. 'S20,1,1', 'S71,130305,22,30', 'D1,10', 'SCF,0,0') is wrapped as "
             "*HQ,<id>,<payload># with the current HHMMSS inserted after the code unless the second field "
             "already is a 6-digit time; anything else (RCONF, CXZT, RESTART, '8040000 1.2.3.4 5013') is "
             "sent as raw text and answered by an SMS message. 'wrapped' and 'raw' force either form."

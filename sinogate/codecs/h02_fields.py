@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Final
 
 KNOTS: Final = 1.852
@@ -27,15 +28,25 @@ def device_time(date: str, hms: str, offset_s: float, now: float) -> float:
     """
     if not date:
         return now
-    if len(date) != 6 or not date.isdigit():
+    return float(_day_start(date) + _seconds(hms)) - offset_s
+
+
+@lru_cache(maxsize=512)
+def _day_start(date: str) -> int:
+    """UNIX seconds of DDMMYY 00:00 (memoised: a pure function)."""
+    if len(date) != 6 or not date.isdigit() or not date.isascii():
         raise ValueError(f"bad date {date!r}")
-    days = days_from_civil(2000 + int(date[4:6]), int(date[2:4]), int(date[0:2]))
-    secs = 0
-    if hms:
-        if len(hms) < 6 or not hms[:6].isdigit():
-            raise ValueError(f"bad time {hms!r}")
-        secs = int(hms[0:2]) * 3600 + int(hms[2:4]) * 60 + int(hms[4:6])
-    return float(days * 86400 + secs) - offset_s
+    return days_from_civil(2000 + int(date[4:6]), int(date[2:4]), int(date[0:2])) * 86400
+
+
+@lru_cache(maxsize=4096)
+def _seconds(hms: str) -> int:
+    """Seconds into the day of HHMMSS (empty: 0; lenient past 59; memoised: a pure function)."""
+    if not hms:
+        return 0
+    if len(hms) < 6 or not hms[:6].isdigit() or not hms.isascii():
+        raise ValueError(f"bad time {hms!r}")
+    return int(hms[0:2]) * 3600 + int(hms[2:4]) * 60 + int(hms[4:6])
 
 
 def coordinate(value: str) -> float | None:
@@ -43,25 +54,26 @@ def coordinate(value: str) -> float | None:
 
     Returns None for an empty field; raises ValueError for garbage.
     """
-    v = value.strip()
-    if not v:
-        return None
-    if v[0] == "-":
-        deg, sep, minutes = v[1:].partition("-")
-        if not sep:
-            raise ValueError(f"bad coordinate {value!r}")
-        result = int(deg or 0) + float(minutes) / 60.0
+    dot = value.find(".")
+    if dot > 2 and value[0] != "-":  # the common DDMM.MMMM form (int/float ignore outer spaces)
+        result = int(value[: dot - 2]) + float(value[dot - 2 :]) / 60.0
     else:
-        dot = v.find(".")
-        if dot < 0:
+        v = value.strip()
+        if not v:
+            return None
+        if v[0] == "-":
+            deg, sep, minutes = v[1:].partition("-")
+            if not sep:
+                raise ValueError(f"bad coordinate {value!r}")
+            result = int(deg or 0) + float(minutes) / 60.0
+        elif "." not in v:
             if not v.isdigit():
                 raise ValueError(f"bad coordinate {value!r}")
             result = int(v[:-6] or 0) + (int(v[-6:-4] or 0) + int(v[-4:]) / 10000.0) / 60.0
-        elif dot <= 2:
-            result = float(v) / 60.0
         else:
-            result = int(v[: dot - 2]) + float(v[dot - 2 :]) / 60.0
-    if not result == result or result > 180.0 or result < 0.0:  # NaN or out of range
+            dot = v.find(".")
+            result = float(v) / 60.0 if dot <= 2 else int(v[: dot - 2]) + float(v[dot - 2 :]) / 60.0
+    if not 0.0 <= result <= 180.0:  # also false for NaN
         raise ValueError(f"bad coordinate {value!r}")
     return result
 

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from sinogate.codecs.h02_fields import KNOTS, coordinate, device_time, iccid, is_hhmmss, number
-from sinogate.codecs.h02_status import apply_status, parse_status
+from sinogate.codecs.h02_status import apply_status, parse_status, with_status
 
 Message = dict[str, Any]
 Decoder = Callable[[list[str], str, float, float], Message]
@@ -55,25 +55,24 @@ def _position(msg: Message, p: list[str], j: int) -> None:
     """Position fields of the block at ``j`` (no position when lat/lon or hemispheres are missing)."""
     ns = _NS.get(p[j + 3])
     ew = _EW.get(p[j + 5])
+    if ns is None or ew is None:
+        return
     lat = coordinate(p[j + 2])
     lon = coordinate(p[j + 4])
-    if lat is None or lon is None or ns is None or ew is None:
+    if lat is None or lon is None:
         return
     if lat > 90.0:
         raise ValueError(f"latitude out of range: {p[j + 2]!r}")
-    speed = number(p[j + 6]) * KNOTS
-    if speed < 0.0:
-        raise ValueError(f"negative speed {p[j + 6]!r}")
+    speed = p[j + 6]
+    course = p[j + 7]
+    speed_kn = float(speed) if speed.strip() else 0.0
+    if not 0.0 <= speed_kn < 100000.0:
+        raise ValueError(f"bad speed {speed!r}")
     msg["position.latitude"] = lat * ns
     msg["position.longitude"] = lon * ew
-    msg["position.speed"] = speed
-    msg["position.direction"] = number(p[j + 7])
+    msg["position.speed"] = speed_kn * KNOTS
+    msg["position.direction"] = number(course) if course else 0.0
     msg["position.valid"] = p[j + 1] not in _INVALID
-
-
-def _hex_or_dec(value: str, hex_mode: bool) -> int:
-    v = value.strip()
-    return int(v, 16) if hex_mode else int(v)
 
 
 def _cell_extras(msg: Message, extra: list[str]) -> None:
@@ -81,22 +80,25 @@ def _cell_extras(msg: Message, extra: list[str]) -> None:
 
     All-digit MCC that is a valid decimal MCC -> decimal (LAC and CID switch to hex when either
     carries a hex letter); otherwise a valid hexadecimal MCC -> everything hex; else nothing.
+    Raises ValueError when the fields are not numbers in the chosen base.
     """
     mcc_s = extra[0].strip()
     if not mcc_s:
         return
+    lac_s, cid_s = extra[2].strip(), extra[3].strip()
     if mcc_s.isdigit() and 200 <= int(mcc_s) <= 799:
         mcc = int(mcc_s)
-        mnc = int(extra[1].strip())
-        lac_s, cid_s = extra[2].strip(), extra[3].strip()
-        cell_hex = not (lac_s.isdigit() and cid_s.isdigit())
-        lac, cid = _hex_or_dec(lac_s, cell_hex), _hex_or_dec(cid_s, cell_hex)
+        mnc = int(extra[1])
+        if lac_s.isdigit() and cid_s.isdigit():
+            lac, cid = int(lac_s), int(cid_s)
+        else:
+            lac, cid = int(lac_s, 16), int(cid_s, 16)
     else:
         mcc = int(mcc_s, 16)
         if not 200 <= mcc <= 799:
             return
-        mnc = int(extra[1].strip(), 16)
-        lac, cid = int(extra[2].strip(), 16), int(extra[3].strip(), 16)
+        mnc = int(extra[1], 16)
+        lac, cid = int(lac_s, 16), int(cid_s, 16)
     msg["gsm.mcc"] = mcc
     msg["gsm.mnc"] = mnc
     msg["gsm.lac"] = lac
@@ -119,9 +121,10 @@ def _extras(msg: Message, extra: list[str]) -> None:
         except ValueError:
             pass  # not a cell after all: vendor fields we do not know
     for field in extra:
-        sim = iccid(field)
-        if sim:
-            msg["gsm.sim.iccid"] = sim
+        if len(field) >= 18:
+            sim = iccid(field)
+            if sim:
+                msg["gsm.sim.iccid"] = sim
 
 
 def decode_position(p: list[str], ident: str, offset_s: float, now: float) -> Message:
@@ -154,7 +157,8 @@ def _decode_v4(msg: Message, p: list[str], offset_s: float, now: float) -> Messa
     return _after_block(msg, p, j, offset_s, now)
 
 
-def _after_block(msg: Message, p: list[str], j: int, offset_s: float, now: float) -> Message:
+def _after_block(head: Message, p: list[str], j: int, offset_s: float, now: float) -> Message:
+    """The rest after the position block: ``[BAT,]DDMMYY[,SIM1,SIM2,SIM3][,STATUS[,extra...]]``."""
     r = p[j + 8 :]
     nr = len(r)
     k = 0
@@ -165,31 +169,33 @@ def _after_block(msg: Message, p: list[str], j: int, offset_s: float, now: float
     if k < nr and (r[k] == "" or (len(r[k]) == 6 and r[k].isdigit())):
         date = r[k]
         k += 1
-    msg["timestamp"] = device_time(date, p[j], offset_s, now)
-    _position(msg, p, j)
+    head["timestamp"] = device_time(date, p[j], offset_s, now)
+    status = None
+    sim_fields: list[str] = []
     if k < nr:
         status = parse_status(r[k])
         if status is not None:
             k += 1
         elif k + 3 < nr and (status := parse_status(r[k + 3])) is not None:
-            sim = iccid(r[k + 2])  # V19: ,<empty>,<ip or phone>,<iccid>,STATUS
-            if sim:
-                msg["gsm.sim.iccid"] = sim
+            sim_fields = r[k : k + 3]  # V19: ,<empty>,<ip or phone>,<iccid>,STATUS
             k += 4
         else:
             for idx in range(k, nr):
                 status = parse_status(r[idx])
                 if status is not None:
-                    for field in r[k:idx]:
-                        sim = iccid(field)
-                        if sim:
-                            msg["gsm.sim.iccid"] = sim
+                    sim_fields = r[k:idx]
                     k = idx + 1
                     break
-        if status is not None:
-            apply_status(msg, status)
-        if k < nr:
-            _extras(msg, r[k:])
+            else:
+                k = nr
+    msg = with_status(head, status) if status is not None else head
+    _position(msg, p, j)
+    for field in sim_fields:
+        sim = iccid(field)
+        if sim:
+            msg["gsm.sim.iccid"] = sim
+    if k < nr:
+        _extras(msg, r[k:])
     if "position.latitude" in msg:
         _vehicle_state(msg)
     return msg
