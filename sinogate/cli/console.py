@@ -1,0 +1,266 @@
+"""``sinogate console <ident|id>``: one device's conversation, live, with a command prompt.
+
+Shows the raw traffic in and out (time, direction, hex and printable text), the decoded
+messages, connection events and command status changes, from the API's Server-Sent Events
+stream (``GET /gw/devices/{id}/stream``), so it works against a remote server with ``--url`` and
+``--token``. Type at the prompt:
+
+    S20,1,1                 a custom command (H02 code: wrapped as *HQ,<id>,S20,<time>,1,1#)
+    RCONF                   a custom command sent as raw text (answered by an SMS message)
+    /interval.set seconds=30   a typed command with properties
+    /commands   /help   /quit
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import shlex
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from sinogate.cli.command import DEFAULT_URL, ClientError, find_token, normalize, parse_properties, reason_of
+
+PACKET_KINDS = {0: "connect", 1: "disconnect", 2: "in", 3: "out"}
+MAX_HEX = 256
+HELP = ("type a command: S20,1,1 · RCONF · /interval.set seconds=30 · /commands · /help · /quit "
+        "(a plain line is sent as the custom command's payload)")
+_SKIP = frozenset({"ident", "server.timestamp", "peer", "channel.id", "protocol.id", "device.id", "device.name",
+                   "transport", "timestamp", "message.type"})
+
+
+def _clock(ts: Any) -> str:
+    try:
+        t = float(ts)
+    except (TypeError, ValueError):
+        t = time.time()
+    return time.strftime("%H:%M:%S", time.localtime(t)) + f".{int(t * 1000) % 1000:03d}"
+
+
+def printable(data: bytes) -> str:
+    return "".join(chr(b) if 32 <= b < 127 else "." for b in data)
+
+
+def packet_line(data: dict[str, Any]) -> str:
+    kind = PACKET_KINDS.get(int(data.get("type", 2)) % 128, "?")
+    raw = bytes.fromhex(data["hex"]) if "hex" in data else base64.b64decode(data.get("data") or "")
+    when = _clock(data.get("timestamp"))
+    if kind in ("connect", "disconnect"):
+        return f"[dim]{when} ·· {kind} (conn {data.get('conn')})[/]"
+    arrow, color = ("<<", "green") if kind == "in" else (">>", "yellow")
+    shown = raw[:MAX_HEX]
+    more = f" …(+{len(raw) - MAX_HEX} bytes)" if len(raw) > MAX_HEX else ""
+    return (f"{when} [{color}]{arrow} {len(raw):4d} B[/] [cyan]{shown.hex()}[/]{more}\n"
+            f"{' ' * len(when)}          [bold]{escape(printable(shown))}[/]")
+
+
+def message_line(msg: dict[str, Any]) -> str:
+    parts = [f"{k}={json.dumps(v, ensure_ascii=False) if not isinstance(v, str) else v}"
+             for k, v in msg.items() if k not in _SKIP]
+    text = ", ".join(parts)
+    if len(text) > 400:
+        text = text[:400] + " …"
+    return f"{_clock(msg.get('server.timestamp'))} [magenta]msg {escape(str(msg.get('message.type', '?')))}[/] " \
+           f"{escape(text)}"
+
+
+def command_line(cmd: dict[str, Any]) -> str:
+    when = _clock(cmd.get("timestamp"))
+    if cmd.get("unmatched"):
+        return f"{when} [red]reply matching no command:[/] {escape(str(cmd.get('response')))}"
+    status = cmd.get("status")
+    color = {"processed": "bold green", "sent": "yellow", "queued": "blue"}.get(str(status), "red")
+    executed = {True: " executed", False: " NOT executed"}.get(cmd.get("executed"), "")
+    line = f"{when} [{color}]cmd #{cmd.get('id')} {escape(str(cmd.get('name')))} {status}{executed}[/]"
+    if status == "sent" and cmd.get("payload") and not cmd.get("acknowledged"):
+        line += f" payload {escape(str(cmd['payload']))}"
+    if cmd.get("acknowledged"):
+        line += " (acknowledged, waiting for the text answer)"
+    if cmd.get("response") is not None and status != "sent":
+        line += f"\n{' ' * len(when)} [bold green]reply:[/] {escape(str(cmd['response']))}"
+    if cmd.get("reason"):
+        line += f" — {escape(str(cmd['reason']))}"
+    return line
+
+
+def log_line(data: dict[str, Any]) -> str:
+    extra = f" from {data['peer']}" if data.get("peer") else ""
+    return f"{_clock(data.get('timestamp'))} [dim]-- {escape(str(data.get('event')))}{escape(extra)}[/]"
+
+
+def parse_input(line: str) -> tuple[str, dict[str, Any]] | None:
+    """A prompt line → (command name, properties); ``None`` for an empty line."""
+    line = line.strip()
+    if not line:
+        return None
+    if line.startswith("/"):
+        words = shlex.split(line[1:])
+        if not words:
+            return None
+        return words[0], parse_properties(words[0], words[1:])
+    return "custom", {"payload": line}
+
+
+class ConsoleApp:
+    def __init__(self, url: str, token: str, selector: str, history: int, out: Console) -> None:
+        self.client = httpx.AsyncClient(base_url=url.rstrip("/"), timeout=httpx.Timeout(30.0, read=None),
+                                        headers={"Authorization": f"FlespiToken {token}"})
+        self.selector = selector
+        self.history = history
+        self.out = out
+        self.device: dict[str, Any] = {}
+        self.lines: asyncio.Queue[str | None] = asyncio.Queue()
+        self.ready = asyncio.Event()
+
+    async def _get(self, path: str, **kwargs: Any) -> list[dict[str, Any]]:
+        resp = await self.client.get(path, **kwargs)
+        if resp.status_code != 200:
+            raise ClientError(reason_of(resp))
+        return list(resp.json().get("result", []))
+
+    async def resolve(self) -> dict[str, Any]:
+        try:
+            found = await self._get(f"/gw/devices/ident={self.selector}")
+        except ClientError:
+            found = []
+        if not found and self.selector.isdigit():
+            found = await self._get(f"/gw/devices/{self.selector}")
+        if not found:
+            raise ClientError(f"no device with ident or id {self.selector!r}")
+        return normalize(found[0])
+
+    async def show_history(self) -> None:
+        if self.history <= 0:
+            return
+        query = json.dumps({"count": self.history, "reverse": True})
+        try:
+            packets = await self._get(f"/gw/devices/{self.device['id']}/packets", params={"data": query})
+        except ClientError:
+            return
+        for p in reversed(packets):
+            self.out.print(packet_line(p), highlight=False)
+
+    async def stream(self) -> None:
+        path = f"/gw/devices/{self.device['id']}/stream"
+        while True:
+            try:
+                async with self.client.stream("GET", path) as resp:
+                    if resp.status_code != 200:
+                        await resp.aread()
+                        raise ClientError(reason_of(resp))
+                    self.ready.set()
+                    event, data = "", ""
+                    async for raw in resp.aiter_lines():
+                        if raw.startswith("event:"):
+                            event = raw[6:].strip()
+                        elif raw.startswith("data:"):
+                            data += raw[5:].strip()
+                        elif raw == "":
+                            if data:
+                                self.show(event, data)
+                            event, data = "", ""
+            except httpx.HTTPError as exc:
+                self.out.print(f"[red]stream interrupted ({exc}); reconnecting…[/]")
+                await asyncio.sleep(2)
+
+    def show(self, event: str, data: str) -> None:
+        try:
+            payload = json.loads(data)
+        except ValueError:
+            return
+        body = payload.get("data", payload) if isinstance(payload, dict) else {}
+        if event == "packet":
+            self.out.print(packet_line(body), highlight=False)
+        elif event == "message":
+            self.out.print(message_line(body), highlight=False)
+        elif event == "command":
+            self.out.print(command_line(body), highlight=False)
+        elif event == "log":
+            self.out.print(log_line(body), highlight=False)
+        elif event == "dropped":
+            self.out.print(f"[red]{body.get('dropped')} events dropped (console too slow)[/]")
+
+    async def submit(self, line: str) -> bool:
+        """Handles one prompt line; ``False`` to quit."""
+        stripped = line.strip()
+        if stripped in ("/quit", "/exit", "/q"):
+            return False
+        if stripped in ("/help", "/?"):
+            self.out.print(HELP)
+            return True
+        if stripped == "/commands":
+            entries = await self._get(f"/gw/devices/{self.device['id']}/commands")
+            for c in entries[0]["commands"] if entries else []:
+                self.out.print(f"  /{c['name']}  {escape(c.get('description', ''))}", highlight=False)
+            return True
+        try:
+            parsed = parse_input(line)
+        except (ClientError, ValueError) as exc:
+            self.out.print(f"[red]{escape(str(exc))}[/]")
+            return True
+        if parsed is None:
+            return True
+        name, props = parsed
+        resp = await self.client.post(f"/gw/devices/{self.device['id']}/commands-queue",
+                                      json=[{"name": name, "properties": props, "ttl": 600}])
+        if resp.status_code != 200:
+            self.out.print(f"[red]not sent: {escape(reason_of(resp))}[/]")
+        return True
+
+    def _reader(self, loop: asyncio.AbstractEventLoop) -> None:
+        for line in sys.stdin:
+            loop.call_soon_threadsafe(self.lines.put_nowait, line)
+        loop.call_soon_threadsafe(self.lines.put_nowait, None)
+
+    async def run(self) -> None:
+        self.device = await self.resolve()
+        d = self.device
+        state = "[green]connected[/]" if d.get("connected") else "[red]not connected[/]"
+        self.out.print(f"[bold]{d['protocol']} device {escape(str(d['ident']))}[/] (id {d['id']}, "
+                       f"{escape(str(d.get('name') or ''))}) {state}")
+        await self.show_history()
+        streaming = asyncio.get_running_loop().create_task(self.stream())
+        try:
+            await asyncio.wait_for(self.ready.wait(), 10)
+        except TimeoutError:
+            self.out.print("[red]the live stream did not open[/]")
+        self.out.print(f"[dim]{HELP}[/]")
+        threading.Thread(target=self._reader, args=(asyncio.get_running_loop(),), daemon=True).start()
+        try:
+            while True:
+                line = await self.lines.get()
+                if line is None or not await self.submit(line):
+                    break
+        finally:
+            streaming.cancel()
+            await self.client.aclose()
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def console(
+        device: str = typer.Argument(..., help="Device ident or id"),
+        url: str = typer.Option(DEFAULT_URL, "--url", envvar="SINOGATE_URL", help="API base URL"),
+        token: str | None = typer.Option(None, "--token",
+                                         help="API token (default SINOGATE_TOKEN or <data-dir>/token)"),
+        data_dir: Path | None = typer.Option(None, "--data-dir", help="Where the server keeps its token"),
+        history: int = typer.Option(10, "--history", help="Show this many recent packets first"),
+    ) -> None:
+        """Live view of one device's traffic and messages, with a command prompt."""
+        out = Console(highlight=False, soft_wrap=True)
+        try:
+            asyncio.run(ConsoleApp(url, find_token(token, data_dir), device, history, out).run())
+        except ClientError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(1) from exc
+        except KeyboardInterrupt:
+            pass
