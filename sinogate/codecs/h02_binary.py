@@ -58,6 +58,8 @@ def decode_binary(raw: bytes, ident: str, offset_s: float) -> Message:
     lon_s = h[(17 + o) * 2 : (22 + o) * 2]
     lat = int(lat_s[0:2]) + int(lat_s[2:8]) / 600000.0
     lon = int(lon_s[0:3]) + int(lon_s[3:9]) / 600000.0
+    if lat > 90.0 or lon > 180.0:
+        raise ValueError(f"coordinates out of range ({lat:.5f}, {lon:.5f})")
     flags = raw[21 + o] & 0x0F
     sc = h[(22 + o) * 2 : (25 + o) * 2]
     msg = with_status({"ident": ident, "message.type": "$", "timestamp": ts},

@@ -8,12 +8,15 @@ Rules (reference §1, with the fragile spots fixed):
 * ``$`` starts a binary frame when the following bytes look like one (BCD id, then a plausible
   BCD time and date). The stream carries no length, so the length is chosen from the candidates
   32, 45, 42, 46, 48 (a preferred length first: the device setting or the last length confirmed
-  on this connection): a candidate is *confirmed* when a plausible frame starts right after it,
-  *possible* when the buffer ends exactly there, *excluded* otherwise. The first candidate in
-  order that is confirmed or possible wins; if a candidate before it cannot be judged yet, the
-  framer waits for more bytes. Only a confirmed length sticks for the connection.
+  on this connection): a candidate is *confirmed* when a plausible frame starts right after it
+  (up to two CR/LF bytes may sit in between), *possible* when the buffer ends exactly there,
+  *excluded* otherwise. The first candidate in order that is confirmed or possible wins; if a
+  candidate before it cannot be judged yet, the framer waits for more bytes (at most 48 + 15).
+  Only a confirmed length sticks for the connection: it is tried first from then on, so a frame
+  of another length is only cut once enough bytes rule the confirmed length out.
   Known limit: a first binary frame of 45 bytes that arrives cut exactly after byte 32, with
-  nothing behind it, is taken as a 32-byte frame (nothing in the bytes can tell them apart).
+  nothing behind it, is taken as a 32-byte frame (nothing in the bytes can tell them apart);
+  the ``h02_binary_length`` device setting removes the guess.
 * ``X`` starts a 32-byte alternative binary frame (skipped by the codec).
 * Anything else is junk; a run of junk is reported once, when the run ends (or reaches 2 KiB).
 """
@@ -181,6 +184,13 @@ class Framer:
             if avail == length:
                 return length, ""
             nxt = pos + length
+            # CR/LF (at most two) may follow a frame before the next one
+            if buf[nxt] in (_CR, _LF):
+                nxt += 1
+                if nxt < n and buf[nxt] in (_CR, _LF):
+                    nxt += 1
+                if nxt == n:
+                    return length, ""
             state = frame_start(buf, nxt, n)
             if state == _YES:
                 self._locked = length

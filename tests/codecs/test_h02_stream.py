@@ -145,6 +145,14 @@ def test_binary_repeated_and_then_text(frame: bytes) -> None:
     assert [len(f.raw) for f in frames] == [len(frame)] * 3 + [len(V1), len(frame)]
 
 
+@pytest.mark.parametrize("frame", [B32, B45], ids=["32", "45"])
+def test_binary_followed_by_crlf(frame: bytes) -> None:
+    conn = Connection()
+    frames = conn.feed(frame + b"\r\n", NOW) + conn.feed(frame + b"\r\n" + V1, NOW)
+    assert [f.raw for f in frames] == [frame, frame, V1]
+    assert not any(f.errors for f in frames) and conn.buffered() == 0
+
+
 def test_binary_45_in_pieces_waits() -> None:
     conn = Connection()
     assert conn.feed(B45[:20], NOW) == []
@@ -197,7 +205,7 @@ def test_any_split_gives_same_messages_text_and_32(frames_in: list[bytes], cuts:
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
-    st.lists(st.sampled_from(TEXT_FRAMES + BIN_BY_LEN[45]), min_size=1, max_size=10),
+    st.lists(st.sampled_from(TEXT_FRAMES + BIN_BY_LEN[45] + [b"\r\n"]), min_size=1, max_size=10),
     st.lists(st.integers(min_value=0, max_value=10_000), max_size=12),
 )
 def test_any_split_gives_same_messages_45_with_setting(frames_in: list[bytes], cuts: list[int]) -> None:
