@@ -1,0 +1,58 @@
+"""`sinogate decode`: one JSON line per input line, errors reported, never a traceback."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+V1 = "*HQ,4210051415,V1,164549,A,2235.1777,N,11357.8913,E,000.00,000,221215,FFFFFBFF#"
+JT_HEARTBEAT = "7e 00 02 00 00 01 39 12 34 56 78 00 05 37 7e"
+
+
+def run_decode(args: list[str], stdin: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "sinogate", "decode", *args], input=stdin, capture_output=True,
+                          text=True, timeout=60)
+
+
+def test_h02_lines_from_stdin() -> None:
+    hexed = V1.encode().hex()
+    result = run_decode(["--protocol", "h02"], f"{V1}\n{hexed}\nnot a capture\n\n")
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(lines) == 3
+    text, hexline, bad = lines
+    for decoded in (text, hexline):
+        (message,) = decoded["messages"]
+        assert message["ident"] == "4210051415"
+        assert message["position.latitude"] == pytest.approx(22.586295, abs=1e-5)
+        assert message["timestamp"] == 1450802749.0
+        reply = bytes.fromhex(decoded["replies"][0]).decode()
+        assert reply.startswith("*HQ,4210051415,V4,V1,") and reply.endswith("#")
+        assert decoded["errors"] == []
+    assert bad["messages"] == [] and bad["errors"]
+
+
+def test_jt808_file_with_colons_and_a_bad_checksum(tmp_path: Path) -> None:
+    capture = tmp_path / "capture.txt"
+    good = JT_HEARTBEAT.replace(" ", ":")
+    bad_checksum = "7e000200000139123456780005127e"
+    capture.write_text(f"{good}\n{bad_checksum}\n7e0200\n", encoding="utf-8")
+    result = run_decode(["--protocol", "jt808", str(capture)], "")
+    assert result.returncode == 0, result.stderr
+    first, second, third = (json.loads(line) for line in result.stdout.splitlines())
+    assert first["messages"][0]["message.type"] == "0x0002" and first["errors"] == []
+    assert first["replies"][0].startswith("7e8001")
+    assert any("checksum" in e for e in second["errors"])
+    assert second["messages"][0]["ident"] == "13912345678"  # lenient by default: still decoded
+    assert third["messages"] == [] and any("incomplete" in e for e in third["errors"])
+
+
+def test_pretty_and_unknown_protocol() -> None:
+    pretty = run_decode(["--protocol", "h02", "--pretty"], V1 + "\n")
+    assert pretty.returncode == 0 and "position.latitude" in pretty.stdout and "reply" in pretty.stdout
+    unknown = run_decode(["--protocol", "gt06"], V1 + "\n")
+    assert unknown.returncode == 2 and "unknown protocol" in unknown.stderr
