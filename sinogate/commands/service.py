@@ -128,6 +128,8 @@ class CommandService:
         except StoreError:
             rows = []
         for row in rows:
+            if row["id"] in self._rows:  # created through the API while we were loading
+                continue
             if row.get("expire") is not None and row["expire"] <= now:
                 await self._finish(row, "expired", reason="ttl passed while the server was down")
             elif row.get("realtime"):
