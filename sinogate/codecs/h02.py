@@ -1,6 +1,6 @@
 """H02 (Sinotrack ``*HQ,...#`` text and ``$`` binary) codec, sans-IO.
 
-See ``docs``-level reference ``shared/reference/h02.md``. The pieces:
+Protocol reference: ``shared/reference/h02.md``. The pieces:
 
 * ``h02_framer``: TCP stream -> frames (text, binary, X, junk, overflow).
 * ``h02_text`` / ``h02_binary``: one frame -> one message (flat dict, names per parameters.md).
