@@ -67,7 +67,8 @@ def test_errors(api: Api) -> None:
     assert api.get("/gw/devices/unknown_field=3").status_code == 400
     r = api.request("PUT", "/gw/devices/all", json={"settings": {"h02_binary_length": 7}})
     assert r.status_code == 400
-    r = api.client.post("/gw/devices", content=b"{not json", headers={**api.headers(), "content-type": "application/json"})
+    headers = {**api.headers(), "content-type": "application/json"}
+    r = api.client.post("/gw/devices", content=b"{not json", headers=headers)
     assert r.status_code == 400
 
 
