@@ -205,7 +205,7 @@ class Stored:
 
                 self._client = httpx.Client(
                     base_url=f"http://127.0.0.1:{server.http_port}",
-                    headers={"Authorization": f"FlespiToken {TOKEN}"}, timeout=30,
+                    headers={"Authorization": f"FlespiToken {TOKEN}"}, timeout=300,
                 )
                 self._api_messages({"count": 1})
                 self.via = "HTTP API (GET /gw/devices/all/messages)"
@@ -237,8 +237,11 @@ class Stored:
 
     def probe_seen(self, ts: int) -> bool:
         if self._client is not None:
-            rows = self._api_messages({"fields": "ident,timestamp", "filter": f"ident=='{PROBE_IDENT}'",
-                                       "reverse": True, "count": 1})
+            try:
+                rows = self._api_messages({"fields": "timestamp", "reverse": True, "count": 1},
+                                          f"configuration.ident={PROBE_IDENT}")
+            except Exception:
+                return False  # overloaded or not registered yet: not queryable (yet)
             return any(r.get("timestamp", 0) >= ts for r in rows)
         row = self.db.execute(
             "SELECT 1 FROM messages WHERE protocol = 'h02' AND ident = ? AND ts >= ? LIMIT 1", (PROBE_IDENT, ts)
@@ -248,9 +251,12 @@ class Stored:
     def positions(self) -> list[tuple[str, float, float]]:
         """(ident, device timestamp, server timestamp) of every stored message."""
         if self._client is not None:
-            rows = self._api_messages({"fields": "ident,timestamp,server.timestamp"})
-            return [(str(r.get("ident", "")), float(r.get("timestamp", 0)), float(r.get("server.timestamp", 0)))
-                    for r in rows]
+            try:
+                rows = self._api_messages({"fields": "ident,timestamp,server.timestamp"})
+                return [(str(r.get("ident", "")), float(r.get("timestamp", 0)),
+                         float(r.get("server.timestamp", 0))) for r in rows]
+            except Exception as exc:
+                self.via = f"sqlite (direct read: reading everything through the HTTP API failed: {exc!r:.80})"
         return [(i, t, s) for i, t, s in self.db.execute("SELECT ident, ts, server_ts FROM messages")]
 
     def wait_quiet(self, quiet: float = 1.5, timeout: float = 90.0) -> float:
@@ -434,12 +440,55 @@ class Result:
     notes: list[str] = field(default_factory=list)
 
 
+PROFILE_DIR: Path | None = None  # --profile: py-spy records the server during each traffic run
+
+
+def start_profile(name: str, pid: int, seconds: float) -> subprocess.Popen[bytes] | None:
+    spy = BIN / "py-spy"
+    if PROFILE_DIR is None or not spy.exists():
+        return None
+    PROFILE_DIR.mkdir(parents=True, exist_ok=True)
+    return subprocess.Popen(
+        [str(spy), "record", "-p", str(pid), "-d", str(int(seconds)), "-r", "100", "-f", "raw", "--threads",
+         "--gil", "-o", str(PROFILE_DIR / f"{name}.txt")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+
+
+def summarize_profile(path: Path, top: int = 12) -> list[str]:
+    """Self and inclusive time per function from py-spy's raw (collapsed) output, per thread."""
+    if not path.exists():
+        return []
+    total = 0
+    threads: dict[str, int] = {}
+    own: dict[str, int] = {}
+    incl: dict[str, int] = {}
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        n = int(count)
+        frames = stack.split(";")
+        total += n
+        thread = frames[0].split("(")[0].strip() + " " + frames[0].rsplit(":", 1)[-1].strip()
+        threads[thread] = threads.get(thread, 0) + n
+        own[frames[-1]] = own.get(frames[-1], 0) + n
+        for f in set(frames[1:]):
+            incl[f] = incl.get(f, 0) + n
+    out = [f"py-spy --gil ({total} samples holding the GIL): " + ", ".join(
+        f"{t} {100 * n / total:.0f}%" for t, n in sorted(threads.items(), key=lambda kv: -kv[1]))]
+    out.append("  self: " + "; ".join(
+        f"{f} {100 * n / total:.0f}%" for f, n in sorted(own.items(), key=lambda kv: -kv[1])[:top]))
+    interesting = [(f, n) for f, n in incl.items() if "sinogate/" in f or "/server/" in f or "/store/" in f]
+    out.append("  inclusive (sinogate): " + "; ".join(
+        f"{f} {100 * n / total:.0f}%" for f, n in sorted(interesting, key=lambda kv: -kv[1])[:top]))
+    return out
+
+
 def traffic_scenario(name: str, load: str, args: list[str], connections: int, tmp: Path, sim_timeout: float,
-                     floor: bool = True) -> Result:
+                     floor: bool = True, profile_s: float = 0.0) -> Result:
     result = Result(name, load, connections=connections)
     server = Server(tmp / f"{name}-server")
     stored = Stored(server)
-    result.counted_via = stored.via
+    spy = start_profile(name, server.pid, profile_s) if profile_s else None
     try:
         rss0, cpu0, t0 = server.rss_kb(), server.cpu_s(), time.time()
         probe = Probe(stored)
@@ -460,6 +509,7 @@ def traffic_scenario(name: str, load: str, args: list[str], connections: int, tm
         if server.proc.poll() is not None:
             result.notes.append(f"server died (exit {server.proc.returncode}): {server.tail_log(400)}")
         rows = stored.positions()
+        result.counted_via = stored.via
         acc = account(sim.summary, rows)
         result.sent, result.acked, result.stored = acc.sent, acc.acked, acc.stored
         result.lost, result.duplicated, result.peak_1s = acc.lost, acc.duplicated, acc.peak_1s
@@ -481,6 +531,10 @@ def traffic_scenario(name: str, load: str, args: list[str], connections: int, tm
     finally:
         stored.close()
         server.stop()
+        if spy is not None:
+            spy.wait(30)
+    if spy is not None and PROFILE_DIR is not None:
+        result.notes.extend(summarize_profile(PROFILE_DIR / f"{name}.txt"))
     if floor and bytes_per_msg:
         fl = Server(tmp / f"{name}-floor", floor=True)
         try:
@@ -596,6 +650,7 @@ def scenario_saturation(tmp: Path, quick: bool) -> Result:
     return traffic_scenario(
         "saturation", f"{devices:,} devices × {rate} msg/s offered, mixed H02/JT808, {duration} s",
         sim_args(devices, rate, duration, drain_timeout=10), devices, tmp, duration + 90,
+        profile_s=duration,
     )
 
 
@@ -674,7 +729,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small, short runs (smoke test)")
     parser.add_argument("--json", type=Path, help="also write the results as JSON here")
     parser.add_argument("--keep", action="store_true", help="keep the temp data dirs")
+    parser.add_argument("--profile", type=Path, help="py-spy the server during saturation; raw stacks go here")
     args = parser.parse_args(argv)
+    global PROFILE_DIR
+    PROFILE_DIR = args.profile
     raise_nofile()
     names = list(SCENARIOS) if args.scenario == "all" else [args.scenario]
     results: list[Result] = []
