@@ -65,6 +65,7 @@ class Session:
         self.bytes_out = 0
         self.messages_in = 0
         self.last_active = self.opened
+        self.last_frame = self.opened  # last complete, valid frame: bytes alone are not activity
         self.closed = False
         self._pending: list[PacketRecord] = []
         self._garbage = 0
@@ -149,6 +150,8 @@ class Session:
                 messages.extend(frame.messages)
             replies.extend(frame.replies)
         self._garbage = 0 if good else self._garbage + len(data)
+        if good:
+            self.last_frame = now
         batch.packets = self._take_packets(self._packet(PACKET_RECEIVED, data, now))
         if messages:
             ctx = Context(
@@ -246,8 +249,13 @@ class TcpSession(Session):
         log.debug("%s connection %s from %s", self.protocol, self.conn_id, self.peer)
         try:
             while not self.closed:
+                # The idle timeout counts from the last complete frame, not the last byte: a peer
+                # trickling a frame that never completes (slowloris) is idle too.
+                wait = self.last_frame + gw.config.idle_timeout - time.time()
                 try:
-                    data = await asyncio.wait_for(self.reader.read(65536), gw.config.idle_timeout)
+                    if wait <= 0:
+                        raise TimeoutError
+                    data = await asyncio.wait_for(self.reader.read(65536), wait)
                 except TimeoutError:
                     self.close_reason = f"idle for {gw.config.idle_timeout:g} s"
                     break
