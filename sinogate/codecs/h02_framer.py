@@ -186,6 +186,8 @@ class Framer:
             nxt = pos + length
             # CR/LF (at most two) may follow a frame before the next one
             if buf[nxt] in (_CR, _LF):
+                if not buf[nxt:n].strip(b"\r\n"):  # only line ends up to the end: the frame is whole
+                    return length, ""
                 nxt += 1
                 if nxt < n and buf[nxt] in (_CR, _LF):
                     nxt += 1

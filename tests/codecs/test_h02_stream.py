@@ -276,3 +276,12 @@ def test_mutated_vectors_never_raise(data: bytes, cuts: list[int]) -> None:
             lat = m.get("position.latitude")
             if lat is not None:
                 assert -90.0 <= lat <= 90.0 and -180.0 <= m["position.longitude"] <= 180.0
+
+
+def test_binary_frame_followed_only_by_line_ends_is_not_held_back() -> None:
+    # A device that ends a binary report with two CR/LF and then stays silent must get its
+    # message (and its ack) now, not when its next report arrives.
+    conn = Connection()
+    frames = conn.feed(B32 + b"\r\n\r\n", NOW)
+    assert [f.raw for f in frames] == [B32] and len(frames[0].messages) == 1
+    assert conn.buffered() == 0
