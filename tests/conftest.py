@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import socket
 import threading
 from collections.abc import Coroutine, Iterator
@@ -19,8 +20,15 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 T = TypeVar("T")
+
+# CI runs the property tests on a fixed example sequence so a run is reproducible; local runs
+# keep exploring new examples.
+hypothesis_settings.register_profile("ci", derandomize=True, database=None)
+if os.environ.get("CI"):
+    hypothesis_settings.load_profile("ci")
 
 TEST_TOKEN = "test-master-token-0123456789abcdef"
 
