@@ -1,4 +1,4 @@
-"""The simulator against the real ``sinogate serve`` (skipped when the command is not usable).
+"""The simulator against the real ``sinogate serve``.
 
 Through the CLI, as the load benchmark will drive it: every V1 and JT808 position must be acked
 (the server acks after commit), and the summary JSON must say so."""
@@ -26,7 +26,7 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 8.0) -> bool:
+def _wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 20.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -40,8 +40,7 @@ def _wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 8.0) -
 
 
 def test_cli_against_sinogate_serve(tmp_path: Path) -> None:
-    if not BIN.exists():
-        pytest.skip("sinogate entry point not installed")
+    assert BIN.exists(), "the sinogate entry point is not installed in this environment"
     h02_port, jt_port = _free_port(), _free_port()
     cmd = [str(BIN), "serve", "--data-dir", str(tmp_path / "data"), "--h02-port", str(h02_port),
            "--jt808-port", str(jt_port), "--http-port", "0"]
@@ -49,7 +48,7 @@ def test_cli_against_sinogate_serve(tmp_path: Path) -> None:
     try:
         if not (_wait_port(h02_port, serve) and _wait_port(jt_port, serve)):
             err = serve.stderr.read().decode(errors="replace")[-500:] if serve.poll() is not None else ""
-            pytest.skip(f"sinogate serve did not come up with these flags: {err}")
+            raise AssertionError(f"sinogate serve did not come up: {err}")
         out = tmp_path / "sim.json"
         sim = subprocess.run(
             [str(BIN), "simulate", "--protocol", "mixed", "--target", "127.0.0.1", "--h02-port", str(h02_port),
