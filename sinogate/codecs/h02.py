@@ -156,6 +156,7 @@ class Connection:
         except Exception as exc:  # a device must never break the connection: report, go on
             errors.append(f"{typ or '?'}: {type(exc).__name__}: {exc}")
             return Frame(raw, ident, [], replies, errors)
+        msg["vendor.code"] = p[0].lstrip("*")  # the two-letter maker code (HQ, TH, ...)
         if not decoded and typ not in KNOWN_BARE:
             errors.append(f"message type {typ!r} not decoded")
         if not ident:

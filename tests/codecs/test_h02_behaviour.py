@@ -205,7 +205,7 @@ def test_unknown_type_reported_but_device_heard() -> None:
 
 def test_xt_is_bare_without_error() -> None:
     msg, replies, errors = _one(_conn(h02_ack=True), b"*HQ,356327080425330,XT,1,100#")
-    assert msg == {"ident": "356327080425330", "message.type": "XT", "timestamp": NOW}
+    assert msg == {"ident": "356327080425330", "message.type": "XT", "timestamp": NOW, "vendor.code": "HQ"}
     assert replies == [] and errors == []
 
 
