@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import sqlite3
 import threading
 import time
-import zlib
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
+from sinogate.jsonenc import dumps as _dumps
+from sinogate.jsonenc import encode_message
+from sinogate.jsonenc import loads as _loads
 from sinogate.store.base import (
     Conflict,
     IngestBatch,
@@ -27,18 +28,7 @@ from sinogate.store.sqlite_writer import BatchWriter
 
 T = TypeVar("T")
 
-# Fields the server adds on reception: two receptions of the same device message differ only here.
-VOLATILE_FIELDS = frozenset(
-    {"server.timestamp", "peer", "channel.id", "device.id", "device.name", "transport", "timestamp.flagged"}
-)
 _DEVICE_COLUMNS = ("name", "ident", "protocol", "model", "phone", "settings", "enabled", "messages_ttl")
-_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-
-
-def content_digest(message: Message) -> int:
-    """A stable 32-bit digest of what the device said, for the dedup index."""
-    content = {k: v for k, v in message.items() if k not in VOLATILE_FIELDS}
-    return zlib.crc32(_dumps(content).encode())
 
 
 def _device_row(row: sqlite3.Row) -> dict[str, Any]:
@@ -49,7 +39,7 @@ def _device_row(row: sqlite3.Row) -> dict[str, Any]:
         "protocol": row["protocol"],
         "model": row["model"],
         "phone": row["phone"],
-        "settings": json.loads(row["settings"]),
+        "settings": _loads(row["settings"]),
         "enabled": bool(row["enabled"]),
         "connected": bool(row["connected"]),
         "last_active": row["last_active"],
@@ -62,7 +52,7 @@ def _command_row(row: sqlite3.Row) -> dict[str, Any]:
     out = dict(row)
     for col in COMMAND_JSON_COLUMNS:
         if out.get(col) is not None:
-            out[col] = json.loads(out[col])
+            out[col] = _loads(out[col])
     out["realtime"] = bool(out["realtime"])
     if out["executed"] is not None:
         out["executed"] = bool(out["executed"])
@@ -132,7 +122,7 @@ class SQLiteStore(Store):
         db = self._connect()
         db.executescript(SCHEMA)
         for row in db.execute("SELECT device_id, data FROM telemetry"):
-            self._telemetry[row["device_id"]] = json.loads(row["data"])
+            self._telemetry[row["device_id"]] = _loads(row["data"])
         self._writer = BatchWriter(db)
         self._writer.start()
 
@@ -266,17 +256,17 @@ class SQLiteStore(Store):
     async def ingest(self, batch: IngestBatch) -> None:
         rows = []
         for m in batch.messages:
-            ts = float(m.get("timestamp") or 0.0)
+            data, digest = encode_message(m)
             rows.append(
                 (
                     m.get("device.id"),
                     m.get("protocol.name", ""),
                     str(m.get("ident", "")),
-                    ts,
+                    float(m.get("timestamp") or 0.0),
                     float(m.get("server.timestamp") or 0.0),
-                    int(bool(m.get("timestamp.flagged"))),
-                    content_digest(m),
-                    _dumps(m),
+                    1 if m.get("timestamp.flagged") else 0,
+                    digest,
+                    data,
                 )
             )
         packets = [
@@ -358,7 +348,7 @@ class SQLiteStore(Store):
     async def messages(
         self, device_ids: list[int] | None, query: TimeQuery, protocol: str | None = None
     ) -> list[Message]:
-        return [json.loads(r) for r in await self.messages_raw(device_ids, query, protocol)]
+        return [_loads(r) for r in await self.messages_raw(device_ids, query, protocol)]
 
     async def iter_messages(self, device_id: int, query: TimeQuery, chunk: int = 2000) -> AsyncIterator[Message]:
         last_ts = query.from_ts
@@ -383,7 +373,7 @@ class SQLiteStore(Store):
             if not rows:
                 return
             for row in rows:
-                yield json.loads(row["data"])
+                yield _loads(row["data"])
             last_ts, last_id = rows[-1]["ts"], rows[-1]["id"]
             if remaining is not None:
                 remaining -= len(rows)
@@ -508,7 +498,7 @@ class SQLiteStore(Store):
         row = await self._read(
             lambda db: db.execute("SELECT value FROM kv WHERE namespace = ? AND key = ?", (namespace, key)).fetchone()
         )
-        return None if row is None else json.loads(row[0])
+        return None if row is None else _loads(row[0])
 
     async def kv_set(self, namespace: str, key: str, value: Any) -> None:
         text = _dumps(value)
@@ -525,7 +515,7 @@ class SQLiteStore(Store):
         rows = await self._read(
             lambda db: db.execute("SELECT key, value FROM kv WHERE namespace = ? ORDER BY key", (namespace,)).fetchall()
         )
-        return {r[0]: json.loads(r[1]) for r in rows}
+        return {r[0]: _loads(r[1]) for r in rows}
 
     # retention -------------------------------------------------------------------------------
     async def purge(self, messages_before: float | None, packets_before: float | None) -> dict[str, int]:
