@@ -24,6 +24,7 @@ from fastapi.responses import Response
 
 from sinogate.api.filter import Filter, FilterSyntaxError
 from sinogate.api.selectors import Selector, SelectorError
+from sinogate.codecs import PROTOCOLS
 from sinogate.store.base import TimeQuery
 
 if TYPE_CHECKING:
@@ -194,7 +195,12 @@ def resolve_devices(gateway: Gateway, selector: str, auth: Auth) -> list[dict[st
                 raise ApiError(403, f"access to device {device_id} is denied for this token", 403)
             out.append(device)
         return out
-    devices = [d for d in gateway.devices.all() if sel.matches(d) and auth.allows(d)]
+    ident = sel.exact_ident()
+    if ident is not None:
+        candidates = [d for p in PROTOCOLS if (d := gateway.devices.find(p, ident)) is not None]
+    else:
+        candidates = gateway.devices.all()
+    devices = [d for d in candidates if sel.matches(d) and auth.allows(d)]
     devices.sort(key=lambda d: d["id"])
     return devices
 

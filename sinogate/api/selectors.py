@@ -94,6 +94,15 @@ class Selector:
             conditions.append((name, value.strip()))
         return cls(text, conditions=tuple(conditions))
 
+    def exact_ident(self) -> str | None:
+        """The ident when the selector is only ``configuration.ident=<literal>``: resolvable by
+        lookup instead of a scan of every device."""
+        if len(self.conditions) == 1:
+            name, wanted = self.conditions[0]
+            if _FIELDS.get(name) == "ident" and "*" not in wanted and "?" not in wanted:
+                return wanted
+        return None
+
     def matches(self, device: dict[str, Any]) -> bool:
         if self.matches_all:
             return True
