@@ -28,6 +28,9 @@ from sinogate.store.sqlite_writer import BatchWriter
 
 T = TypeVar("T")
 
+TELEMETRY_FLUSH_SECONDS = 2.0
+# Reception times are not strictly ordered across connections; replay a margin before the mark.
+TELEMETRY_REPLAY_MARGIN = 300.0
 _DEVICE_COLUMNS = ("name", "ident", "protocol", "model", "phone", "settings", "enabled", "messages_ttl")
 
 
@@ -104,7 +107,13 @@ class SQLiteStore(Store):
         self._writer: BatchWriter | None = None
         self._local = threading.local()
         self._pool = ThreadPoolExecutor(max_workers=readers, thread_name_prefix="sqlite-read")
-        self._telemetry: dict[int, dict[str, list[Any]]] = {}
+        # Telemetry lives in memory and is written back every few seconds; on open, messages stored
+        # after the last write-back are replayed, so a crash loses no telemetry.
+        self._telemetry: dict[int, dict[str, Any]] = {}
+        self._newest: dict[int, float] = {}
+        self._dirty: set[int] = set()
+        self._applied_server_ts = 0.0
+        self._last_flush = 0.0
         self._telemetry_lock = threading.Lock()
         self._readers: list[sqlite3.Connection] = []
 
@@ -122,12 +131,23 @@ class SQLiteStore(Store):
         db = self._connect()
         db.executescript(SCHEMA)
         for row in db.execute("SELECT device_id, data FROM telemetry"):
-            self._telemetry[row["device_id"]] = _loads(row["data"])
+            values = _loads(row["data"])
+            self._telemetry[row["device_id"]] = values
+            self._newest[row["device_id"]] = max((v[1] for v in values.values()), default=0.0)
+        mark = db.execute("SELECT value FROM kv WHERE namespace = 'store' AND key = 'telemetry_watermark'").fetchone()
+        since = (_loads(mark[0]) if mark else 0.0) - TELEMETRY_REPLAY_MARGIN
+        for row in db.execute(
+            "SELECT data FROM messages WHERE server_ts > ? AND device_id IS NOT NULL AND flagged = 0", (since,)
+        ):
+            device_id = self._apply_telemetry(_loads(row[0]))
+            if device_id is not None:
+                self._dirty.add(device_id)
         self._writer = BatchWriter(db)
         self._writer.start()
 
     async def close(self) -> None:
         if self._writer is not None:
+            await self._write(self._flush_telemetry)
             await asyncio.to_thread(self._writer.stop)
             self._writer = None
         self._pool.shutdown(wait=True)
@@ -230,6 +250,8 @@ class SQLiteStore(Store):
             db.execute("UPDATE idents SET device_id = NULL WHERE device_id = ?", (device_id,))
             with self._telemetry_lock:
                 self._telemetry.pop(device_id, None)
+                self._newest.pop(device_id, None)
+                self._dirty.discard(device_id)
 
         await self._write(op)
 
@@ -313,23 +335,49 @@ class SQLiteStore(Store):
 
         await self._write(op)
 
+    def _apply_telemetry(self, m: Message) -> int | None:
+        device_id = m.get("device.id")
+        if device_id is None or m.get("timestamp.flagged"):
+            return None
+        ts = m.get("timestamp") or 0.0
+        current = self._telemetry.get(device_id)
+        if current is None:
+            current = self._telemetry[device_id] = {}
+        if ts >= self._newest.get(device_id, float("-inf")):
+            current.update({name: (value, ts) for name, value in m.items()})
+            self._newest[device_id] = ts
+        else:  # a late message (blind-area batch) never overwrites a newer value
+            for name, value in m.items():
+                old = current.get(name)
+                if old is None or old[1] <= ts:
+                    current[name] = (value, ts)
+        return device_id
+
     def _update_telemetry(self, db: sqlite3.Connection, messages: list[Message]) -> None:
-        changed: set[int] = set()
         with self._telemetry_lock:
             for m in messages:
-                device_id = m.get("device.id")
-                if device_id is None or m.get("timestamp.flagged"):
-                    continue
-                ts = m.get("timestamp") or 0.0
-                current = self._telemetry.setdefault(device_id, {})
-                for name, value in m.items():
-                    old = current.get(name)
-                    # A late message (blind-area batch) never overwrites a newer value.
-                    if old is None or old[1] <= ts:
-                        current[name] = [value, ts]
-                changed.add(device_id)
-            data = [(d, _dumps(self._telemetry[d])) for d in changed]
-        db.executemany("INSERT OR REPLACE INTO telemetry(device_id, data) VALUES (?, ?)", data)
+                device_id = self._apply_telemetry(m)
+                if device_id is not None:
+                    self._dirty.add(device_id)
+                    server_ts = m.get("server.timestamp") or 0.0
+                    if server_ts > self._applied_server_ts:
+                        self._applied_server_ts = server_ts
+        if time.monotonic() - self._last_flush >= TELEMETRY_FLUSH_SECONDS:
+            self._flush_telemetry(db)
+
+    def _flush_telemetry(self, db: sqlite3.Connection) -> None:
+        with self._telemetry_lock:
+            data = [(d, _dumps(self._telemetry[d])) for d in self._dirty if d in self._telemetry]
+            self._dirty.clear()
+            watermark = self._applied_server_ts
+        self._last_flush = time.monotonic()
+        if data:
+            db.executemany("INSERT OR REPLACE INTO telemetry(device_id, data) VALUES (?, ?)", data)
+        if watermark:
+            db.execute(
+                "INSERT OR REPLACE INTO kv(namespace, key, value) VALUES ('store', 'telemetry_watermark', ?)",
+                (_dumps(watermark),),
+            )
 
     # time series -----------------------------------------------------------------------------
     def _messages_sql(
