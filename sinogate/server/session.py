@@ -262,10 +262,8 @@ class TcpSession(Session):
                 if not data:
                     break
                 replies = await self.process(data, time.time())
-                for reply in replies:
-                    if self.closed:
-                        break
-                    self.send(reply)
+                if replies and not self.closed:  # one write (and one raw-packet record) per read
+                    self.send(replies[0] if len(replies) == 1 else b"".join(replies))
                 if self.writer.transport.get_write_buffer_size() > 1 << 20:
                     await self.writer.drain()
         except (ConnectionError, OSError) as exc:
