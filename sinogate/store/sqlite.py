@@ -109,7 +109,7 @@ class SQLiteStore(Store):
         self._pool = ThreadPoolExecutor(max_workers=readers, thread_name_prefix="sqlite-read")
         # Telemetry lives in memory and is written back every few seconds; on open, messages stored
         # after the last write-back are replayed, so a crash loses no telemetry.
-        self._telemetry: dict[int, dict[str, Any]] = {}
+        self._telemetry: dict[int, tuple[dict[str, Any], dict[str, float]]] = {}  # values, times
         self._newest: dict[int, float] = {}
         self._dirty: set[int] = set()
         self._applied_server_ts = 0.0
@@ -131,9 +131,9 @@ class SQLiteStore(Store):
         db = self._connect()
         db.executescript(SCHEMA)
         for row in db.execute("SELECT device_id, data FROM telemetry"):
-            values = _loads(row["data"])
-            self._telemetry[row["device_id"]] = values
-            self._newest[row["device_id"]] = max((v[1] for v in values.values()), default=0.0)
+            saved = _loads(row["data"])
+            self._telemetry[row["device_id"]] = (saved["values"], saved["times"])
+            self._newest[row["device_id"]] = max(saved["times"].values(), default=0.0)
         mark = db.execute("SELECT value FROM kv WHERE namespace = 'store' AND key = 'telemetry_watermark'").fetchone()
         since = (_loads(mark[0]) if mark else 0.0) - TELEMETRY_REPLAY_MARGIN
         for row in db.execute(
@@ -340,17 +340,20 @@ class SQLiteStore(Store):
         if device_id is None or m.get("timestamp.flagged"):
             return None
         ts = m.get("timestamp") or 0.0
-        current = self._telemetry.get(device_id)
-        if current is None:
-            current = self._telemetry[device_id] = {}
-        if ts >= self._newest.get(device_id, float("-inf")):
-            current.update({name: (value, ts) for name, value in m.items()})
+        entry = self._telemetry.get(device_id)
+        if entry is None:
+            entry = self._telemetry[device_id] = ({}, {})
+        values, times = entry
+        if ts >= self._newest.get(device_id, float("-inf")):  # the usual case: whole-dict updates in C
+            values.update(m)
+            times.update(dict.fromkeys(m, ts))
             self._newest[device_id] = ts
         else:  # a late message (blind-area batch) never overwrites a newer value
             for name, value in m.items():
-                old = current.get(name)
-                if old is None or old[1] <= ts:
-                    current[name] = (value, ts)
+                old = times.get(name)
+                if old is None or old <= ts:
+                    values[name] = value
+                    times[name] = ts
         return device_id
 
     def _update_telemetry(self, db: sqlite3.Connection, messages: list[Message]) -> None:
@@ -367,7 +370,11 @@ class SQLiteStore(Store):
 
     def _flush_telemetry(self, db: sqlite3.Connection) -> None:
         with self._telemetry_lock:
-            data = [(d, _dumps(self._telemetry[d])) for d in self._dirty if d in self._telemetry]
+            data = [
+                (d, _dumps({"values": self._telemetry[d][0], "times": self._telemetry[d][1]}))
+                for d in self._dirty
+                if d in self._telemetry
+            ]
             self._dirty.clear()
             watermark = self._applied_server_ts
         self._last_flush = time.monotonic()
@@ -434,9 +441,9 @@ class SQLiteStore(Store):
 
     async def telemetry(self, device_id: int, names: list[str] | None = None) -> dict[str, dict[str, Any]]:
         with self._telemetry_lock:
-            current = self._telemetry.get(device_id, {})
-            items = current.items() if names is None else ((n, current[n]) for n in names if n in current)
-            return {name: {"value": v[0], "ts": v[1]} for name, v in items}
+            values, times = self._telemetry.get(device_id, ({}, {}))
+            wanted = values if names is None else [n for n in names if n in values]
+            return {name: {"value": values[name], "ts": times[name]} for name in wanted}
 
     async def packets(
         self,
