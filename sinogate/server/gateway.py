@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 import time
@@ -252,6 +253,11 @@ class Gateway:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self._stopping.set)
         await self.start()
+        # Messages are plain dicts without reference cycles; the default collector thresholds
+        # make it walk millions of them several times a second under load, in pauses of seconds.
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(100_000, 50, 100)
         await self._stopping.wait()
         log.info("shutting down")
         await self.stop()

@@ -29,6 +29,7 @@ from sinogate.store.sqlite_writer import BatchWriter
 T = TypeVar("T")
 
 TELEMETRY_FLUSH_SECONDS = 2.0
+CHECKPOINT_SECONDS = 1.0
 # Reception times are not strictly ordered across connections; replay a margin before the mark.
 TELEMETRY_REPLAY_MARGIN = 300.0
 _DEVICE_COLUMNS = ("name", "ident", "protocol", "model", "phone", "settings", "enabled", "messages_ttl")
@@ -115,6 +116,8 @@ class SQLiteStore(Store):
         self._applied_server_ts = 0.0
         self._last_flush = 0.0
         self._telemetry_lock = threading.Lock()
+        self._closing = threading.Event()
+        self._checkpointer: threading.Thread | None = None
         self._readers: list[sqlite3.Connection] = []
 
     # lifecycle -------------------------------------------------------------------------------
@@ -142,14 +145,38 @@ class SQLiteStore(Store):
             device_id = self._apply_telemetry(_loads(row[0]))
             if device_id is not None:
                 self._dirty.add(device_id)
+        # Checkpoints copy the WAL into the database file; done inside a commit they stall every
+        # writer for as long as the copy and fsync take. A separate thread does them passively.
+        db.execute("PRAGMA wal_autocheckpoint=0")
         self._writer = BatchWriter(db)
         self._writer.start()
+        self._checkpointer = threading.Thread(target=self._checkpoint_loop, name="sqlite-checkpoint", daemon=True)
+        self._checkpointer.start()
+
+    def _checkpoint_loop(self) -> None:
+        db = self._connect()
+        try:
+            while not self._closing.wait(CHECKPOINT_SECONDS):
+                try:
+                    db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                except sqlite3.Error:
+                    pass  # busy: the next round catches up
+        finally:
+            db.close()
 
     async def close(self) -> None:
         if self._writer is not None:
             await self._write(self._flush_telemetry)
             await asyncio.to_thread(self._writer.stop)
             self._writer = None
+            self._closing.set()
+            if self._checkpointer is not None:
+                await asyncio.to_thread(self._checkpointer.join)
+            db = self._connect()
+            try:
+                db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            finally:
+                db.close()
         self._pool.shutdown(wait=True)
         for db in self._readers:
             db.close()
