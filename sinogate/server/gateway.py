@@ -54,6 +54,7 @@ class Gateway:
         self._stopping = asyncio.Event()
         self._http: Any = None
         self._housekeeper: asyncio.Task[Any] | None = None
+        self._sweeper: asyncio.Task[Any] | None = None
         self._later = IngestBatch()
         self._later_task: asyncio.Task[Any] | None = None
         self.started = time.time()
@@ -174,6 +175,7 @@ class Gateway:
         if cfg.http_port:
             await self._start_http()
         self._housekeeper = self.spawn(self._housekeeping())
+        self._sweeper = self.spawn(self._sweep_idle())
 
     def _attach_services(self) -> None:
         """Optional services (commands, API auth) plug in here once they exist."""
@@ -201,6 +203,17 @@ class Gateway:
         self.ports["http"] = sock[1]
         log.info("HTTP API listening on http://%s:%s", self.config.http_host, sock[1])
 
+    async def _sweep_idle(self) -> None:
+        """Closes TCP connections with no complete frame for ``idle_timeout`` seconds."""
+        timeout = self.config.idle_timeout
+        interval = max(0.1, min(5.0, timeout / 4))
+        while True:
+            await asyncio.sleep(interval)
+            deadline = time.time() - timeout
+            for session in list(self.connections):
+                if session.last_frame < deadline:
+                    session.close(f"idle for {timeout:g} s")
+
     async def _housekeeping(self) -> None:
         while True:
             await asyncio.sleep(min(60.0, self.config.idle_timeout / 2))
@@ -218,8 +231,9 @@ class Gateway:
 
     async def stop(self) -> None:
         """Stop accepting, close connections, flush every pending write."""
-        if self._housekeeper is not None:
-            self._housekeeper.cancel()
+        for task in (self._housekeeper, self._sweeper):
+            if task is not None:
+                task.cancel()
         close_commands = getattr(self.commands, "close", None)
         if close_commands is not None:
             close_commands()

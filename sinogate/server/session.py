@@ -249,16 +249,9 @@ class TcpSession(Session):
         log.debug("%s connection %s from %s", self.protocol, self.conn_id, self.peer)
         try:
             while not self.closed:
-                # The idle timeout counts from the last complete frame, not the last byte: a peer
-                # trickling a frame that never completes (slowloris) is idle too.
-                wait = self.last_frame + gw.config.idle_timeout - time.time()
-                try:
-                    if wait <= 0:
-                        raise TimeoutError
-                    data = await asyncio.wait_for(self.reader.read(65536), wait)
-                except TimeoutError:
-                    self.close_reason = f"idle for {gw.config.idle_timeout:g} s"
-                    break
+                # No timer per read: the gateway's idle sweeper closes connections whose last
+                # complete frame is too old (a byte-trickling peer is idle too), which ends this read.
+                data = await self.reader.read(65536)
                 if not data:
                     break
                 replies = await self.process(data, time.time())
