@@ -15,11 +15,11 @@ import orjson
 _stdlib = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 loads = orjson.loads
 
-# The pipeline's enrich handler adds the reception fields (server.timestamp first, then peer,
-# channel and device) after everything the device said, so the device's content is the prefix of
-# the encoded message up to this key. JSON escapes quotes inside strings, so the marker cannot
-# occur inside a value.
-_RECEPTION_MARKER = b',"server.timestamp":'
+# What the server adds on reception: two receptions of the same device message differ only here.
+RECEPTION_FIELDS = frozenset({
+    "server.timestamp", "peer", "channel.id", "protocol.id", "protocol.name", "transport", "device.id",
+    "device.name", "device.type.id", "timestamp.flagged",
+})
 
 
 def dumps_bytes(value: Any) -> bytes:
@@ -34,9 +34,7 @@ def dumps(value: Any) -> str:
 
 
 def encode_message(message: dict[str, Any]) -> tuple[str, int]:
-    """(JSON text, digest of the device's content) — two receptions of the same device message
-    differ only after the reception marker, so they get the same digest."""
-    data = dumps_bytes(message)
-    cut = data.find(_RECEPTION_MARKER)
-    digest = zlib.crc32(memoryview(data)[:cut] if cut > 0 else data)
-    return data.decode(), digest
+    """(JSON text, digest of what the device said): receptions of the same device message get the
+    same digest whatever the server added and wherever in the message it sits."""
+    content = {k: v for k, v in message.items() if k not in RECEPTION_FIELDS}
+    return dumps(message), zlib.crc32(dumps_bytes(content))

@@ -65,11 +65,29 @@ class BatchWriter:
                 return
 
     def _commit(self, batch: list[tuple[WriteOp, asyncio.Future[Any], asyncio.AbstractEventLoop]]) -> None:
+        try:
+            results = self._run_batch(batch, isolate=False)
+        except Exception:
+            # Something in the batch failed: run it again with each op in its own savepoint, so the
+            # failing op gets its error and the others still commit.
+            results = self._run_batch(batch, isolate=True)
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], bool, Any]]] = {}
+        for (ok, value), (_op, future, loop) in zip(results, batch, strict=True):
+            by_loop.setdefault(loop, []).append((future, ok, value))
+        for loop, outcomes in by_loop.items():  # one wake-up of the event loop per commit
+            loop.call_soon_threadsafe(_resolve_all, outcomes)
+
+    def _run_batch(
+        self, batch: list[tuple[WriteOp, asyncio.Future[Any], asyncio.AbstractEventLoop]], isolate: bool
+    ) -> list[tuple[bool, Any]]:
         db = self._db
         results: list[tuple[bool, Any]] = []
         try:
             db.execute("BEGIN")
             for op, _future, _loop in batch:
+                if not isolate:
+                    results.append((True, op(db)))
+                    continue
                 db.execute("SAVEPOINT op")
                 try:
                     results.append((True, op(db)))
@@ -80,20 +98,22 @@ class BatchWriter:
                     results.append((False, exc))
             db.execute("COMMIT")
             self.commits += 1
-        except Exception as exc:  # commit itself failed: nothing in this batch is durable
+            return results
+        except Exception as exc:
             try:
                 db.execute("ROLLBACK")
             except sqlite3.Error:
                 pass
-            results = [(False, exc)] * len(batch)
-        for (ok, value), (_op, future, loop) in zip(results, batch, strict=True):
-            loop.call_soon_threadsafe(_resolve, future, ok, value)
+            if not isolate:
+                raise
+            return [(False, exc)] * len(batch)  # the commit itself failed: nothing here is durable
 
 
-def _resolve(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
-    if future.done():
-        return
-    if ok:
-        future.set_result(value)
-    else:
-        future.set_exception(value)
+def _resolve_all(outcomes: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
+    for future, ok, value in outcomes:
+        if future.done():
+            continue
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
