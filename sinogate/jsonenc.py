@@ -33,8 +33,30 @@ def dumps(value: Any) -> str:
     return dumps_bytes(value).decode()
 
 
-def encode_message(message: dict[str, Any]) -> tuple[str, int]:
-    """(JSON text, digest of what the device said): receptions of the same device message get the
-    same digest whatever the server added and wherever in the message it sits."""
+def encode_message(message: dict[str, Any]) -> tuple[bytes, int]:
+    """(JSON, digest of what the device said): receptions of the same device message get the same
+    digest whatever the server added.
+
+    The pipeline appends the reception fields after the device's content, so usually the content
+    is a prefix of the JSON and one encoding serves both; a message with reception fields
+    elsewhere (an injected one, say) is digested from a copy without them.
+    """
+    data = dumps_bytes(message)
+    first_trailing = None
+    trailing = 0
+    for key in reversed(message):
+        if key not in RECEPTION_FIELDS:
+            break
+        first_trailing = key
+        trailing += 1
+    if first_trailing is not None and trailing == sum(1 for k in RECEPTION_FIELDS if k in message):
+        # JSON escapes quotes inside strings and reception values are scalars, so the last
+        # occurrence of this key token is the top-level key itself.
+        cut = data.rfind(b',"' + first_trailing.encode() + b'":')
+        if cut > 0:
+            return data, zlib.crc32(memoryview(data)[:cut])
+    # The digest covers the content's JSON without its closing brace, as the prefix above does.
+    if first_trailing is None and not any(k in RECEPTION_FIELDS for k in message):
+        return data, zlib.crc32(memoryview(data)[:-1])
     content = {k: v for k, v in message.items() if k not in RECEPTION_FIELDS}
-    return dumps(message), zlib.crc32(dumps_bytes(content))
+    return data, zlib.crc32(dumps_bytes(content)[:-1])

@@ -422,7 +422,7 @@ class SQLiteStore(Store):
 
     async def messages_raw(
         self, device_ids: list[int] | None, query: TimeQuery, protocol: str | None = None
-    ) -> list[str]:
+    ) -> list[bytes]:
         sql, args = self._messages_sql(device_ids, query, protocol)
         rows = await self._read(lambda db: db.execute(sql, args).fetchall())
         return [r[0] for r in rows]
