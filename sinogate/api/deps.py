@@ -91,9 +91,10 @@ def result(items: list[Any], status: int = 200, errors: list[dict[str, Any]] | N
     return JsonResponse(body, status_code=status)
 
 
-def raw_result(json_items: list[bytes]) -> Response:
-    """The envelope around items that already are JSON (spliced, never parsed)."""
-    return Response(b'{"result":[' + b",".join(json_items) + b"]}", media_type="application/json")
+def raw_result(json_items: list[str]) -> Response:
+    """The envelope around items that already are JSON text (spliced, never parsed)."""
+    body = '{"result":[' + ",".join(json_items) + "]}"
+    return Response(body.encode("utf-8"), media_type="application/json")
 
 
 # --- authentication --------------------------------------------------------------------------------

@@ -146,8 +146,8 @@ class Store(ABC):
     @abstractmethod
     async def messages_raw(
         self, device_ids: list[int] | None, query: TimeQuery, protocol: str | None = None
-    ) -> list[bytes]:
-        """The same rows as stored JSON (UTF-8 bytes), for routes that pass them through unparsed."""
+    ) -> list[str]:
+        """The same rows as stored JSON text, for routes that pass them through unparsed."""
 
     @abstractmethod
     def iter_messages(self, device_id: int, query: TimeQuery, chunk: int = 2000) -> AsyncIterator[Message]:

@@ -26,7 +26,7 @@ CREATE TABLE IF NOT EXISTS messages (
     server_ts REAL NOT NULL,
     flagged INTEGER NOT NULL DEFAULT 0,
     digest INTEGER NOT NULL,
-    data BLOB NOT NULL  -- the message as UTF-8 JSON
+    data TEXT NOT NULL
 );
 CREATE UNIQUE INDEX IF NOT EXISTS messages_dedup ON messages(protocol, ident, ts, digest);
 CREATE INDEX IF NOT EXISTS messages_device_ts ON messages(device_id, ts);
