@@ -48,7 +48,7 @@ def test_jt808_file_with_colons_and_a_bad_checksum(tmp_path: Path) -> None:
     assert first["replies"][0].startswith("7e8001")
     assert any("checksum" in e for e in second["errors"])
     assert second["messages"][0]["ident"] == "13912345678"  # lenient by default: still decoded
-    assert third["messages"] == [] and any("incomplete" in e for e in third["errors"])
+    assert third["messages"] == [] and any("ended inside a frame" in e for e in third["errors"])
 
 
 def test_pretty_and_unknown_protocol() -> None:
@@ -56,3 +56,11 @@ def test_pretty_and_unknown_protocol() -> None:
     assert pretty.returncode == 0 and "position.latitude" in pretty.stdout and "reply" in pretty.stdout
     unknown = run_decode(["--protocol", "gt06"], V1 + "\n")
     assert unknown.returncode == 2 and "unknown protocol" in unknown.stderr
+
+
+def test_trailing_junk_and_partial_frames_are_reported() -> None:
+    result = run_decode(["--protocol", "h02"], f"{JT_HEARTBEAT}\n{V1[:20]}\n{V1}zzzz\n")
+    junk, partial, trailing = (json.loads(line) for line in result.stdout.splitlines())
+    assert junk["messages"] == [] and junk["errors"] == ["skipped 15 junk byte(s)"]
+    assert partial["errors"] == ["stream ended inside a frame (20 bytes)"]
+    assert len(trailing["messages"]) == 1 and trailing["errors"] == ["skipped 4 junk byte(s)"]

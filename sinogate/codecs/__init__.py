@@ -8,6 +8,7 @@ The contract (see ``base``)::
     conn.ident                             # the device ident once a frame named it
     cmd = conn.encode_command(name, properties, now)   # -> EncodedCommand, or CodecError
     conn.buffered()                        # bytes waiting for the rest of a frame
+    conn.close(now)                        # end of stream: what is held, as frames with errors
 
 ``now`` is UNIX seconds (float); the codec has no clock of its own.
 """
@@ -47,6 +48,10 @@ class ProtocolConnection(Protocol):
 
     def buffered(self) -> int:
         """Bytes held by the framer waiting for the rest of a frame."""
+        ...
+
+    def close(self, now: float) -> list[Frame]:
+        """The stream ended: whatever the framer holds comes back as frames with errors."""
         ...
 
 

@@ -65,6 +65,16 @@ class Connection:
     def buffered(self) -> int:
         return self._framer.buffered()
 
+    def close(self, now: float) -> list[Frame]:
+        """The stream ended: what the framer still holds is reported, never silently lost."""
+        junk, rest = self._framer.drain()
+        frames = []
+        if junk:
+            frames.append(Frame(junk, self._ident, errors=[f"skipped {len(junk)} junk byte(s)"]))
+        if rest:
+            frames.append(Frame(rest, self._ident, errors=[f"stream ended inside a frame ({len(rest)} bytes)"]))
+        return frames
+
     # --- input -------------------------------------------------------------------------------
 
     def feed(self, data: bytes, now: float) -> list[Frame]:

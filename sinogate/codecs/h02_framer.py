@@ -99,7 +99,14 @@ class Framer:
         self._length_hint = length_hint
 
     def buffered(self) -> int:
-        return len(self._buf)
+        return len(self._buf) + len(self._junk)
+
+    def drain(self) -> tuple[bytes, bytes]:
+        """(junk not yet reported, bytes of an unfinished frame); both are forgotten."""
+        junk, rest = bytes(self._junk), self._buf
+        self._junk.clear()
+        self._buf = b""
+        return junk, rest
 
     def push(self, data: bytes) -> list[Chunk]:
         buf = self._buf + data if self._buf else bytes(data)

@@ -115,6 +115,12 @@ class Connection:
             del self._buf[:used]
         return frames
 
+    def close(self, now: float) -> list[Frame]:
+        """The stream ended: what is still buffered is reported, never silently lost."""
+        frames, _ = self._scan(self._buf, now, final=True)
+        self._buf.clear()
+        return frames
+
     def datagram(self, data: bytes, now: float) -> list[Frame]:
         frames, _ = self._scan(bytearray(data), now, final=True)
         return frames
@@ -143,7 +149,7 @@ class Connection:
                 end = buf.find(b"\x7e", pos + 1)
                 if end < 0:
                     if final or n - pos > MAX_FRAME:
-                        why = "datagram ends inside a frame" if final else \
+                        why = f"input ended inside a frame ({n - pos} bytes)" if final else \
                             f"no closing 0x7e within {MAX_FRAME} bytes, dropped"
                         frames.append(Frame(raw=bytes(buf[pos:]), errors=[why]))
                         pos = n

@@ -267,5 +267,8 @@ class TcpSession(Session):
         finally:
             self.closed = True
             self.writer.close()
+            for frame in self.codec.close(time.time()):  # bytes that never became a frame
+                log.warning("%s %s %s at close: %s; bytes %s", self.protocol, self.peer, self.ident or "?",
+                            "; ".join(frame.errors), frame.raw[:512].hex())
             gw.detach(self)
             await gw.store.ingest(self.close_records(self.close_reason))
