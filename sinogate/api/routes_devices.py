@@ -363,6 +363,20 @@ async def get_telemetry(
     return await _telemetry(gateway, selector, names, auth)
 
 
+@router.delete("/gw/devices/{selector}/telemetry/{names}", summary="Forget latest values: all | name,name")
+async def delete_telemetry(
+    selector: str, names: str, auth: Auth = Depends(authenticate), gateway: Gateway = Depends(get_gateway)
+) -> Response:
+    require_write(auth)
+    out = []
+    for device in resolve_devices(gateway, selector, auth):
+        current = await gateway.store.telemetry(device["id"])
+        doomed = list(_pick_telemetry(current, _telemetry_names(names)))
+        removed = await gateway.store.delete_telemetry(device["id"], doomed)
+        out.append({"id": device["id"], "removed": removed})
+    return result(out)
+
+
 # --- logs, packets, connections --------------------------------------------------------------------
 
 @router.get("/gw/devices/{selector}/logs", summary="Connection events of devices")

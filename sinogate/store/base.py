@@ -160,6 +160,10 @@ class Store(ABC):
     async def telemetry(self, device_id: int, names: list[str] | None = None) -> dict[str, dict[str, Any]]: ...
 
     @abstractmethod
+    async def delete_telemetry(self, device_id: int, names: list[str] | None = None) -> int:
+        """Forgets the latest values (all, or the named ones); returns how many were removed."""
+
+    @abstractmethod
     async def packets(
         self,
         query: TimeQuery,

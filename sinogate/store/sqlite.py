@@ -472,6 +472,21 @@ class SQLiteStore(Store):
             wanted = values if names is None else [n for n in names if n in values]
             return {name: {"value": values[name], "ts": times[name]} for name in wanted}
 
+    async def delete_telemetry(self, device_id: int, names: list[str] | None = None) -> int:
+        def op(db: sqlite3.Connection) -> int:
+            with self._telemetry_lock:
+                values, times = self._telemetry.get(device_id, ({}, {}))
+                doomed = list(values) if names is None else [n for n in names if n in values]
+                for name in doomed:
+                    del values[name]
+                    del times[name]
+                self._newest[device_id] = max(times.values(), default=float("-inf"))
+                data = _dumps({"values": values, "times": times})
+            db.execute("INSERT OR REPLACE INTO telemetry(device_id, data) VALUES (?, ?)", (device_id, data))
+            return len(doomed)
+
+        return await self._write(op)
+
     async def packets(
         self,
         query: TimeQuery,

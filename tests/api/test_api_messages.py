@@ -105,3 +105,16 @@ def test_multi_device_count_is_total(api: Api, dev: dict[str, Any]) -> None:
     api.ok("POST", f"/gw/devices/{other['id']}/messages", json=[{"timestamp": T0 + 5}])
     msgs = api.ok("GET", f"/gw/devices/{dev['id']},{other['id']}/messages", {"count": 3})
     assert [m["timestamp"] for m in msgs] == [T0, T0 + 5, T0 + 10]
+
+
+def test_delete_telemetry(api: Api) -> None:
+    d = api.create_device("666000000000077")
+    api.ok("POST", f"/gw/devices/{d['id']}/messages",
+           json=[{"timestamp": T0, "position.latitude": 1.0, "position.longitude": 2.0, "x": 5}])
+    assert api.ok("DELETE", f"/gw/devices/{d['id']}/telemetry/position")[0]["removed"] == 2
+    left = api.ok("GET", f"/gw/devices/{d['id']}/telemetry/all")[0]["telemetry"]
+    assert "position.latitude" not in left and left["x"] == {"value": 5, "ts": T0}
+    api.ok("DELETE", f"/gw/devices/{d['id']}/telemetry/all")
+    assert api.ok("GET", f"/gw/devices/{d['id']}/telemetry/all")[0]["telemetry"] == {}
+    read_only = api.token_for(read_only=True)
+    assert api.request("DELETE", f"/gw/devices/{d['id']}/telemetry/all", token=read_only).status_code == 403
