@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from functools import lru_cache
 from typing import Any, Final
 
 from sinogate.codecs.h02_fields import KNOTS, coordinate, device_time, iccid, is_hhmmss, number
@@ -76,19 +77,26 @@ def _position(msg: Message, p: list[str], j: int) -> None:
 
 
 def _cell_extras(msg: Message, extra: list[str]) -> None:
+    cell = _cell(extra[0], extra[1], extra[2], extra[3])
+    if cell is not None:
+        msg.update(cell)
+
+
+@lru_cache(maxsize=4096)
+def _cell(mcc_s: str, mnc_s: str, lac_s: str, cid_s: str) -> dict[str, int] | None:
     """``MCC,MNC,LAC,CID[,x]`` with the number base guessed from the MCC (valid MCC 200-799).
 
     All-digit MCC that is a valid decimal MCC -> decimal (LAC and CID switch to hex when either
     carries a hex letter); otherwise a valid hexadecimal MCC -> everything hex; else nothing.
-    Raises ValueError when the fields are not numbers in the chosen base.
+    Raises ValueError when the fields are not numbers in the chosen base. Memoised: a device
+    reports the same cell many times in a row.
     """
-    mcc_s = extra[0].strip()
+    mcc_s, lac_s, cid_s = mcc_s.strip(), lac_s.strip(), cid_s.strip()
     if not mcc_s:
-        return
-    lac_s, cid_s = extra[2].strip(), extra[3].strip()
+        return None
     if mcc_s.isdigit() and 200 <= int(mcc_s) <= 799:
         mcc = int(mcc_s)
-        mnc = int(extra[1])
+        mnc = int(mnc_s)
         if lac_s.isdigit() and cid_s.isdigit():
             lac, cid = int(lac_s), int(cid_s)
         else:
@@ -96,13 +104,10 @@ def _cell_extras(msg: Message, extra: list[str]) -> None:
     else:
         mcc = int(mcc_s, 16)
         if not 200 <= mcc <= 799:
-            return
-        mnc = int(extra[1], 16)
+            return None
+        mnc = int(mnc_s, 16)
         lac, cid = int(lac_s, 16), int(cid_s, 16)
-    msg["gsm.mcc"] = mcc
-    msg["gsm.mnc"] = mnc
-    msg["gsm.lac"] = lac
-    msg["gsm.cellid"] = cid
+    return {"gsm.mcc": mcc, "gsm.mnc": mnc, "gsm.lac": lac, "gsm.cellid": cid}
 
 
 def _extras(msg: Message, extra: list[str]) -> None:
