@@ -11,9 +11,9 @@ from sinogate.codecs.h02 import Connection
 from sinogate.model import params
 
 try:  # tests/ as a package, or tests/codecs on sys.path (pytest rootdir-relative import)
-    from tests.codecs.vectors import load
+    from tests.codecs.vectors import check_expect, load
 except ImportError:
-    from vectors import load  # type: ignore[no-redef]
+    from vectors import check_expect, load  # type: ignore[no-redef]
 
 NOW = 1_700_000_000.0  # 2023-11-14 22:13:20 UTC
 NOW_010203 = 1_699_920_000.0 + 3723  # 2023-11-14 01:02:03 UTC
@@ -30,19 +30,6 @@ def _settings_for(entry: dict[str, Any]) -> DeviceSettings:
     return DeviceSettings(h02_ack=ack)
 
 
-def _check(expect: dict[str, Any], msg: dict[str, Any]) -> None:
-    for key, want in expect.items():
-        assert key in msg, f"{key} missing; message has {sorted(msg)}"
-        got = msg[key]
-        if key in ("position.latitude", "position.longitude"):
-            assert got == pytest.approx(want, abs=1e-5), key
-        elif key == "position.speed":
-            assert got == pytest.approx(want, abs=0.01), key
-        elif key == "timestamp":
-            assert got == pytest.approx(want, abs=0.5), key
-        else:
-            assert got == want, key
-            assert type(got) is type(want), f"{key}: {type(got).__name__} != {type(want).__name__}"
 
 
 @pytest.mark.parametrize("entry", VECTORS, ids=[v["id"] for v in VECTORS])
@@ -65,7 +52,7 @@ def test_vector(entry: dict[str, Any]) -> None:
         with_pos = [m for m in messages if "position.latitude" in m]
         candidates = with_pos if "position.latitude" in expect else messages
         assert candidates, f"no matching message; errors: {[e for f in frames for e in f.errors]}"
-        _check(expect, candidates[0])
+        check_expect(expect, candidates[0])
     if "reply_prefix" in entry:
         prefix = entry["reply_prefix"]
         assert any(r.startswith(prefix) for r in replies), replies

@@ -10,9 +10,9 @@ from sinogate.codecs.jt808 import Connection, encode_command_frame
 from sinogate.codecs.jt808_frame import encode_frame, escape, parse_header, phone_from_ident, unescape
 
 try:  # tests/ as a package, or tests/codecs on sys.path (pytest rootdir-relative import)
-    from tests.codecs.vectors import load
+    from tests.codecs.vectors import check_expect, load
 except ImportError:
-    from vectors import load  # type: ignore[no-redef]
+    from vectors import check_expect, load  # type: ignore[no-redef]
 
 NOW = 1_700_000_000.0
 
@@ -30,18 +30,6 @@ def _decode(hex_frame: str) -> tuple[list[dict[str, Any]], list[bytes], list[str
     return messages, replies, errors, frames
 
 
-def _check(expect: dict[str, Any], msg: dict[str, Any]) -> None:
-    for key, want in expect.items():
-        assert key in msg, f"{key} missing; message has {sorted(msg)}"
-        got = msg[key]
-        if key in ("position.latitude", "position.longitude"):
-            assert got == pytest.approx(want, abs=1e-5), key
-        elif key == "position.speed":
-            assert got == pytest.approx(want, abs=0.01), key
-        elif key == "timestamp":
-            assert got == pytest.approx(want, abs=0.5), key
-        else:
-            assert got == want and type(got) is type(want), f"{key}: want {want!r}, got {got!r}"
 
 
 def _unescaped_frame(raw: bytes) -> bytes:
@@ -58,7 +46,7 @@ def test_decoder_vector(vec: dict[str, Any]) -> None:
         positioned = [m for m in messages if "position.latitude" in m]
         target = positioned[0] if "position.latitude" in expect and positioned else (
             positioned[0] if positioned and "position.speed" in expect else messages[0])
-        _check(expect, target)
+        check_expect(expect, target)
     if vec.get("expect_no_position"):
         assert not any("position.latitude" in m for m in messages)
     if vec.get("reply_msg_id"):

@@ -30,3 +30,21 @@ def load(name: str) -> Any:
     if not path.is_file():
         raise RuntimeError(f"vector file {path} is missing")
     return json.loads(path.read_text(encoding="utf-8"))
+
+
+def check_expect(expect: dict[str, Any], msg: dict[str, Any]) -> None:
+    """A vector's ``expect`` against a decoded message: coordinates within 1e-5 degree, speed within
+    0.01 km/h, timestamp within 0.5 s, everything else equal and of the same JSON type."""
+    import pytest
+
+    for key, want in expect.items():
+        assert key in msg, f"{key} missing; message has {sorted(msg)}"
+        got = msg[key]
+        if key in ("position.latitude", "position.longitude"):
+            assert got == pytest.approx(want, abs=1e-5), key
+        elif key == "position.speed":
+            assert got == pytest.approx(want, abs=0.01), key
+        elif key == "timestamp":
+            assert got == pytest.approx(want, abs=0.5), key
+        else:
+            assert got == want and type(got) is type(want), f"{key}: want {want!r}, got {got!r}"
