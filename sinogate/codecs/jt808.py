@@ -201,37 +201,39 @@ class Connection:
             errors = [f"frame too short for a header ({len(inner)} bytes)"]
             if bad:
                 errors.append(f"{bad} invalid escape sequence(s)")
-            return Frame(raw=raw, errors=errors)
+            return Frame(raw, None, [], [], errors)
         phone = hdr.phone
         ident = self._ident if phone == self._phone and self._ident is not None else decode_ident(phone)
-        frame = Frame(raw=raw, ident=ident)
-        errors = frame.errors
+        errors: list[str] = []
         if bad:
             errors.append(f"{bad} invalid escape sequence(s), dropped with the byte after 0x7d")
         if xor_checksum(inner):  # XOR over data + checksum is 0 when the checksum is right
             computed = xor_checksum(inner) ^ inner[-1]
             errors.append(f"checksum mismatch: computed 0x{computed:02x}, frame has 0x{inner[-1]:02x}")
         body = inner[hdr.length:-1]
-        if len(body) != hdr.body_length:
-            errors.append(f"body length field {hdr.body_length} but body has {len(body)} bytes")
+        props = hdr.props
+        if len(body) != props & 0x03FF:
+            errors.append(f"body length field {props & 0x03FF} but body has {len(body)} bytes")
         settings = self._settings(ident)
         if errors and settings.jt808_strict:
             errors.append("strict mode: frame dropped")
-            return frame
+            return Frame(raw, ident, [], [], errors)
         self._ident = ident
-        self._phone = hdr.phone
-        self._version = hdr.version
+        self._phone = phone
+        version = self._version = hdr.version
         msg_id = hdr.msg_id
-        if hdr.props & 0x2000:
+        frame = Frame(raw, ident, [], [], errors)
+        split = props & 0x2000
+        if split:
             body = self._reassemble(hdr, body, errors)
             self._reply(frame, hdr)
             if body is None:
                 return frame
         tz = settings.time_offset
-        tz_seconds = (DEFAULT_TZ_HOURS if tz is None else tz) * 3600.0
+        tz_seconds = 28800.0 if tz is None else tz * 3600.0
         base: Message = {"ident": ident, "message.type": _type_name(msg_id), "timestamp": now}
-        if hdr.version is not None:
-            base["protocol.version"] = hdr.version
+        if version is not None:
+            base["protocol.version"] = version
         if msg_id == 0x0200:  # the hot path, without the generic dispatch
             try:
                 msg = decode_location(base, body, 0, len(body), tz_seconds, now)
@@ -243,9 +245,10 @@ class Connection:
                     errors.append(f"0x0200 body too short ({len(body)} bytes)")
                 msg = base
             frame.messages.append(msg)
-            if not hdr.props & 0x2000:
+            if not split:
                 self._reply(frame, hdr)
             return frame
+        props_split = split
         decoder = DECODERS.get(msg_id)
         ctx = Ctx(hdr.version, tz_seconds, now)
         if decoder is None:
@@ -256,7 +259,7 @@ class Connection:
             except Exception as exc:  # a decoder bug must never break the stream
                 errors.append(f"0x{msg_id:04X} body not decoded: {exc!r}")
                 frame.messages.append(base)
-        if not hdr.props & 0x2000:
+        if not props_split:
             self._reply(frame, hdr)
         return frame
 
