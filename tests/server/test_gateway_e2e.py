@@ -203,16 +203,16 @@ def test_unknown_idents_are_kept_when_auto_registration_is_off(tmp_path: Path) -
 
 def test_garbage_connection_is_closed_and_others_keep_working(gw: RunningGateway) -> None:
     junk = socket.create_connection(("127.0.0.1", gw.config.h02_port), timeout=5)
-    junk.sendall(bytes(range(1, 35)) * 400)  # no '*', '$' or 'X' frames anywhere... mostly
+    junk.sendall(bytes(range(1, 35)) * 400)  # bytes 1-34: no '*', '$' or 'X' anywhere
     with gw.connect("h02") as sock:
         sock.sendall(h02_v1("4210051415", time.time() - 5, 3.0, 4.0))
         assert read_until(sock, b"#").startswith(b"*HQ,4210051415,V4,V1,")
     junk.settimeout(5)
-    with pytest.raises((ConnectionResetError, BrokenPipeError, TimeoutError, OSError)):
-        for _ in range(50):
-            if junk.recv(1024) == b"":
-                raise ConnectionResetError("closed by server")
-            time.sleep(0.05)
+    try:
+        closed = junk.recv(1024) == b""  # a timeout here means the server kept the connection open
+    except (ConnectionResetError, BrokenPipeError):
+        closed = True
+    assert closed, "the server did not close a connection that sent only garbage"
     junk.close()
 
 
