@@ -49,8 +49,7 @@ def _accept(gateway: Gateway, selector: str, auth: Auth, types: set[str]) -> Any
 
 
 def _stopping(gateway: Gateway) -> bool:
-    http = getattr(gateway, "_http", None)
-    return bool(getattr(http, "should_exit", False))
+    return gateway.stopping
 
 
 @router.get(

@@ -148,8 +148,7 @@ class CommandService:
             self._loop_task.cancel()
 
     def _gateway_stopped(self) -> bool:
-        servers = getattr(self.gateway, "_servers", [])
-        return bool(servers) and not any(s.is_serving() for s in servers)
+        return self.gateway.stopping
 
     async def _expiry_loop(self) -> None:
         while not self._closed:

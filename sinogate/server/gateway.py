@@ -57,6 +57,7 @@ class Gateway:
         self._sweeper: asyncio.Task[Any] | None = None
         self._later = IngestBatch()
         self._later_task: asyncio.Task[Any] | None = None
+        self._shutting_down = False
         self.started = time.time()
 
     # background work ---------------------------------------------------------------------------
@@ -120,6 +121,11 @@ class Gateway:
                           "ident": session.ident, "data": {"event": "disconnect", "peer": session.peer}})
         if self.commands is not None:
             self.commands.on_detach(session)
+
+    @property
+    def stopping(self) -> bool:
+        """True once shutdown began: long-lived work (streams, loops) should end."""
+        return self._stopping.is_set() or self._shutting_down
 
     def session_for(self, device_id: int) -> Session | None:
         session = self.sessions.get(device_id)
@@ -231,6 +237,7 @@ class Gateway:
 
     async def stop(self) -> None:
         """Stop accepting, close connections, flush every pending write."""
+        self._shutting_down = True
         for task in (self._housekeeper, self._sweeper):
             if task is not None:
                 task.cancel()
