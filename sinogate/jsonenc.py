@@ -49,14 +49,15 @@ def encode_message(message: dict[str, Any]) -> tuple[bytes, int]:
             break
         first_trailing = key
         trailing += 1
-    if first_trailing is not None and trailing == sum(1 for k in RECEPTION_FIELDS if k in message):
+    present = sum(map(message.__contains__, RECEPTION_FIELDS))
+    # The digest covers the content's JSON without its closing brace.
+    if present == 0:
+        return data, zlib.crc32(memoryview(data)[:-1])
+    if trailing == present and first_trailing is not None:
         # JSON escapes quotes inside strings and reception values are scalars, so the last
         # occurrence of this key token is the top-level key itself.
         cut = data.rfind(b',"' + first_trailing.encode() + b'":')
         if cut > 0:
             return data, zlib.crc32(memoryview(data)[:cut])
-    # The digest covers the content's JSON without its closing brace, as the prefix above does.
-    if first_trailing is None and not any(k in RECEPTION_FIELDS for k in message):
-        return data, zlib.crc32(memoryview(data)[:-1])
     content = {k: v for k, v in message.items() if k not in RECEPTION_FIELDS}
     return data, zlib.crc32(dumps_bytes(content)[:-1])
