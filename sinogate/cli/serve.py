@@ -47,4 +47,8 @@ def register(app: typer.Typer) -> None:
             runner = uvloop.run
         except ImportError:
             runner = asyncio.run
-        runner(Gateway(cfg).serve_forever())
+        try:
+            runner(Gateway(cfg).serve_forever())
+        except OSError as exc:  # a port in use, a data dir we cannot write: say so, no traceback
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from exc

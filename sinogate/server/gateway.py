@@ -6,6 +6,7 @@ import asyncio
 import gc
 import logging
 import signal
+import socket
 import time
 from collections.abc import Coroutine
 from typing import Any, Protocol
@@ -201,13 +202,22 @@ class Gateway:
                                 log_level="warning", access_log=False, lifespan="off")
         server = uvicorn.Server(config)
         server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        # Bind here, so a taken port is an OSError we report, not an exit inside uvicorn.
+        family = socket.AF_INET6 if ":" in self.config.http_host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((self.config.http_host, self.config.http_port))
+        except OSError:
+            sock.close()
+            raise
         self._http = server
-        self.spawn(server.serve())
+        self.spawn(server.serve(sockets=[sock]))
         while not server.started:
             await asyncio.sleep(0.01)
-        sock = server.servers[0].sockets[0].getsockname()
-        self.ports["http"] = sock[1]
-        log.info("HTTP API listening on http://%s:%s", self.config.http_host, sock[1])
+        port = sock.getsockname()[1]
+        self.ports["http"] = port
+        log.info("HTTP API listening on http://%s:%s", self.config.http_host, port)
 
     async def _sweep_idle(self) -> None:
         """Closes TCP connections with no complete frame for ``idle_timeout`` seconds."""
@@ -273,7 +283,11 @@ class Gateway:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self._stopping.set)
-        await self.start()
+        try:
+            await self.start()
+        except OSError:
+            await self.stop()  # release what did open (store, listeners) before reporting
+            raise
         # Messages are plain dicts without reference cycles; the default collector thresholds
         # make it walk millions of them several times a second under load, in pauses of seconds.
         gc.collect()

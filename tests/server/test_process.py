@@ -141,3 +141,19 @@ def test_store_rejects_writes_after_close(tmp_path: Path) -> None:
             await store.ingest(IngestBatch())
 
     asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("flag", ["--h02-port", "--http-port"])
+def test_port_in_use_is_a_clear_error(tmp_path: Path, flag: str) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        ports = {"--h02-port": "0", "--jt808-port": "0", "--http-port": "0", flag: port}
+        result = subprocess.run(
+            [sys.executable, "-m", "sinogate", "serve", "--data-dir", str(tmp_path), "--host", "127.0.0.1",
+             "--http-host", "127.0.0.1", *[x for kv in ports.items() for x in kv]],
+            capture_output=True, text=True, timeout=60,
+        )
+    assert result.returncode == 2
+    assert "in use" in result.stderr and "Traceback" not in result.stderr
