@@ -4,6 +4,7 @@ The contract (see ``base``)::
 
     conn = Connection(settings=lookup, transport="tcp")
     frames = conn.feed(data, now)          # TCP: any chunk of the byte stream
+                                           # (every message carries "ident" and "timestamp")
     frames = conn.datagram(data, now)      # UDP: exactly one datagram
     conn.ident                             # the device ident once a frame named it
     cmd = conn.encode_command(name, properties, now)   # -> EncodedCommand, or CodecError
@@ -30,6 +31,8 @@ from sinogate.codecs.base import (
 )
 
 PROTOCOLS: tuple[str, ...] = ("h02", "jt808")
+# The numeric id of each protocol; there is one channel (listener) per protocol, with the same id.
+PROTOCOL_IDS: dict[str, int] = {name: number for number, name in enumerate(PROTOCOLS, start=1)}
 
 
 class ProtocolConnection(Protocol):
@@ -70,6 +73,7 @@ def load_all() -> None:
 __all__ = [
     "DEFAULT_SETTINGS",
     "PROTOCOLS",
+    "PROTOCOL_IDS",
     "CodecError",
     "DeviceSettings",
     "EncodedCommand",

@@ -31,6 +31,8 @@ class CommandHooks(Protocol):
 
     def on_detach(self, session: Session) -> None: ...
 
+    def close(self) -> None: ...
+
 
 def open_store(config: Config) -> Store:
     from sinogate.store.sqlite import SQLiteStore
@@ -58,7 +60,6 @@ class Gateway:
         self._sweeper: asyncio.Task[Any] | None = None
         self._later = IngestBatch()
         self._later_task: asyncio.Task[Any] | None = None
-        self._shutting_down = False
         self.started = time.time()
 
     # background work ---------------------------------------------------------------------------
@@ -126,7 +127,7 @@ class Gateway:
     @property
     def stopping(self) -> bool:
         """True once shutdown began: long-lived work (streams, loops) should end."""
-        return self._stopping.is_set() or self._shutting_down
+        return self._stopping.is_set()
 
     def session_for(self, device_id: int) -> Session | None:
         session = self.sessions.get(device_id)
@@ -158,11 +159,14 @@ class Gateway:
         cfg.data_dir.mkdir(parents=True, exist_ok=True)
         await self.store.open()
         await self.devices.load()
-        for device in self.devices.all():  # nothing is connected before we listen
-            if device.get("connected"):
-                self.devices.mark(device["id"], False, None)
-                await self.store.set_connected(device["id"], False, None)
-        self._attach_services()
+        stale = [d["id"] for d in self.devices.all() if d.get("connected")]  # nothing is connected yet
+        for device_id in stale:
+            self.devices.mark(device_id, False, None)
+        # Concurrent, so the writer folds them into a few transactions instead of one each.
+        await asyncio.gather(*(self.store.set_connected(device_id, False, None) for device_id in stale))
+        from sinogate.commands.service import CommandService
+
+        self.commands = CommandService(self)
         loop = asyncio.get_running_loop()
         for protocol, port in (("h02", cfg.h02_port), ("jt808", cfg.jt808_port)):
             if port == 0:
@@ -183,14 +187,6 @@ class Gateway:
             await self._start_http()
         self._housekeeper = self.spawn(self._housekeeping())
         self._sweeper = self.spawn(self._sweep_idle())
-
-    def _attach_services(self) -> None:
-        """Optional services (commands, API auth) plug in here once they exist."""
-        try:
-            from sinogate.commands.service import CommandService
-        except ImportError:
-            return
-        self.commands = CommandService(self)
 
     async def _start_http(self) -> None:
         import uvicorn
@@ -247,13 +243,12 @@ class Gateway:
 
     async def stop(self) -> None:
         """Stop accepting, close connections, flush every pending write."""
-        self._shutting_down = True
+        self._stopping.set()
         for task in (self._housekeeper, self._sweeper):
             if task is not None:
                 task.cancel()
-        close_commands = getattr(self.commands, "close", None)
-        if close_commands is not None:
-            close_commands()
+        if self.commands is not None:
+            self.commands.close()
         for server in self._servers:
             server.close()
         for session in list(self.connections):

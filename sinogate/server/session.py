@@ -1,6 +1,6 @@
 """One device connection: frames in, durable messages, protocol replies out.
 
-The order inside ``_process`` is the durability contract: decode → pipeline → store (await the
+The order inside ``process`` is the durability contract: decode → pipeline → store (await the
 commit) → only then write the protocol replies. A device that got an acknowledgement can forget
 the data; we must not have lost it.
 """
@@ -13,7 +13,7 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
-from sinogate.codecs import Frame, ProtocolConnection, connection_class
+from sinogate.codecs import PROTOCOL_IDS, Frame, ProtocolConnection, connection_class
 from sinogate.pipeline import Context
 from sinogate.store.base import (
     PACKET_CONNECT,
@@ -21,6 +21,7 @@ from sinogate.store.base import (
     PACKET_RECEIVED,
     PACKET_SENT,
     PACKET_UDP,
+    Conflict,
     IdentSeen,
     IngestBatch,
     LogRecord,
@@ -34,8 +35,6 @@ log = logging.getLogger("sinogate.session")
 
 _conn_ids = itertools.count(int(time.time() * 1000) % 1_000_000_000 * 10)
 
-PROTOCOL_IDS = {"h02": 1, "jt808": 2}
-CHANNEL_IDS = {"h02": 1, "jt808": 2}
 # Raw traffic seen before a connection names its device is held (bounded) and then filed under it.
 _MAX_PENDING_PACKETS = 64
 
@@ -84,7 +83,7 @@ class Session:
             try:
                 device = await gw.devices.create({"ident": ident, "protocol": self.protocol, "name": ident})
                 log.info("registered new %s device %s (id %s) from %s", self.protocol, ident, device["id"], self.peer)
-            except Exception:  # a concurrent registration of the same ident won
+            except Conflict:  # a concurrent registration of the same ident won
                 device = gw.devices.find(self.protocol, ident)
         if device is not None and not device.get("enabled", True):
             log.info("%s device %s is disabled; closing %s", self.protocol, ident, self.peer)
@@ -154,12 +153,8 @@ class Session:
             self.last_frame = now
         batch.packets = self._take_packets(self._packet(PACKET_RECEIVED, data, now))
         if messages:
-            ctx = Context(
-                self.protocol, self.transport_name, self.peer, now, self.device,
-                CHANNEL_IDS[self.protocol], PROTOCOL_IDS[self.protocol],
-            )
-            for m in messages:
-                m.setdefault("ident", self.ident or "")
+            protocol_id = PROTOCOL_IDS[self.protocol]
+            ctx = Context(self.protocol, self.transport_name, self.peer, now, self.device, protocol_id, protocol_id)
             messages = self.gateway.pipeline.run(messages, ctx)
             self.messages_in += len(messages)
             batch.messages = messages
@@ -182,10 +177,11 @@ class Session:
 
     def close_records(self, reason: str) -> IngestBatch:
         now = time.time()
-        packets = self._take_packets(self._packet(PACKET_DISCONNECT, b"", now))
-        if self.ident is None:
-            packets = self._pending  # never identified: keep the traffic anyway, under no ident
-            self._pending = []
+        record = self._packet(PACKET_DISCONNECT, b"", now)
+        if self.ident is None:  # never identified: keep the traffic anyway, under no ident
+            packets, self._pending = [*self._pending, record], []
+        else:
+            packets = self._take_packets(record)
         return IngestBatch(
             packets=packets,
             logs=[

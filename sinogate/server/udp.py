@@ -59,8 +59,7 @@ class UdpListener(asyncio.DatagramProtocol):
             await self.gateway.store.ingest(session.connect_records())
             while len(self.sessions) > MAX_UDP_PEERS:
                 _, old = self.sessions.popitem(last=False)
-                self._locks.pop(old.addr, None)
-                self.gateway.detach(old)
+                self._forget(old, f"udp peer table full ({MAX_UDP_PEERS} peers)")
         self.sessions.move_to_end(addr)
         lock = self._locks.setdefault(addr, asyncio.Lock())
         async with lock:  # datagrams of one peer are processed in arrival order
@@ -76,6 +75,9 @@ class UdpListener(asyncio.DatagramProtocol):
         for addr, session in list(self.sessions.items()):
             if now - session.last_active > idle_timeout:
                 del self.sessions[addr]
-                self._locks.pop(addr, None)
-                self.gateway.detach(session)
-                self.gateway.store_later(session.close_records(f"udp idle for {idle_timeout:g} s"))
+                self._forget(session, f"udp idle for {idle_timeout:g} s")
+
+    def _forget(self, session: UdpSession, reason: str) -> None:
+        self._locks.pop(session.addr, None)
+        self.gateway.detach(session)
+        self.gateway.store_later(session.close_records(reason))

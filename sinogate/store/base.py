@@ -96,8 +96,6 @@ class Conflict(StoreError):
     pass
 
 
-DEVICE_FIELDS = ("name", "ident", "protocol", "model", "settings", "enabled", "phone", "messages_ttl")
-
 
 class Store(ABC):
     """Persistent state of the gateway. Device dicts carry: id, name, ident, protocol, model,
