@@ -23,7 +23,7 @@ from sinogate.codecs.base import (
     SettingsLookup,
     default_lookup,
 )
-from sinogate.codecs.jt808_commands import COMMANDS, build
+from sinogate.codecs.jt808_commands import COMMANDS, Built, build
 from sinogate.codecs.jt808_frame import (
     Header,
     ReplyEncoder,
@@ -62,7 +62,10 @@ def _type_name(msg_id: int) -> str:
 def encode_command_frame(name: str, properties: dict[str, Any], phone: bytes, serial: int,
                          version: int | None = None, model: str | None = None) -> EncodedCommand:
     """Encode a command for a given terminal number / header version / serial (no connection)."""
-    built = build(name, properties, version, model)
+    return _encoded(build(name, properties, version, model), phone, serial, version)
+
+
+def _encoded(built: Built, phone: bytes, serial: int, version: int | None) -> EncodedCommand:
     if built.verbatim is not None:
         return EncodedCommand(built.verbatim, _verbatim_match(built.verbatim), built.expects)
     data = encode_frame(built.msg_id, phone, serial, built.body, version)
@@ -130,11 +133,9 @@ class Connection:
             raise CodecError("device has not identified itself on this connection")
         model = self._settings(self._ident).model
         built = build(name, properties, self._version, model)
-        if built.verbatim is not None:
-            return EncodedCommand(built.verbatim, _verbatim_match(built.verbatim), built.expects)
-        serial = self._next_serial()
-        data = encode_frame(built.msg_id, self._phone, serial, built.body, self._version)
-        return EncodedCommand(data, {"serial": serial, "msg_id": built.msg_id}, built.expects)
+        # a verbatim frame carries its own serial: the connection's counter is not consumed
+        serial = self._serial if built.verbatim is not None else self._next_serial()
+        return _encoded(built, self._phone, serial, self._version)
 
     # --- framing ----------------------------------------------------------------------------
 
