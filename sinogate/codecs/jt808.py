@@ -125,7 +125,7 @@ class Connection:
         return frames
 
     def datagram(self, data: bytes, now: float) -> list[Frame]:
-        frames, _ = self._scan(bytearray(data), now, final=True)
+        frames, _ = self._scan(data, now, final=True)
         return frames
 
     def encode_command(self, name: str, properties: dict[str, Any], now: float) -> EncodedCommand:
@@ -139,7 +139,7 @@ class Connection:
 
     # --- framing ----------------------------------------------------------------------------
 
-    def _scan(self, data: bytearray, now: float, final: bool) -> tuple[list[Frame], int]:
+    def _scan(self, data: bytes | bytearray, now: float, final: bool) -> tuple[list[Frame], int]:
         buf = bytes(data)  # one copy; slices of bytes are bytes
         frames: list[Frame] = []
         pos = 0
@@ -208,9 +208,9 @@ class Connection:
         errors: list[str] = []
         if bad:
             errors.append(f"{bad} invalid escape sequence(s), dropped with the byte after 0x7d")
-        if xor_checksum(inner):  # XOR over data + checksum is 0 when the checksum is right
-            computed = xor_checksum(inner) ^ inner[-1]
-            errors.append(f"checksum mismatch: computed 0x{computed:02x}, frame has 0x{inner[-1]:02x}")
+        residue = xor_checksum(inner)  # XOR over data + checksum is 0 when the checksum is right
+        if residue:
+            errors.append(f"checksum mismatch: computed 0x{residue ^ inner[-1]:02x}, frame has 0x{inner[-1]:02x}")
         body = inner[hdr.length:-1]
         props = hdr.props
         if len(body) != props & 0x03FF:
@@ -246,21 +246,17 @@ class Connection:
                     errors.append(f"0x0200 body too short ({len(body)} bytes)")
                 msg = base
             frame.messages.append(msg)
-            if not split:
-                self._reply(frame, hdr)
-            return frame
-        props_split = split
-        decoder = DECODERS.get(msg_id)
-        ctx = Ctx(hdr.version, tz_seconds, now)
-        if decoder is None:
-            frame.messages.append(base)
         else:
-            try:
-                frame.messages.extend(decoder(base, body, ctx))
-            except Exception as exc:  # a decoder bug must never break the stream
-                errors.append(f"0x{msg_id:04X} body not decoded: {exc!r}")
+            decoder = DECODERS.get(msg_id)
+            if decoder is None:
                 frame.messages.append(base)
-        if not props_split:
+            else:
+                try:
+                    frame.messages.extend(decoder(base, body, Ctx(version, tz_seconds, now)))
+                except Exception as exc:  # a decoder bug must never break the stream
+                    errors.append(f"0x{msg_id:04X} body not decoded: {exc!r}")
+                    frame.messages.append(base)
+        if not split:  # a split packet was answered on arrival
             self._reply(frame, hdr)
         return frame
 
@@ -268,8 +264,7 @@ class Connection:
         msg_id = hdr.msg_id
         if msg_id in NO_REPLY:
             return
-        serial = self._serial
-        self._serial = (serial + 1) & 0xFFFF
+        serial = self._next_serial()
         if msg_id == 0x0100:
             body = hdr.serial.to_bytes(2, "big") + b"\x00" + hdr.phone.hex().encode()
             frame.replies.append(self._replies.encode(0x8100, hdr.phone, hdr.version, serial, body))
