@@ -17,9 +17,9 @@ import hmac
 import json
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import Request
+from fastapi import Query, Request
 from fastapi.responses import Response
 
 from sinogate.api.filter import Filter, FilterSyntaxError
@@ -225,6 +225,11 @@ def resolve_one_device(gateway: Gateway, selector: str, auth: Auth) -> dict[str,
 
 DATA_KEYS = ("from", "to", "count", "reverse", "fields", "filter")
 MAX_COUNT = 10_000_000
+DATA_DOC = (
+    'JSON object: {"from": unix, "to": unix, "count": int, "reverse": bool, '
+    '"fields": "a,b" | ["a","b"], "filter": "position.speed>60 && $engine.ignition.status==true"}'
+)
+DataParam = Annotated[str | None, Query(description=DATA_DOC, max_length=8192)]
 
 
 @dataclass

@@ -3,14 +3,15 @@ including traffic from idents no device is registered for."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends
 from fastapi.responses import Response
 
 from sinogate.api.deps import (
     ApiError,
     Auth,
+    DataParam,
     authenticate,
     get_gateway,
     parse_data,
@@ -18,7 +19,7 @@ from sinogate.api.deps import (
     require_write,
     result,
 )
-from sinogate.api.routes_devices import DATA_DOC, _close, _pick_sessions, device_messages
+from sinogate.api.routes_devices import _close, _pick_sessions, device_messages
 from sinogate.api.views import (
     CHANNELS,
     active_channels,
@@ -34,7 +35,6 @@ if TYPE_CHECKING:
     from sinogate.server.gateway import Gateway
 
 router = APIRouter(tags=["channels"])
-DataParam = Annotated[str | None, Query(description=DATA_DOC, max_length=8192)]
 
 
 def resolve_channels(gateway: Gateway, selector: str, auth: Auth) -> list[int]:

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sinogate.api.deps import (
     ApiError,
     Auth,
+    DataParam,
     DataQuery,
     authenticate,
     get_gateway,
@@ -37,11 +38,6 @@ if TYPE_CHECKING:
 
 router = APIRouter(tags=["devices"])
 
-DATA_DOC = (
-    'JSON object: {"from": unix, "to": unix, "count": int, "reverse": bool, '
-    '"fields": "a,b" | ["a","b"], "filter": "position.speed>60 && $engine.ignition.status==true"}'
-)
-DataParam = Annotated[str | None, Query(description=DATA_DOC, max_length=8192)]
 Protocol = Literal["h02", "jt808"]
 
 

@@ -7,9 +7,8 @@ from typing import TYPE_CHECKING, Annotated, Literal
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 
-from sinogate.api.deps import Auth, authenticate, get_gateway, parse_data, resolve_one_device
+from sinogate.api.deps import Auth, DataParam, authenticate, get_gateway, parse_data, resolve_one_device
 from sinogate.api.export import CONTENT_TYPES, export_track, filename
-from sinogate.api.routes_devices import DATA_DOC
 
 if TYPE_CHECKING:
     from sinogate.server.gateway import Gateway
@@ -26,7 +25,7 @@ router = APIRouter(tags=["exports"])
 async def track(
     request: Request,
     selector: str,
-    data: Annotated[str | None, Query(description=DATA_DOC, max_length=8192)] = None,
+    data: DataParam = None,
     format: Annotated[Literal["kml", "gpx", "csv"], Query(description="kml, gpx or csv")] = "kml",
     stop_minutes: Annotated[
         float | None, Query(ge=0, le=1440, description="a stop is speed ~0 for at least this long (KML)")
