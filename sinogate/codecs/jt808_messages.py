@@ -1,20 +1,19 @@
 """JT/T 808 uplink bodies other than the plain 0x0200 location (which lives in ``jt808_location``).
 
 Each decoder takes ``(base, body, ctx)`` and returns a list of messages. ``base`` already holds
-``ident``, ``message.type`` and ``timestamp`` (= now); decoders copy it.
+``ident``, ``message.type`` and ``timestamp`` (= now); decoders copy it. 0x0200 is not here: the
+connection decodes it directly with ``decode_location``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
+from sinogate.codecs.base import Message
 from sinogate.codecs.jt808_location import decode_location
 from sinogate.codecs.jt808_params import PARAMS, SIZES, STRING
 from sinogate.model.params import Param, register
-
-Message = dict[str, Any]
 
 RESULT_TEXT = {0: "ok", 1: "failed", 2: "bad message", 3: "not supported", 4: "alarm confirmed"}
 
@@ -93,9 +92,7 @@ def general_response(base: Message, body: bytes, ctx: Ctx) -> list[Message]:
     return [m]
 
 
-def _param_value(pid: int, raw: bytes) -> int | str:
-    entry = PARAMS.get(pid)
-    kind = entry[0] if entry else None
+def _param_value(kind: str | None, raw: bytes) -> int | str:
     if kind == STRING or (kind is None and len(raw) not in (1, 2, 4)):
         return raw.split(b"\x00", 1)[0].decode("gbk", "replace")
     if kind is not None and len(raw) != SIZES[kind]:
@@ -117,11 +114,11 @@ def params_response(base: Message, body: bytes, ctx: Ctx) -> list[Message]:
         ln = body[p + 4]
         raw = body[p + 5:p + 5 + ln]
         p += 5 + ln
-        value = _param_value(pid, raw)
+        kind, name = PARAMS.get(pid, (None, None))
+        value = _param_value(kind, raw)
         parts.append(f"0x{pid:04X}={value}")
-        entry = PARAMS.get(pid)
-        if entry and entry[1]:
-            m[entry[1]] = value
+        if name:
+            m[name] = value
     m["command.response"] = ";".join(parts)
     return [m]
 
@@ -172,11 +169,6 @@ def sms_response(base: Message, body: bytes, ctx: Ctx) -> list[Message]:
             text = text[:-1]
         m["command.response"] = text.decode("utf-16-be", "replace").rstrip("\x00").strip()
     return [m]
-
-
-def location(base: Message, body: bytes, ctx: Ctx) -> list[Message]:
-    m = decode_location(base, body, 0, len(body), ctx.tz_seconds, ctx.now)
-    return [m if m is not None else dict(base)]
 
 
 def location_answer(base: Message, body: bytes, ctx: Ctx) -> list[Message]:
@@ -248,7 +240,6 @@ DECODERS: dict[int, Callable[[Message, bytes, Ctx], list[Message]]] = {
     0x0900: passthrough,
     0x0701: waybill,
     0x1300: sms_response,
-    0x0200: location,
     0x0201: location_answer,
     0x0500: location_answer,
     0x0704: batch,
