@@ -45,7 +45,7 @@ ACTIVE = ("queued", "sent")
 FINAL = ("processed", "canceled", "expired")
 TTL_MIN, TTL_MAX, TTL_DEFAULT = 60.0, 2592000.0, 86400.0
 MAX_ATTEMPTS = 10
-REPLY_TYPES = frozenset({"V4", "SMS", "LINK", "0x0001", "0x0104", "0x6006", "0x0900", "0x0701", "0x1300"})
+REPLY_TYPES = frozenset({"V4", "SMS", "LINK", "0x0001", "0x0104"}) | matching.JT808_TEXT_TYPES
 REBOOT_TEXTS = frozenset({"RESTART", "CQ", "RESET", "REBOOT"})
 
 
@@ -337,10 +337,10 @@ class CommandService:
         device_id = session.device_id
         if device_id is None:
             return
+        pending = self._sent.get(device_id, [])  # only async code adds a device's list; none runs in here
         for message in messages:
             if message.get("message.type") not in REPLY_TYPES:
                 continue
-            pending = self._sent.get(device_id, [])
             found = matching.find(session.protocol, pending, message)
             if found is None:
                 if matching.is_reply(session.protocol, message):
