@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-DELIM = 0x7E
-ESC = 0x7D
 MAX_BODY = 0x3FF
 
 _ESC_B = b"\x7d"
@@ -171,6 +169,14 @@ def phone_from_ident(ident: str, version: int | None = None) -> bytes:
     return bytes.fromhex(ident.rjust(width, "0"))
 
 
+def _head(msg_id: int, props: int, phone: bytes, version: int | None) -> bytes:
+    """Message id, properties (bit 14 added for a 2019 header), [version,] phone padded to 10 or 6 bytes."""
+    if version is not None:
+        return bytes((msg_id >> 8, msg_id & 0xFF, 0x40 | props >> 8, props & 0xFF, version & 0xFF)) + \
+            phone.rjust(10, b"\x00")[-10:]
+    return bytes((msg_id >> 8, msg_id & 0xFF, props >> 8, props & 0xFF)) + phone.rjust(6, b"\x00")[-6:]
+
+
 def encode_frame(msg_id: int, phone: bytes, serial: int, body: bytes, version: int | None = None,
                  total: int = 0, index: int = 0) -> bytes:
     """Build a complete escaped wire frame (``7E … 7E``).
@@ -180,18 +186,11 @@ def encode_frame(msg_id: int, phone: bytes, serial: int, body: bytes, version: i
     """
     if len(body) > MAX_BODY:
         raise ValueError(f"body of {len(body)} bytes exceeds {MAX_BODY}; split it")
-    props = len(body)
-    if version is not None:
-        props |= 0x4000
-        phone = phone.rjust(10, b"\x00")[-10:]
-        head = bytes((msg_id >> 8, msg_id & 0xFF, props >> 8, props & 0xFF, version & 0xFF)) + phone
-    else:
-        phone = phone.rjust(6, b"\x00")[-6:]
-        head = bytes((msg_id >> 8, msg_id & 0xFF, props >> 8, props & 0xFF)) + phone
     if total:
-        head = (head[:2] + ((props | 0x2000).to_bytes(2, "big")) + head[4:])
+        head = _head(msg_id, len(body) | 0x2000, phone, version)
         tail = serial.to_bytes(2, "big") + total.to_bytes(2, "big") + index.to_bytes(2, "big")
     else:
+        head = _head(msg_id, len(body), phone, version)
         tail = (serial & 0xFFFF).to_bytes(2, "big")
     inner = head + tail + body
     inner += bytes((xor_checksum(inner),))
@@ -212,11 +211,7 @@ class ReplyEncoder:
         n = len(body)
         key = (phone, version, msg_id, n)
         if key != self._key:
-            if version is not None:
-                prefix = bytes((msg_id >> 8, msg_id & 0xFF, 0x40 | n >> 8, n & 0xFF, version & 0xFF))
-                prefix += phone.rjust(10, b"\x00")[-10:]
-            else:
-                prefix = bytes((msg_id >> 8, msg_id & 0xFF, n >> 8, n & 0xFF)) + phone.rjust(6, b"\x00")[-6:]
+            prefix = _head(msg_id, n, phone, version)
             self._key, self._prefix, self._xor = key, prefix, xor_checksum(prefix)
         tail = bytes((serial >> 8 & 0xFF, serial & 0xFF)) + body
         inner = self._prefix + tail + bytes((self._xor ^ xor_checksum(tail),))
