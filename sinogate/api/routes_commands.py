@@ -25,6 +25,7 @@ from sinogate.api.deps import (
     resolve_devices,
     result,
 )
+from sinogate.api.views import apply_query
 from sinogate.commands import catalog, sms
 from sinogate.commands.catalog import CommandError
 from sinogate.commands.service import ACTIVE, FINAL, CommandFailed, CommandService
@@ -44,11 +45,15 @@ def _service(gateway: Gateway) -> CommandService:
     return service
 
 
-async def _items(request: Request) -> list[dict[str, Any]]:
+async def _json_body(request: Request) -> Any:
     try:
-        body = await request.json()
+        return await request.json()
     except (ValueError, UnicodeDecodeError) as exc:
         raise ApiError(400, f"body is not valid JSON: {exc}", 400) from exc
+
+
+async def _items(request: Request) -> list[dict[str, Any]]:
+    body = await _json_body(request)
     if isinstance(body, dict):
         body = [body]
     if not isinstance(body, list) or not body or not all(isinstance(i, dict) for i in body):
@@ -177,20 +182,13 @@ async def delete_queue_items(selector: str, commands: str, auth: Auth = Depends(
     return result(out)
 
 
-def _results(items: list[dict[str, Any]], data: str | None) -> list[dict[str, Any]]:
-    query = parse_data(data)
-    if query.filter is not None:
-        items = [i for i in items if query.filter.matches(i)]
-    return [query.project(i) for i in items]
-
-
 @router.get("/gw/devices/{selector}/commands-result", summary="Finished commands (processed, canceled, expired)")
 async def get_results(selector: str, data: str | None = Query(None), auth: Auth = Depends(authenticate),
                       gateway: Gateway = Depends(get_gateway)) -> Response:
     devices = resolve_devices(gateway, selector, auth)
     query = parse_data(data)
     items = await _service(gateway).results([d["id"] for d in devices], query.time_query())
-    return result(_results(items, data))
+    return result(apply_query(items, query))
 
 
 @router.get("/gw/devices/{selector}/commands-result/{commands}", summary="Finished commands by id or all")
@@ -237,10 +235,7 @@ async def get_setting(selector: str, name: str, auth: Auth = Depends(authenticat
 async def put_setting(selector: str, name: str, request: Request, auth: Auth = Depends(authenticate),
                       gateway: Gateway = Depends(get_gateway)) -> Response:
     require_write(auth)
-    try:
-        body = await request.json()
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ApiError(400, f"body is not valid JSON: {exc}", 400) from exc
+    body = await _json_body(request)
     if isinstance(body, list) and len(body) == 1:
         body = body[0]
     if not isinstance(body, dict):
