@@ -28,10 +28,8 @@ class Pending:
     """A command written to the device and waiting for its reply."""
 
     id: int
-    name: str
     match: dict[str, Any] = field(default_factory=dict)
     expects: tuple[str, ...] = ()
-    sent: float = 0.0
     acked: str | None = None  # intermediate response (JT/T 808 0x0001 before the text answer)
     acked_at: float | None = None
 

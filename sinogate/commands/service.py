@@ -147,13 +147,10 @@ class CommandService:
         if self._loop_task is not None:
             self._loop_task.cancel()
 
-    def _gateway_stopped(self) -> bool:
-        return self.gateway.stopping
-
     async def _expiry_loop(self) -> None:
         while not self._closed:
             await asyncio.sleep(self.tick)
-            if self._gateway_stopped():
+            if self.gateway.stopping:
                 return
             try:
                 await self.expire_now()
@@ -260,8 +257,8 @@ class CommandService:
 
     # delivery --------------------------------------------------------------------------------
     def _register_sent(self, session: Session, row: dict[str, Any], match: dict[str, Any],
-                       expects: tuple[str, ...], now: float) -> None:
-        pending = Pending(row["id"], row["name"], match, expects, now)
+                       expects: tuple[str, ...]) -> None:
+        pending = Pending(row["id"], match, expects)
         self._rows[row["id"]] = row
         self._sent.setdefault(row["device_id"], []).append(pending)
         self._conn[row["id"]] = session.conn_id
@@ -287,7 +284,7 @@ class CommandService:
             log.info("command %s not written to %s: %s", row["id"], session.ident, exc)
             return
         queued.remove(row)
-        self._register_sent(session, row, encoded.match, encoded.expects, now)
+        self._register_sent(session, row, encoded.match, encoded.expects)
         fields = {"status": "sent", "sent": now, "attempts": row.get("attempts", 0) + 1,
                   "match": {**encoded.match, "expects": list(encoded.expects)}, "payload": encoded.data}
         try:
@@ -401,7 +398,7 @@ class CommandService:
         })
         waiter: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._waiters[row["id"]] = waiter
-        self._register_sent(session, row, encoded.match, encoded.expects, now)
+        self._register_sent(session, row, encoded.match, encoded.expects)
         try:
             session.send(encoded.data)
         except (ConnectionError, OSError) as exc:

@@ -36,7 +36,7 @@ def test_validation(name: str, props: dict, reason: str) -> None:
 
 
 def p(cid: int, match: dict, expects: tuple[str, ...]) -> Pending:
-    return Pending(cid, "x", match, expects)
+    return Pending(cid, match, expects)
 
 
 def test_h02_matching() -> None:
