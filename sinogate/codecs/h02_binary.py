@@ -14,12 +14,9 @@ samples), the rest of their trailer is unknown. 46-byte frame: 32-36 odometer (B
 
 from __future__ import annotations
 
-from typing import Any
-
-from sinogate.codecs.h02_fields import KNOTS, days_from_civil
+from sinogate.codecs.base import Message
+from sinogate.codecs.h02_fields import KNOTS, days_from_civil, vehicle_state
 from sinogate.codecs.h02_status import with_status
-
-Message = dict[str, Any]
 
 
 def binary_ident(raw: bytes) -> str:
@@ -79,9 +76,7 @@ def decode_binary(raw: bytes, ident: str, offset_s: float) -> Message:
         msg["fuel.level"] = raw[38]
         msg["gsm.lac"] = int.from_bytes(raw[42:44], "big")
         msg["gsm.cellid"] = int.from_bytes(raw[44:46], "big")
-    msg["vehicle.state"] = (
-        "moving" if msg["position.speed"] >= 5.0 else "idling" if msg["engine.ignition.status"] else "parked"
-    )
+    vehicle_state(msg)
     return msg
 
 

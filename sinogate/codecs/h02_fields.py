@@ -5,7 +5,10 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Final
 
+from sinogate.codecs.base import Message
+
 KNOTS: Final = 1.852
+MOVING_KMH: Final = 5.0
 
 
 def days_from_civil(y: int, m: int, d: int) -> int:
@@ -87,6 +90,16 @@ def number(value: str, default: float = 0.0) -> float:
     if not -1e9 < f < 1e9:
         raise ValueError(f"bad number {value!r}")
     return f
+
+
+def vehicle_state(msg: Message) -> None:
+    """``vehicle.state`` from speed and ignition: moving, else idling / parked (none when ignition is unknown)."""
+    if msg.get("position.speed", 0.0) >= MOVING_KMH:
+        msg["vehicle.state"] = "moving"
+    else:
+        ignition = msg.get("engine.ignition.status")
+        if ignition is not None:
+            msg["vehicle.state"] = "idling" if ignition else "parked"
 
 
 def is_hhmmss(value: str) -> bool:

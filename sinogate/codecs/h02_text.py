@@ -10,12 +10,12 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from functools import lru_cache
-from typing import Any, Final
+from typing import Final
 
-from sinogate.codecs.h02_fields import KNOTS, coordinate, device_time, iccid, is_hhmmss, number
+from sinogate.codecs.base import Message
+from sinogate.codecs.h02_fields import KNOTS, coordinate, device_time, iccid, is_hhmmss, number, vehicle_state
 from sinogate.codecs.h02_status import apply_status, parse_status, with_status
 
-Message = dict[str, Any]
 Decoder = Callable[[list[str], str, float, float], Message]
 
 _NS: Final = {"N": 1.0, "S": -1.0, "n": 1.0, "s": -1.0}
@@ -23,7 +23,6 @@ _EW: Final = {"E": 1.0, "W": -1.0, "e": 1.0, "w": -1.0}
 _INVALID: Final = frozenset(("V", "B", ""))
 _HEMI_NS: Final = frozenset(("N", "S", "n", "s", "0"))
 _HEMI_EW: Final = frozenset(("E", "W", "e", "w", "0"))
-MOVING_KMH: Final = 5.0
 
 
 def _block_at(p: list[str], j: int) -> bool:
@@ -42,14 +41,6 @@ def _find_block(p: list[str], start: int) -> int:
         if _block_at(p, j):
             return j
     return -1
-
-
-def _vehicle_state(msg: Message) -> None:
-    ignition = msg.get("engine.ignition.status")
-    if msg.get("position.speed", 0.0) >= MOVING_KMH:
-        msg["vehicle.state"] = "moving"
-    elif ignition is not None:
-        msg["vehicle.state"] = "idling" if ignition else "parked"
 
 
 def _position(msg: Message, p: list[str], j: int) -> None:
@@ -202,7 +193,7 @@ def _after_block(head: Message, p: list[str], j: int, offset_s: float, now: floa
     if k < nr:
         _extras(msg, r[k:])
     if "position.latitude" in msg:
-        _vehicle_state(msg)
+        vehicle_state(msg)
     return msg
 
 
@@ -264,12 +255,11 @@ def decode_vp1(p: list[str], ident: str, offset_s: float, now: float) -> Message
     msg: Message = {"ident": ident, "message.type": "VP1"}
     if len(p) >= 11 and p[5] in _HEMI_NS:
         msg["timestamp"] = device_time(p[10], "", offset_s, now)
-        # reuse the generic block reader: fields 3.. look like S,LAT,N,LON,E,SPEED,COURSE
-        block = ["", *p[3:10]]
-        _position(msg, [*p[:3], *block], 3)
+        # reuse the generic block reader: an empty HHMMSS before S,LAT,N,LON,E,SPEED,COURSE
+        _position(msg, [*p[:3], "", *p[3:10]], 3)
         if "position.valid" in msg:
             msg["position.valid"] = p[3] in ("A", "B")
-            _vehicle_state(msg)
+            vehicle_state(msg)
         return msg
     msg["timestamp"] = now
     first = ",".join(p[4:]).split("Y", 1)[0].split(",")
