@@ -108,8 +108,7 @@ class Connection:
     # --- commands ----------------------------------------------------------------------------
 
     def encode_command(self, name: str, properties: dict[str, Any], now: float) -> EncodedCommand:
-        offset = self._settings(self._ident).time_offset if self._ident else None
-        return encode(self._ident, name, properties, now, offset)
+        return encode(self._ident, name, properties, now, self._settings(self._ident).time_offset)
 
     # --- internals ---------------------------------------------------------------------------
 

@@ -208,6 +208,3 @@ class Framer:
                 return 0, ""
         length = preferred or DEFAULT_LENGTHS[0]
         return length, f"binary frame length undetermined (no frame after any known length); took {length}"
-
-    def reset_lock(self) -> None:
-        self._locked = 0
