@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from sinogate.codecs import CodecError
@@ -196,20 +197,24 @@ class CommandService:
         if sent:
             sent[:] = [p for p in sent if p.id != command_id]
 
-    def _publish(self, row: dict[str, Any], **extra: Any) -> None:
+    def _event(self, device_id: int | None, protocol: str | None, ident: str | None,
+               data: Callable[[], dict[str, Any]]) -> None:
+        """Publishes a ``command`` event; ``data`` is only built when someone listens."""
         bus = self.gateway.bus
         if bus.active:
-            bus.publish({"type": "command", "device_id": row.get("device_id"), "protocol": row.get("protocol"),
-                         "ident": row.get("ident"), "data": {**public(row), **extra}})
+            bus.publish({"type": "command", "device_id": device_id, "protocol": protocol, "ident": ident,
+                         "data": data()})
+
+    def _store_log(self, record: LogRecord) -> None:
+        with contextlib.suppress(RuntimeError):
+            self.gateway.store_later(IngestBatch(logs=[record]))
+
+    def _publish(self, row: dict[str, Any], **extra: Any) -> None:
+        self._event(row.get("device_id"), row.get("protocol"), row.get("ident"), lambda: {**public(row), **extra})
 
     def _log(self, row: dict[str, Any], text: str) -> None:
-        try:
-            self.gateway.store_later(IngestBatch(logs=[LogRecord(
-                time.time(), "command", row.get("protocol") or "", self._conn.get(row["id"]), row.get("ident"),
-                row.get("device_id"), reason=text,
-            )]))
-        except RuntimeError:
-            pass
+        self._store_log(LogRecord(time.time(), "command", row.get("protocol") or "", self._conn.get(row["id"]),
+                                  row.get("ident"), row.get("device_id"), reason=text))
 
     async def _update(self, row: dict[str, Any], fields: dict[str, Any]) -> None:
         row.update(fields)
@@ -359,17 +364,12 @@ class CommandService:
     def _unmatched(self, session: Session, message: dict[str, Any]) -> None:
         response = message.get("command.response") or matching.summary(message)
         log.info("%s %s: reply matches no pending command: %s", session.protocol, session.ident, response)
-        bus = self.gateway.bus
-        if bus.active:
-            bus.publish({"type": "command", "device_id": session.device_id, "protocol": session.protocol,
-                         "ident": session.ident, "data": {"unmatched": True, "status": "unmatched",
-                                                          "response": response, "reply": message,
-                                                          "timestamp": time.time()}})
-        with contextlib.suppress(RuntimeError):
-            self.gateway.store_later(IngestBatch(logs=[LogRecord(
-                time.time(), "command", session.protocol, session.conn_id, session.ident, session.device_id,
-                session.peer, session.transport_name, reason=f"unmatched reply: {response}",
-            )]))
+        self._event(session.device_id, session.protocol, session.ident,
+                    lambda: {"unmatched": True, "status": "unmatched", "response": response, "reply": message,
+                             "timestamp": time.time()})
+        self._store_log(LogRecord(time.time(), "command", session.protocol, session.conn_id, session.ident,
+                                  session.device_id, session.peer, session.transport_name,
+                                  reason=f"unmatched reply: {response}"))
 
     # operations --------------------------------------------------------------------------------
     def _new_row(self, device: dict[str, Any], name: str, props: dict[str, Any]) -> dict[str, Any]:
