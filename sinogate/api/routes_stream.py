@@ -17,6 +17,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 
 from sinogate.api.deps import ApiError, Auth, authenticate, dumps, get_gateway, parse_selector, resolve_devices
+from sinogate.store.base import NotFound
 
 if TYPE_CHECKING:
     from sinogate.server.gateway import Gateway
@@ -28,8 +29,9 @@ EVENT_TYPES = ("message", "packet", "command", "log")
 
 def _accept(gateway: Gateway, selector: str, auth: Auth, types: set[str]) -> Any:
     sel = parse_selector(selector)
-    devices = resolve_devices(gateway, selector, auth)  # 403/404 for explicit ids, before streaming
-    fixed = {d["id"] for d in devices} if sel.ids is not None else None
+    fixed = None
+    if sel.ids is not None:  # 403/404 for explicit ids, before streaming
+        fixed = {d["id"] for d in resolve_devices(gateway, selector, auth)}
 
     def accept(event: dict[str, Any]) -> bool:
         if event.get("type") not in types:
@@ -41,15 +43,11 @@ def _accept(gateway: Gateway, selector: str, auth: Auth, types: set[str]) -> Any
             return device_id in fixed
         try:  # "all" and patterns follow devices created or renamed while the stream is open
             device = gateway.devices.get(device_id)
-        except Exception:
+        except NotFound:
             return False
         return sel.matches(device) and auth.allows(device)
 
     return accept
-
-
-def _stopping(gateway: Gateway) -> bool:
-    return gateway.stopping
 
 
 @router.get(
@@ -80,7 +78,7 @@ async def stream(
             yield "retry: 3000\n: connected\n\n"
             last = time.monotonic()
             reported = 0
-            while not _stopping(gateway):
+            while not gateway.stopping:
                 try:
                     event = await asyncio.wait_for(sub.get(), min(1.0, heartbeat))
                 except TimeoutError:
