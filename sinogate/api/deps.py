@@ -25,7 +25,7 @@ from fastapi.responses import Response
 from sinogate.api.filter import Filter, FilterSyntaxError
 from sinogate.api.selectors import Selector, SelectorError
 from sinogate.codecs import PROTOCOLS
-from sinogate.store.base import TimeQuery
+from sinogate.store.base import NotFound, TimeQuery
 
 if TYPE_CHECKING:
     from sinogate.server.gateway import Gateway
@@ -208,7 +208,7 @@ def resolve_devices(gateway: Gateway, selector: str, auth: Auth) -> list[dict[st
 def _get(gateway: Gateway, device_id: int) -> dict[str, Any] | None:
     try:
         return gateway.devices.get(device_id)
-    except Exception:
+    except NotFound:
         return None
 
 
