@@ -145,7 +145,6 @@ _MORE: tuple[Param, ...] = (
     Param("device.imei", "string", "", "IMEI the terminal sent (2019 authentication)", "Message ID 0x0102"),
     Param("device.software.version", "string", "", "Software version (2019 authentication)",
           "Message ID 0x0102"),
-    Param("gsm.sim.iccid", "string", "", "SIM card ICCID", "Message ID 0x0200 item 0xEB, 0x0107"),
     Param("config.heartbeat.interval", "number", "seconds", "Parameter 0x0001", "Message ID 0x0104"),
     Param("config.report.interval", "number", "seconds", "Parameter 0x0029 default report interval",
           "Message ID 0x0104"),
