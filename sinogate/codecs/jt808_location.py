@@ -5,12 +5,10 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable
 from datetime import date
-from typing import Any
 
+from sinogate.codecs.base import Message
 from sinogate.codecs.jt808_bits import bits_dict
 from sinogate.codecs.jt808_frame import BCD
-
-Message = dict[str, Any]
 
 _BASE = struct.Struct(">IIIIhHH")
 _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
