@@ -124,6 +124,12 @@ def describe(cmd: dict[str, Any]) -> str:
     return line
 
 
+def connect(url: str, token: str | None, data_dir: Path | None, selector: str) -> tuple[Api, dict[str, Any]]:
+    """The API client and the device ``selector`` names (ident or id)."""
+    api = Api(url, find_token(token, data_dir))
+    return api, api.device(selector)
+
+
 def _options_help() -> dict[str, Any]:
     return {
         "url": typer.Option(DEFAULT_URL, "--url", envvar="SINOGATE_URL", help="API base URL"),
@@ -152,8 +158,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Send a command; with --wait, wait for the reply and print it."""
         try:
-            api = Api(url, find_token(token, data_dir))
-            dev = api.device(device)
+            api, dev = connect(url, token, data_dir, device)
             item: dict[str, Any] = {"name": name, "properties": parse_properties(name, args or [])}
             if wait:
                 item["timeout"] = timeout
@@ -197,8 +202,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """List the commands a device supports, with their properties and an example."""
         try:
-            api = Api(url, find_token(token, data_dir))
-            dev = api.device(device)
+            api, dev = connect(url, token, data_dir, device)
             catalog = api.ok("GET", f"/gw/devices/{dev['id']}/commands")[0]["commands"]
         except ClientError as exc:
             typer.echo(f"error: {exc}", err=True)
