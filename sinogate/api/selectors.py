@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sinogate.api.filter import Filter, FilterSyntaxError, wildcard_match
+from sinogate.codecs import PROTOCOL_IDS
 
 # Field names a selector may use, and how to read them from a registry device dict.
 _FIELDS: dict[str, str] = {
@@ -35,7 +36,7 @@ class SelectorError(ValueError):
 def flat_device(device: dict[str, Any]) -> dict[str, Any]:
     """The device as a flat mapping for field matches and ``{...}`` expressions."""
     out = {name: device.get(key) for name, key in _FIELDS.items()}
-    out["protocol_id"] = {"h02": 1, "jt808": 2}.get(str(device.get("protocol")))
+    out["protocol_id"] = PROTOCOL_IDS.get(str(device.get("protocol")))
     for key, value in (device.get("settings") or {}).items():
         out[f"settings.{key}"] = value
     return out

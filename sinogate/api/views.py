@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from sinogate.api.deps import ApiError, DataQuery
+from sinogate.codecs import PROTOCOL_IDS
 
 if TYPE_CHECKING:
     from sinogate.server.gateway import Gateway
@@ -17,8 +18,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("sinogate.api")
 
-PROTOCOL_IDS = {"h02": 1, "jt808": 2}
-CHANNELS = {1: "h02", 2: "jt808"}  # channel id -> protocol; one channel per protocol listener
+CHANNELS = {cid: protocol for protocol, cid in PROTOCOL_IDS.items()}  # one channel per protocol listener
 
 
 @functools.lru_cache(maxsize=8)
