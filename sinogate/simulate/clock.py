@@ -26,8 +26,3 @@ def civil(ts: int) -> tuple[int, int, int, int, int, int]:
 def hhmmss(ts: int) -> str:
     _, _, _, hh, mm, ss = civil(ts)
     return f"{hh:02d}{mm:02d}{ss:02d}"
-
-
-def ddmmyy(ts: int) -> str:
-    y, mo, d, _, _, _ = civil(ts)
-    return f"{d:02d}{mo:02d}{y % 100:02d}"

@@ -15,8 +15,8 @@ DEFAULT_PORTS = {"h02": 5013, "jt808": 5015}
 @dataclass(slots=True)
 class SimConfig:
     host: str = "127.0.0.1"
-    h02_port: int = 5013
-    jt808_port: int = 5015
+    h02_port: int = DEFAULT_PORTS["h02"]
+    jt808_port: int = DEFAULT_PORTS["jt808"]
     protocol: Protocol = "h02"
     devices: int = 10
     rate: float = 1.0  # position messages per second per device

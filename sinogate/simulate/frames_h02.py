@@ -36,7 +36,7 @@ def status_word(fix: Fix, relay_cut: bool = False) -> int:
     return st & ALL_ONES
 
 
-def _dm(value: float, deg_digits: int) -> tuple[int, int, int]:
+def _dm(value: float) -> tuple[int, int, int]:
     """|value| degrees → (degrees, whole minutes, 1/10000 minutes)."""
     total = round(abs(value) * 600_000)
     deg, rem = divmod(total, 600_000)
@@ -44,12 +44,12 @@ def _dm(value: float, deg_digits: int) -> tuple[int, int, int]:
 
 
 def lat_text(lat: float) -> str:
-    d, m, f = _dm(lat, 2)
+    d, m, f = _dm(lat)
     return f"{d:02d}{m:02d}.{f:04d},{'N' if lat >= 0 else 'S'}"
 
 
 def lon_text(lon: float) -> str:
-    d, m, f = _dm(lon, 3)
+    d, m, f = _dm(lon)
     return f"{d:03d}{m:02d}.{f:04d},{'E' if lon >= 0 else 'W'}"
 
 
@@ -97,8 +97,8 @@ def link(ident: str, fix: Fix, battery: int = 100, steps: int = 0, turnovers: in
 def binary(ident: str, fix: Fix, *, long: bool = False, relay_cut: bool = False, seq: int = 0) -> bytes:
     """A ``$`` frame: 32 bytes, or 45 with the CSQ/satellites/mileage/cell trailer."""
     y, mo, d, hh, mi, ss = civil(fix.ts)
-    ld, lm, lf = _dm(fix.lat, 2)
-    od, om, of = _dm(fix.lon, 3)
+    ld, lm, lf = _dm(fix.lat)
+    od, om, of = _dm(fix.lon)
     flags = (0x8 if fix.lon >= 0 else 0) | (0x4 if fix.lat >= 0 else 0) | (0x2 if fix.valid else 0)
     knots = min(999, round(fix.speed_kmh * KNOTS_PER_KMH))
     hexs = (

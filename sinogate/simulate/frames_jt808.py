@@ -61,10 +61,9 @@ def bcd(digits: str) -> bytes:
 class Header:
     """Frame builder for one terminal: phone number and header variant fixed at construction."""
 
-    __slots__ = ("phone", "phone_bcd", "v2019")
+    __slots__ = ("phone_bcd", "v2019")
 
     def __init__(self, phone: str, v2019: bool = False) -> None:
-        self.phone = phone
         self.v2019 = v2019
         self.phone_bcd = bcd(phone.rjust(20 if v2019 else 12, "0"))
 
@@ -144,14 +143,6 @@ def batch_body(bodies: list[bytes], blind: bool) -> bytes:
 
 def text_report_body(text: str, encoding: int = 0) -> bytes:
     return bytes((encoding,)) + text.encode("gbk", "replace")
-
-
-def param_value(value: int | str | bytes, size: int = 4) -> bytes:
-    if isinstance(value, bytes):
-        return value
-    if isinstance(value, str):
-        return value.encode("gbk", "replace")
-    return value.to_bytes(size, "big")
 
 
 def params_answer_body(serial: int, params: dict[int, bytes]) -> bytes:
