@@ -187,6 +187,8 @@ def test_binary_32_then_45_relocks() -> None:
 def _split_property(frames_in: list[bytes], cuts: list[int], cfg: DeviceSettings) -> None:
     stream = b"".join(frames_in)
     whole = Connection(settings=lambda _i: cfg).feed(stream, NOW)
+    # every text and '$' frame is one message: equal results must not be equally empty
+    assert len(_messages(whole)) == sum(1 for f in frames_in if f[:1] in (b"*", b"$"))
     conn = Connection(settings=lambda _i: cfg)
     split = _feed_chunks(conn, stream, [c % (len(stream) + 1) for c in cuts])
     assert _messages(split) == _messages(whole)
