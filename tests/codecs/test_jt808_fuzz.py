@@ -19,7 +19,8 @@ except ImportError:
 NOW = 1_700_000_000.0
 _ALL = [v["hex"] for v in load("jt808.json")] + [v["hex"] for v in load("jt808_more.json")]
 # whole 0x7e frames (the ASCII sentences and the framer-only vector are not part of the stream)
-STREAM = b"".join(bytes.fromhex(h) for h in _ALL if h.startswith("7e") and len(h) > 40)
+STREAM_FRAMES = [bytes.fromhex(h) for h in _ALL if h.startswith("7e") and len(h) > 40]
+STREAM = b"".join(STREAM_FRAMES)
 FRAMES = [bytes.fromhex(h) for h in _ALL]
 
 SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -36,6 +37,15 @@ def _messages(chunks: list[bytes]) -> list[dict[str, Any]]:
 
 
 EXPECTED = _messages([STREAM])
+
+
+def test_stream_decodes_every_frame() -> None:
+    # the split property compares against EXPECTED: it must not be vacuously empty
+    assert len(STREAM_FRAMES) > 50
+    frames = Connection().feed(STREAM, NOW)
+    assert len(frames) == len(STREAM_FRAMES)
+    assert all(f.messages for f in frames)
+    assert len(EXPECTED) >= len(STREAM_FRAMES)
 
 
 @SETTINGS
@@ -97,6 +107,7 @@ def test_commands_raise_only_codec_error(name: str, props: dict[str, Any]) -> No
 
     conn = Connection()
     conn.feed(bytes.fromhex("7e0002000004304832546500b7ca7e"), NOW)
+    assert conn.ident == "43048325465"  # else every command fails with "not identified" and nothing is tested
     try:
         conn.encode_command(name, props, NOW)
     except CodecError:
