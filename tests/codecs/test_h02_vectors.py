@@ -21,21 +21,14 @@ NOW_010203 = 1_699_920_000.0 + 3723  # 2023-11-14 01:02:03 UTC
 VECTORS: list[dict[str, Any]] = load("h02.json")
 COMMANDS: dict[str, Any] = load("commands.json")["h02"]
 
-# Entries whose expectation we believe is wrong, with the reason. (None so far.)
-XFAIL: dict[str, str] = {}
-
 
 def _settings_for(entry: dict[str, Any]) -> DeviceSettings:
     ack = "R12" in entry.get("reply_prefix", "")
     return DeviceSettings(h02_ack=ack)
 
 
-
-
 @pytest.mark.parametrize("entry", VECTORS, ids=[v["id"] for v in VECTORS])
 def test_vector(entry: dict[str, Any]) -> None:
-    if entry["id"] in XFAIL:
-        pytest.xfail(XFAIL[entry["id"]])
     settings = _settings_for(entry)
     conn = Connection(settings=lambda _ident: settings)
     frames = conn.feed(bytes.fromhex(entry["hex"]), NOW)
