@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import socket
 import struct
+import threading
 import time
 from typing import Any
 
@@ -175,3 +176,22 @@ def device_id(server: Any, protocol: str, ident: str | None = None, timeout: flo
         return None
 
     return int(wait_for(find, timeout))
+
+
+def in_thread(fn: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
+    """Runs ``fn`` in a daemon thread (a blocking real-time API call while the test plays the device)."""
+    box: dict[str, Any] = {}
+
+    def run() -> None:
+        box["value"] = fn(*args, **kwargs)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    box["thread"] = thread
+    return box
+
+
+def joined(box: dict[str, Any], timeout: float = 30) -> Any:
+    box["thread"].join(timeout)
+    assert "value" in box, "the call did not return in time (or raised in its thread)"
+    return box["value"]

@@ -4,32 +4,14 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 import time
 from typing import Any
 
 import pytest
 
-from tests.commands.devices import H02Device, api, command_time, device_id, wait_for
+from tests.commands.devices import H02Device, api, command_time, device_id, in_thread, joined, wait_for
 
 pytestmark = pytest.mark.timeout(60)
-
-
-def in_thread(fn: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
-    box: dict[str, Any] = {}
-
-    def run() -> None:
-        box["value"] = fn(*args, **kwargs)
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    box["thread"] = thread
-    return box
-
-
-def joined(box: dict[str, Any], timeout: float = 30) -> Any:
-    box["thread"].join(timeout)
-    return box["value"]
 
 
 @pytest.fixture

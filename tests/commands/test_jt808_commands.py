@@ -4,27 +4,13 @@
 from __future__ import annotations
 
 import struct
-import threading
 from typing import Any
 
 import pytest
 
-from tests.commands.devices import JT808Device, api, device_id, jt808_frame, wait_for
+from tests.commands.devices import JT808Device, api, device_id, in_thread, joined, jt808_frame, wait_for
 
 pytestmark = pytest.mark.timeout(60)
-
-
-def in_thread(fn: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
-    box: dict[str, Any] = {}
-    thread = threading.Thread(target=lambda: box.__setitem__("value", fn(*args, **kwargs)), daemon=True)
-    thread.start()
-    box["thread"] = thread
-    return box
-
-
-def joined(box: dict[str, Any]) -> Any:
-    box["thread"].join(30)
-    return box["value"]
 
 
 @pytest.fixture
