@@ -3,7 +3,8 @@ including traffic from idents no device is registered for."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Depends
 from fastapi.responses import Response
@@ -12,6 +13,7 @@ from sinogate.api.deps import (
     ApiError,
     Auth,
     DataParam,
+    DataQuery,
     authenticate,
     get_gateway,
     parse_data,
@@ -105,18 +107,26 @@ async def close_channel_connections(
     return await _close(_channel_sessions(gateway, selector, auth, connections))
 
 
+async def _per_channel(ids: list[int], query: DataQuery,
+                       fetch: Callable[[str], Awaitable[list[dict[str, Any]]]]) -> list[dict[str, Any]]:
+    """``fetch(protocol)`` for each channel, merged in time order when there is more than one."""
+    rows: list[dict[str, Any]] = []
+    for cid in ids:
+        rows += await fetch(CHANNELS[cid])
+    if len(ids) > 1:
+        rows.sort(key=lambda r: (r["timestamp"], r.get("id", 0)), reverse=query.reverse)
+    return rows
+
+
 @router.get("/gw/channels/{selector}/logs", summary="Connection events on channels")
 async def channel_logs(
     selector: str, data: DataParam = None, auth: Auth = Depends(authenticate),
     gateway: Gateway = Depends(get_gateway),
 ) -> Response:
     query = parse_data(data)
-    ids = resolve_channels(gateway, selector, auth)
-    rows = []
-    for cid in ids:
-        rows += await gateway.store.logs(query.time_query(with_count=query.filter is None), protocol=CHANNELS[cid])
-    if len(ids) > 1:
-        rows.sort(key=lambda r: (r["timestamp"], r.get("id", 0)), reverse=query.reverse)
+    tq = query.time_query(with_count=query.filter is None)
+    rows = await _per_channel(resolve_channels(gateway, selector, auth), query,
+                              lambda protocol: gateway.store.logs(tq, protocol=protocol))
     return result(apply_query((log_view(r) for r in rows), query))
 
 
@@ -145,12 +155,7 @@ async def channel_ident_packets(
 ) -> Response:
     check_text(ident, "ident")
     query = parse_data(data)
-    rows = []
-    ids = resolve_channels(gateway, selector, auth)
-    for cid in ids:
-        rows += await gateway.store.packets(
-            query.time_query(with_count=query.filter is None), protocol=CHANNELS[cid], ident=ident
-        )
-    if len(ids) > 1:
-        rows.sort(key=lambda r: (r["timestamp"], r.get("id", 0)), reverse=query.reverse)
+    tq = query.time_query(with_count=query.filter is None)
+    rows = await _per_channel(resolve_channels(gateway, selector, auth), query,
+                              lambda protocol: gateway.store.packets(tq, protocol=protocol, ident=ident))
     return result(apply_query((packet_view(r) for r in rows), query))
