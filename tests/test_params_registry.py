@@ -16,6 +16,13 @@ def test_core_set_is_complete() -> None:
             "ident", "vendor.code"} <= CORE_NAMES
 
 
+def test_no_name_is_declared_twice() -> None:
+    from sinogate.model.params import _CORE, _EXTRA
+
+    declared = [p.name for p in (*_CORE, *_EXTRA)]
+    assert len(declared) == len(set(declared))
+
+
 def test_every_param_is_well_formed() -> None:
     params = all_params()
     names = [p.name for p in params]
