@@ -133,7 +133,6 @@ class KmlWriter(_Writer):
     def __init__(self, name: str, stop_minutes: float, fields: list[str] | None) -> None:
         super().__init__(name, stop_minutes, fields)
         self._first: tuple[float, float, float, float] | None = None  # ts, lat, lon, alt
-        self._last_ts = 0.0
 
     def header(self) -> str:
         return (
@@ -153,7 +152,6 @@ class KmlWriter(_Writer):
 
     def point(self, m: dict[str, Any], ts: float, lat: float, lon: float) -> str:
         alt = _num(m.get("position.altitude")) or 0.0
-        self._last_ts = ts
         coord = f"{lon:.6f},{lat:.6f},{alt:.1f}\n"
         if self.points == 1:
             assert self._first is not None

@@ -262,7 +262,7 @@ class _Parser:
         if kind != "str":
             return None
         nxt = self.tokens[self.i + 1]
-        if kind == "str" and ("*" in value or "?" in value) and nxt[0] in ("end", "op") and nxt[1] in (
+        if ("*" in value or "?" in value) and nxt[0] in ("end", "op") and nxt[1] in (
             None, "&&", "||", ")", ",", "==", "!=",
         ):
             return str(value)
@@ -409,7 +409,3 @@ class Filter:
 
     def __repr__(self) -> str:
         return f"Filter({self.text!r})"
-
-
-def compile_filter(text: str) -> Filter:
-    return Filter(text)
