@@ -106,7 +106,7 @@ def test_validation_errors(gateway_server: Any, h02: H02Device) -> None:
                json=[{"name": "interval.set", "properties": {}}])
     assert resp.status_code == 400 and "missing required property 'seconds'" in resp.json()["errors"][0]["reason"]
     resp = api(gateway_server, "POST", f"/gw/devices/{h02.id}/commands", json=[{"name": "reboot", "timeout": 99}])
-    assert resp.status_code == 400
+    assert resp.status_code == 400 and "'timeout' must be between" in resp.json()["errors"][0]["reason"]
     resp = api(gateway_server, "POST", f"/gw/devices/{h02.id}/commands-queue",
                json=[{"name": "reboot", "ttl": 5}])
     assert resp.status_code == 400 and "ttl" in resp.json()["errors"][0]["reason"]
@@ -146,6 +146,7 @@ def test_status_query_answered_by_link(gateway_server: Any, h02: H02Device) -> N
     h02.send(f"*HQ,{h02.ident},LINK,{t},20,8,84,0,0,{d},FFFFFBFF#")
     item = joined(box).json()["result"][0]
     assert item["status"] == "processed" and item["reply"]["message.type"] == "LINK"
+    assert item["executed"] is True and item["response"]
 
 
 def test_sms_texts(gateway_server: Any, h02: H02Device) -> None:

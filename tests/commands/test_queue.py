@@ -77,7 +77,6 @@ def test_queue_survives_a_restart(tmp_path: Path) -> None:
                      json=[{"name": "alarm.arm", "ttl": 60}]).json()["result"][0]
         assert b",SCF," in device.read_command()
         device.close()
-        expiring = None
         wait_for(lambda: not server.gateway.session_for(dev))
         expiring = api(server, "POST", f"/gw/devices/{dev}/commands-queue",
                        json=[{"name": "reboot", "expire": time.time() + 1.0}]).json()["result"][0]
