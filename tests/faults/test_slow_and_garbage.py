@@ -37,9 +37,10 @@ class GoodDevice(threading.Thread):
         self.replies = 0
         self.failure: str | None = None
         self.stop = threading.Event()
+        self.base = int(time.time()) - 80_000  # device time of the first position
 
     def run(self) -> None:
-        base = int(time.time()) - 80_000
+        base = self.base
         try:
             with self.server.connect("h02") as sock:
                 sock.settimeout(3)
@@ -68,7 +69,8 @@ class GoodDevice(threading.Thread):
         assert self.failure is None, f"the good device failed: {self.failure}; log: {self.server.log()}"
         assert self.sent >= 5 and self.replies == self.sent, (self.sent, self.replies)
         stored = self.server.stored_ts("h02", self.device_ident)
-        assert len(stored) >= self.replies
+        missing = {self.base + i for i in range(self.replies)} - stored
+        assert not missing, f"acknowledged but not stored: {sorted(missing)[:10]}; log: {self.server.log()}"
 
 
 def closed_by_server(sock: socket.socket, within: float, trickle: Callable[[int], bytes] | None = None) -> float:
