@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from sinogate.api.deps import ApiError, Auth, authenticate, get_gateway, require_master, result
 from sinogate.api.filter import wildcard_match
-from sinogate.api.selectors import Selector, SelectorError
+from sinogate.api.selectors import SelectorError
 from sinogate.api.views import check_text
 
 if TYPE_CHECKING:
@@ -45,15 +45,13 @@ async def create_tokens(
     out = []
     for item in body:
         check_text(item.model_dump(), "token")
-        if item.devices is not None:
-            try:
-                Selector.parse(item.devices)
-            except SelectorError as exc:
-                raise ApiError(400, f"bad devices selector: {exc}", 400) from exc
         expire = item.expire
         if item.ttl is not None:
             expire = time.time() + item.ttl if expire is None else min(expire, time.time() + item.ttl)
-        token, record = await request.app.state.tokens.create(item.devices, item.read_only, expire, item.name)
+        try:  # create() parses the selector before it stores anything
+            token, record = await request.app.state.tokens.create(item.devices, item.read_only, expire, item.name)
+        except SelectorError as exc:
+            raise ApiError(400, f"bad devices selector: {exc}", 400) from exc
         out.append({**record, "key": token})
     return result(out)
 

@@ -72,6 +72,7 @@ def test_expired_and_deleted_tokens(api: Api) -> None:
     assert api.request("DELETE", "/platform/tokens/nope").status_code == 404
     r = api.request("POST", "/platform/tokens", json=[{"devices": "bogus"}])
     assert r.status_code == 400
+    assert r.json()["errors"][0]["reason"].startswith("bad devices selector: ")
 
 
 def test_token_cli_on_data_dir(tmp_path: Path, gateway_factory: Any) -> None:
