@@ -40,7 +40,7 @@ def test_limited_token(api: Api) -> None:
     assert api.get(f"/gw/devices/{other['id']}/track", token=token).status_code == 403
     msgs = api.ok("GET", "/gw/devices/all/messages", token=token)
     assert msgs and {m["device.id"] for m in msgs} == {mine["id"]}
-    assert api.ok("GET", "/gw/devices/configuration.ident=444*", token=token)[0]["id"] == mine["id"]
+    assert [d["id"] for d in api.ok("GET", "/gw/devices/configuration.ident=444*", token=token)] == [mine["id"]]
     assert api.get("/gw/channels", token=token).status_code == 403
     assert api.get("/platform/tokens", token=token).status_code == 403
     assert api.request("POST", "/platform/tokens", json=[{}], token=token).status_code == 403
@@ -105,3 +105,5 @@ def test_token_cli_on_data_dir(tmp_path: Path, gateway_factory: Any) -> None:
     assert res.stdout.strip() == master
     res = runner.invoke(cli, ["token", "delete", record["id"], "--data-dir", str(data)])
     assert res.exit_code == 0
+    res = runner.invoke(cli, ["token", "list", "--data-dir", str(data)])
+    assert res.exit_code == 0 and record["id"] not in res.output

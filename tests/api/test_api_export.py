@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -114,6 +113,7 @@ def test_export_errors(api: Api, dev: dict[str, Any]) -> None:
     assert api.get("/gw/devices/123456/track").status_code == 404
     r = api.get(f"/gw/devices/{empty['id']}/track", params={"format": "kml"})
     assert r.status_code == 200 and kml.KML.from_string(r.content)
+    assert "<Placemark>" not in r.text and r.text.rstrip().endswith("</kml>")
 
 
 def test_export_cli_from_data_dir_and_api(tmp_path: Path, gateway_factory: Any) -> None:
@@ -139,4 +139,4 @@ def test_export_cli_from_data_dir_and_api(tmp_path: Path, gateway_factory: Any) 
     assert len(coords) == 10
     res = CliRunner().invoke(cli, ["export", "--device", "nope", "--data-dir", str(data)])
     assert res.exit_code == 1
-    json.dumps(res.output)
+    assert "no device 'nope'" in res.output
