@@ -14,8 +14,8 @@ import time
 from collections.abc import Callable
 
 from sinogate.codecs import connection_class
-from sinogate.codecs.h02_framer import Framer
-from sinogate.codecs.jt808_frame import encode_frame, unescape, xor_checksum
+from sinogate.codecs.h02.framer import Framer
+from sinogate.codecs.jt808.frame import encode_frame, unescape, xor_checksum
 
 H02_V1 = b"*HQ,4210051415,V1,164549,A,2235.1777,N,11357.8913,E,012.50,097,221225,FFFFFBFF,460,00,9520,3671#"
 H02_BINARY = bytes.fromhex(

@@ -1,4 +1,4 @@
-"""Protocol codecs. One module per protocol, each exposing a ``Connection`` class.
+"""Protocol codecs. One package per protocol, each exposing a ``Connection`` class and a ``SPEC``.
 
 The contract (see ``base``)::
 
@@ -12,13 +12,17 @@ The contract (see ``base``)::
     conn.close(now)                        # end of stream: what is held, as frames with errors
 
 ``now`` is UNIX seconds (float); the codec has no clock of its own.
+
+Everything else the gateway needs to know about a protocol (id, default port and time offset,
+commands, SMS texts, reply matching) is its ``ProtocolSpec`` (``spec``). Adding a protocol: write
+a package next to ``h02`` and ``jt808`` that exposes ``SPEC``, and add it to ``_SPECS`` below.
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import Any, ClassVar, Protocol
+from collections.abc import Iterable
 
+from sinogate.codecs import h02, jt808
 from sinogate.codecs.base import (
     DEFAULT_SETTINGS,
     CodecError,
@@ -26,62 +30,72 @@ from sinogate.codecs.base import (
     EncodedCommand,
     Frame,
     Message,
+    ProtocolConnection,
     SettingsLookup,
     default_lookup,
 )
+from sinogate.codecs.spec import Match, Pending, ProtocolSpec
 
-PROTOCOLS: tuple[str, ...] = ("h02", "jt808")
+_SPECS: tuple[ProtocolSpec, ...] = (h02.SPEC, jt808.SPEC)
+
+
+def _registry(specs: Iterable[ProtocolSpec]) -> dict[str, ProtocolSpec]:
+    """Name → spec, refusing a name or an id given twice (ids are stored, so they must be unique)."""
+    out: dict[str, ProtocolSpec] = {}
+    ids: dict[int, str] = {}
+    for s in specs:
+        if s.name in out:
+            raise ValueError(f"protocol {s.name!r} registered twice")
+        if s.id in ids:
+            raise ValueError(f"protocol id {s.id} used by both {ids[s.id]!r} and {s.name!r}")
+        out[s.name] = s
+        ids[s.id] = s.name
+    return out
+
+
+SPECS: dict[str, ProtocolSpec] = _registry(_SPECS)
+"""Every protocol's spec by name, in registration order."""
+
+PROTOCOLS: tuple[str, ...] = tuple(SPECS)
 # The numeric id of each protocol; there is one channel (listener) per protocol, with the same id.
-PROTOCOL_IDS: dict[str, int] = {name: number for number, name in enumerate(PROTOCOLS, start=1)}
+PROTOCOL_IDS: dict[str, int] = {s.name: s.id for s in SPECS.values()}
 
 
-class ProtocolConnection(Protocol):
-    protocol: ClassVar[str]
-
-    def __init__(self, settings: SettingsLookup = ..., transport: str = "tcp") -> None: ...
-
-    @property
-    def ident(self) -> str | None: ...
-
-    def feed(self, data: bytes, now: float) -> list[Frame]: ...
-
-    def datagram(self, data: bytes, now: float) -> list[Frame]: ...
-
-    def encode_command(self, name: str, properties: dict[str, Any], now: float) -> EncodedCommand: ...
-
-    def buffered(self) -> int:
-        """Bytes held by the framer waiting for the rest of a frame."""
-        ...
-
-    def close(self, now: float) -> list[Frame]:
-        """The stream ended: whatever the framer holds comes back as frames with errors."""
-        ...
+def spec(name: str) -> ProtocolSpec:
+    """The spec of protocol ``name``; ``ValueError`` naming the known protocols for an unknown one."""
+    found = SPECS.get(name)
+    if found is None:
+        raise ValueError(f"unknown protocol {name!r}; known: {', '.join(PROTOCOLS)}")
+    return found
 
 
 def connection_class(protocol: str) -> type[ProtocolConnection]:
-    if protocol not in PROTOCOLS:
-        raise ValueError(f"unknown protocol {protocol!r}; known: {', '.join(PROTOCOLS)}")
-    module = importlib.import_module(f"sinogate.codecs.{protocol}")
-    return module.Connection  # type: ignore[no-any-return]
+    """The ``Connection`` class of ``protocol`` (``ValueError`` for an unknown one)."""
+    return spec(protocol).connection
 
 
 def load_all() -> None:
-    for protocol in PROTOCOLS:
-        importlib.import_module(f"sinogate.codecs.{protocol}")
+    """Kept for callers: every codec is imported with this package, so its parameter names
+    (``sinogate.model.params``) are already registered."""
 
 
 __all__ = [
     "DEFAULT_SETTINGS",
     "PROTOCOLS",
     "PROTOCOL_IDS",
+    "SPECS",
     "CodecError",
     "DeviceSettings",
     "EncodedCommand",
     "Frame",
+    "Match",
     "Message",
+    "Pending",
     "ProtocolConnection",
+    "ProtocolSpec",
     "SettingsLookup",
     "connection_class",
     "default_lookup",
     "load_all",
+    "spec",
 ]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar, Protocol
 
 Message = dict[str, Any]
 
@@ -29,7 +29,7 @@ class DeviceSettings:
     """What a codec needs to know about one device to decode and answer it correctly.
 
     ``time_offset`` is the device clock's offset from UTC in hours; ``None`` means the
-    protocol's default (UTC for H02, GMT+8 for JT/T 808).
+    protocol's default, its ``ProtocolSpec.default_time_offset`` (UTC for H02, GMT+8 for JT/T 808).
     """
 
     time_offset: float | None = None
@@ -78,3 +78,28 @@ class EncodedCommand:
     data: bytes
     match: dict[str, Any] = field(default_factory=dict)
     expects: tuple[str, ...] = ()
+
+
+class ProtocolConnection(Protocol):
+    """What a protocol package's ``Connection`` class looks like (the contract in the package docstring)."""
+
+    protocol: ClassVar[str]
+
+    def __init__(self, settings: SettingsLookup = ..., transport: str = "tcp") -> None: ...
+
+    @property
+    def ident(self) -> str | None: ...
+
+    def feed(self, data: bytes, now: float) -> list[Frame]: ...
+
+    def datagram(self, data: bytes, now: float) -> list[Frame]: ...
+
+    def encode_command(self, name: str, properties: dict[str, Any], now: float) -> EncodedCommand: ...
+
+    def buffered(self) -> int:
+        """Bytes held by the framer waiting for the rest of a frame."""
+        ...
+
+    def close(self, now: float) -> list[Frame]:
+        """The stream ended: whatever the framer holds comes back as frames with errors."""
+        ...

@@ -1,36 +1,18 @@
 """The command catalog: what a user can send to a device of each protocol.
 
-Built from each codec's module-level ``COMMANDS`` (name → JSON schema of the properties). Every
-entry is ``{name, description, address, schema, examples}``; ``address`` lists ``connection``
-and, when an SMS text exists for the command (``sms.sms_text``), ``sms``.
+Built from each protocol's spec: ``ProtocolSpec.commands`` (name → JSON schema of the properties)
+and ``ProtocolSpec.command_examples``. Every entry is ``{name, description, address, schema,
+examples}``; ``address`` lists ``connection`` and, when an SMS text exists for the command
+(``sms.sms_text``), ``sms``.
 """
 
 from __future__ import annotations
 
-import importlib
 import re
 from typing import Any
 
-from sinogate.codecs import PROTOCOLS
+from sinogate import codecs
 from sinogate.commands import sms
-
-# Examples shown in the catalog (properties only); the first one is what `commands list` prints.
-_EXAMPLES: dict[str, dict[str, list[dict[str, Any]]]] = {
-    "h02": {
-        "custom": [{"payload": "S20,1,1"}, {"payload": "RCONF"}, {"payload": "CXZT"},
-                   {"payload": "S71,22,30", "mode": "wrapped"}, {"payload": "8040000 1.2.3.4 5013", "mode": "raw"}],
-        "interval.set": [{"seconds": 30}, {"seconds": 60, "alternative": True}],
-        "server.set": [{"host": "1.2.3.4", "port": 5013}],
-    },
-    "jt808": {
-        "custom": [{"payload": "RELAY,1#"}, {"payload": "STATUS#"}],
-        "interval.set": [{"seconds": 30}],
-        "params.set": [{"params": {"0x0029": 30, "0x0055": 120}}],
-        "params.query": [{}, {"ids": ["0x0029", "0x0013"]}],
-        "terminal.control": [{"command": 4}],
-        "server.set": [{"host": "1.2.3.4", "port": 5015}],
-    },
-}
 
 
 class CommandError(Exception):
@@ -42,15 +24,9 @@ class CommandError(Exception):
 
 
 def codec_commands(protocol: str) -> dict[str, dict[str, Any]]:
-    """The codec's ``COMMANDS`` dict (empty while a codec does not define one)."""
-    if protocol not in PROTOCOLS:
-        return {}
-    try:
-        module = importlib.import_module(f"sinogate.codecs.{protocol}")
-    except ImportError:
-        return {}
-    commands = getattr(module, "COMMANDS", None)
-    return dict(commands) if isinstance(commands, dict) else {}
+    """The protocol's commands, name → JSON schema (empty for an unknown protocol)."""
+    found = codecs.SPECS.get(protocol)
+    return dict(found.commands) if found is not None else {}
 
 
 def schema_for(protocol: str, name: str) -> dict[str, Any]:
@@ -64,6 +40,8 @@ def schema_for(protocol: str, name: str) -> dict[str, Any]:
 
 def catalog_for(protocol: str) -> list[dict[str, Any]]:
     """The device object's ``commands`` field: one entry per command the protocol supports."""
+    found = codecs.SPECS.get(protocol)
+    examples_of = found.command_examples if found is not None else {}
     out = []
     for name, schema in sorted(codec_commands(protocol).items()):
         address = ["connection"]
@@ -73,7 +51,7 @@ def catalog_for(protocol: str) -> list[dict[str, Any]]:
         note = sms.note(protocol, name)
         if note:
             description = f"{description} SMS: {note}".strip()
-        examples = _EXAMPLES.get(protocol, {}).get(name) or [_default_example(schema)]
+        examples = examples_of.get(name) or (_default_example(schema),)
         out.append({
             "name": name,
             "description": description,

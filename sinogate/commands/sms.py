@@ -1,67 +1,34 @@
 """SMS texts for commands: what to send by phone when the device is not on line.
 
-Sinotrack ST-90x SMS command set (reference h02.md §7); ``<pwd>`` is the device's SMS password
-(device setting ``sms_password``, default ``0000``). ``940``/``941`` (cut / restore oil) are the
-commonly cited codes but unverified here; the catalog says so.
+The texts are each protocol's ``ProtocolSpec.sms_texts`` (e.g. the Sinotrack ST-90x set in
+``sinogate.codecs.h02.sms``); this module looks them up by the device's protocol and fills in the
+device's SMS password (device setting ``sms_password``, default ``0000``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Mapping
 from typing import Any
+
+from sinogate import codecs
+from sinogate.codecs.spec import SmsBuilder, SmsText
 
 DEFAULT_PASSWORD = "0000"
 
-SmsBuilder = Callable[[dict[str, Any], str], str]
+__all__ = ["DEFAULT_PASSWORD", "SmsBuilder", "note", "password_of", "sms_text", "supports"]
 
 
-def _custom(props: dict[str, Any], _pwd: str) -> str:
-    text = props.get("payload", props.get("text"))
-    if not isinstance(text, str) or not text.strip():
-        raise ValueError("custom: property 'payload' (or 'text') must be a non-empty string")
-    return text.strip()
-
-
-def _interval(props: dict[str, Any], pwd: str) -> str:
-    seconds = props.get("seconds")
-    if isinstance(seconds, bool) or not isinstance(seconds, int) or not 0 <= seconds <= 18000:
-        raise ValueError("interval.set: seconds must be an integer 0..18000 for the SMS form")
-    return f"805{pwd} {seconds}"
-
-
-def _server(props: dict[str, Any], pwd: str) -> str:
-    host, port = props.get("host"), props.get("port")
-    if not isinstance(host, str) or not host or " " in host:
-        raise ValueError("server.set: host must be a non-empty string")
-    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
-        raise ValueError("server.set: port must be an integer 1..65535")
-    return f"804{props.get('password') or pwd} {host} {port}"
-
-
-_H02: dict[str, tuple[SmsBuilder, str]] = {
-    "custom": (_custom, "the payload is sent as the SMS text."),
-    "interval.set": (_interval, "805<password> <seconds> (interval while ACC is on, 0..18000 s)."),
-    "server.set": (_server, "804<password> <host> <port>."),
-    "engine.stop": (lambda _p, pwd: f"940{pwd}", "940<password> (commonly cited, unverified)."),
-    "engine.resume": (lambda _p, pwd: f"941{pwd}", "941<password> (commonly cited, unverified)."),
-    "reboot": (lambda _p, _pwd: "RESTART", "RESTART."),
-    "status.query": (lambda _p, _pwd: "CXZT", "CXZT (status text)."),
-    "mileage.query": (lambda _p, pwd: f"143{pwd}", "143<password> (mileage query)."),
-}
-
-_JT808: dict[str, tuple[SmsBuilder, str]] = {
-    "custom": (_custom, "the payload is sent as the SMS text."),
-}
-
-_TEXTS: dict[str, dict[str, tuple[SmsBuilder, str]]] = {"h02": _H02, "jt808": _JT808}
+def _texts(protocol: str) -> Mapping[str, SmsText]:
+    found = codecs.SPECS.get(protocol)
+    return found.sms_texts if found is not None else {}
 
 
 def supports(protocol: str, name: str) -> bool:
-    return name in _TEXTS.get(protocol, {})
+    return name in _texts(protocol)
 
 
 def note(protocol: str, name: str) -> str:
-    entry = _TEXTS.get(protocol, {}).get(name)
+    entry = _texts(protocol).get(name)
     return entry[1] if entry else ""
 
 
@@ -72,7 +39,7 @@ def password_of(device: dict[str, Any]) -> str:
 
 def sms_text(protocol: str, name: str, properties: dict[str, Any], password: str = DEFAULT_PASSWORD) -> str:
     """The SMS text for a command; ``ValueError`` when there is none or the properties do not fit."""
-    entry = _TEXTS.get(protocol, {}).get(name)
+    entry = _texts(protocol).get(name)
     if entry is None:
         raise ValueError(f"command {name!r} has no SMS form for protocol {protocol}")
     return entry[0](properties or {}, password)

@@ -7,7 +7,7 @@ import pytest
 from sinogate.codecs import connection_class
 from sinogate.codecs.base import CodecError, DeviceSettings
 from sinogate.codecs.h02 import COMMANDS, Connection
-from sinogate.codecs.h02_status import STATUS_BITS
+from sinogate.codecs.h02.status import STATUS_BITS
 from sinogate.model import params
 
 NOW = 1_700_000_000.0  # 2023-11-14 22:13:20 UTC

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from sinogate.codecs.base import DeviceSettings, Frame
 from sinogate.codecs.h02 import Connection
-from sinogate.codecs.h02_framer import MAX_TEXT
+from sinogate.codecs.h02.framer import MAX_TEXT
 
 try:
     from tests.codecs.vectors import load

@@ -6,7 +6,7 @@ import pytest
 
 from sinogate.codecs.base import CodecError, DeviceSettings
 from sinogate.codecs.jt808 import COMMANDS, MAX_FRAME, MAX_PARTIAL, Connection, encode_command_frame
-from sinogate.codecs.jt808_frame import encode_frame, escape, parse_header, unescape, xor_checksum
+from sinogate.codecs.jt808.frame import encode_frame, escape, parse_header, unescape, xor_checksum
 from sinogate.model import params
 
 NOW = 1_700_000_000.0

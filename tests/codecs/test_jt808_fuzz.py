@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from sinogate.codecs.base import DeviceSettings
 from sinogate.codecs.jt808 import COMMANDS, Connection
-from sinogate.codecs.jt808_frame import escape, unescape, xor_checksum
+from sinogate.codecs.jt808.frame import escape, unescape, xor_checksum
 
 try:
     from tests.codecs.vectors import load

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from sinogate.codecs.jt808 import Connection, encode_command_frame
-from sinogate.codecs.jt808_frame import encode_frame, escape, parse_header, phone_from_ident, unescape
+from sinogate.codecs.jt808.frame import encode_frame, escape, parse_header, phone_from_ident, unescape
 
 try:  # tests/ as a package, or tests/codecs on sys.path (pytest rootdir-relative import)
     from tests.codecs.vectors import check_expect, load

@@ -13,8 +13,8 @@ from functools import lru_cache
 from typing import Final
 
 from sinogate.codecs.base import Message
-from sinogate.codecs.h02_fields import KNOTS, coordinate, device_time, iccid, is_hhmmss, number, vehicle_state
-from sinogate.codecs.h02_status import apply_status, parse_status, with_status
+from sinogate.codecs.h02.fields import KNOTS, coordinate, device_time, iccid, is_hhmmss, number, vehicle_state
+from sinogate.codecs.h02.status import apply_status, parse_status, with_status
 
 Decoder = Callable[[list[str], str, float, float], Message]
 

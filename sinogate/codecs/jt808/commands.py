@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sinogate.codecs.base import CodecError
-from sinogate.codecs.jt808_params import BYTE, DWORD, SIZES, STRING, WORD, param_type
+from sinogate.codecs.jt808.params import BYTE, DWORD, SIZES, STRING, WORD, param_type
 
 _HEX_FRAME = re.compile(r"^7e(?:[0-9a-f]{2})+7e$", re.IGNORECASE)
 
@@ -89,6 +89,17 @@ COMMANDS: dict[str, dict[str, Any]] = {
         },
         "required": ["host", "port"],
     },
+}
+
+
+# Example properties per command for the catalog; the first one is what `commands list` prints.
+EXAMPLES: dict[str, tuple[dict[str, Any], ...]] = {
+    "custom": ({"payload": "RELAY,1#"}, {"payload": "STATUS#"}),
+    "interval.set": ({"seconds": 30},),
+    "params.set": ({"params": {"0x0029": 30, "0x0055": 120}},),
+    "params.query": ({}, {"ids": ["0x0029", "0x0013"]}),
+    "terminal.control": ({"command": 4},),
+    "server.set": ({"host": "1.2.3.4", "port": 5015},),
 }
 
 

@@ -7,8 +7,8 @@ from collections.abc import Callable
 from datetime import date
 
 from sinogate.codecs.base import Message
-from sinogate.codecs.jt808_bits import bits_dict
-from sinogate.codecs.jt808_frame import BCD
+from sinogate.codecs.jt808.bits import bits_dict
+from sinogate.codecs.jt808.frame import BCD
 
 _BASE = struct.Struct(">IIIIhHH")
 _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()

@@ -1,11 +1,6 @@
-"""H02 (Sinotrack ``*HQ,...#`` text and ``$`` binary) codec, sans-IO.
+"""H02 ``Connection``: framing, decoding and the server's replies for one device connection.
 
-Protocol reference: ``shared/reference/h02.md``. The pieces:
-
-* ``h02_framer``: TCP stream -> frames (text, binary, X, junk, overflow).
-* ``h02_text`` / ``h02_binary``: one frame -> one message (flat dict, names per parameters.md).
-* ``h02_status``: the 32 active-low status bits.
-* ``h02_commands``: ``encode_command`` and the ``COMMANDS`` catalog.
+Protocol reference: ``h02.md`` (in the project's reference notes).
 
 Replies (complete wire frames in ``Frame.replies``; none when the frame carries no device id):
 ``V1`` -> ``*HQ,<id>,V4,V1,<yyyyMMddHHmmss UTC>#``; ``NBR`` -> ``*HQ,<id>,V4,NBR,<...>#``;
@@ -15,7 +10,8 @@ SMS, XT are never answered.
 
 A device reply to a command is a message with ``command.code`` (the confirmed code, from ``V4``),
 ``command.time`` (the echoed HHMMSS) and ``command.response`` (the text after ``V4,``); an ``SMS``
-message carries ``command.response`` (reply to a raw command); ``LINK`` answers ``S26``.
+message carries ``command.response`` (reply to a raw command); ``LINK`` answers ``S26``
+(matching: ``replies``).
 """
 
 from __future__ import annotations
@@ -31,13 +27,17 @@ from sinogate.codecs.base import (
     SettingsLookup,
     default_lookup,
 )
-from sinogate.codecs.h02_binary import binary_ident, decode_binary
-from sinogate.codecs.h02_commands import COMMANDS, encode
-from sinogate.codecs.h02_framer import BINARY, KNOWN_LENGTHS, TEXT, Framer
-from sinogate.codecs.h02_text import KNOWN_BARE, decoder_for
+from sinogate.codecs.h02.binary import binary_ident, decode_binary
+from sinogate.codecs.h02.commands import COMMANDS, encode
+from sinogate.codecs.h02.framer import BINARY, KNOWN_LENGTHS, TEXT, Framer
+from sinogate.codecs.h02.text import KNOWN_BARE, decoder_for
 from sinogate.model.params import Param, register
 
-__all__ = ["COMMANDS", "Connection"]
+__all__ = ["COMMANDS", "DEFAULT_TZ_HOURS", "Connection"]
+
+DEFAULT_TZ_HOURS: Final = 0.0
+"""Device clock offset from UTC when ``time_offset`` is unset: the vendor document says the times
+are GMT/UTC (reference ``h02.md`` §3)."""
 
 _NO_R12: Final = frozenset(("V1", "NBR", "V0", "HTBT", "LINK", "V3", "VP1", "SMS"))
 _STRIP: Final = " \t\r\n\x00"

@@ -1,9 +1,5 @@
-"""JT/T 808 (2011/2013/2019) codec, sans-IO: ``0x7E`` framing, decoding, replies and commands.
-
-See ``docs``-level notes in the module docstrings of the helpers:
-``jt808_frame`` (escape, checksum, header, terminal ids), ``jt808_location`` (0x0200 and items),
-``jt808_bits`` (alarm/status names), ``jt808_messages`` (other uplink bodies),
-``jt808_commands`` (platform commands).
+"""JT/T 808 ``Connection``: ``0x7E`` framing, sub-package reassembly, decoding, replies and commands
+for one terminal connection (reference ``jt808.md`` §1-§3; the helpers are the package's other modules).
 
 Replies: 0x8100 (result 0, auth code = the terminal number as its BCD digit string) for 0x0100;
 0x8001 (answered serial, answered id, result 0) for every other uplink, each packet of a
@@ -23,8 +19,8 @@ from sinogate.codecs.base import (
     SettingsLookup,
     default_lookup,
 )
-from sinogate.codecs.jt808_commands import COMMANDS, Built, build
-from sinogate.codecs.jt808_frame import (
+from sinogate.codecs.jt808.commands import COMMANDS, Built, build
+from sinogate.codecs.jt808.frame import (
     Header,
     ReplyEncoder,
     decode_ident,
@@ -35,14 +31,17 @@ from sinogate.codecs.jt808_frame import (
     unescape,
     xor_checksum,
 )
-from sinogate.codecs.jt808_location import decode_location
-from sinogate.codecs.jt808_messages import DECODERS, Ctx
+from sinogate.codecs.jt808.location import decode_location
+from sinogate.codecs.jt808.messages import DECODERS, Ctx
 
 MAX_FRAME = 4096  # escaped bytes between delimiters; a 1023-byte body escapes to < 2100
 MAX_ASCII = 512  # Jointech "( … )" sentences
 MAX_PARTIAL = 4  # split messages being reassembled at once
 MAX_PACKETS = 128  # packets per split message (128 × 1023 bytes)
 DEFAULT_TZ_HOURS = 8.0
+"""Terminal clock offset from UTC when ``time_offset`` is unset: the standard's 0x0200 time is GMT+8
+(reference ``jt808.md`` §4 0x0200; many export firmwares send UTC and need ``time_offset`` 0)."""
+_DEFAULT_TZ_SECONDS = DEFAULT_TZ_HOURS * 3600.0
 
 # no reply for these uplink ids (reference §3; 0x5501/0x5502 are Jointech with their own ack)
 NO_REPLY = frozenset({0x0001, 0x0701, 0x0702, 0x1300, 0x2070, 0x5501, 0x5502})
@@ -199,10 +198,10 @@ class Connection:
         inner, bad = unescape(raw[1:-1])
         hdr = parse_header(inner)
         if hdr is None:
-            errors = [f"frame too short for a header ({len(inner)} bytes)"]
+            short = [f"frame too short for a header ({len(inner)} bytes)"]
             if bad:
-                errors.append(f"{bad} invalid escape sequence(s)")
-            return Frame(raw, None, [], [], errors)
+                short.append(f"{bad} invalid escape sequence(s)")
+            return Frame(raw, None, [], [], short)
         phone = hdr.phone
         ident = self._ident if phone == self._phone and self._ident is not None else decode_ident(phone)
         errors: list[str] = []
@@ -226,12 +225,13 @@ class Connection:
         frame = Frame(raw, ident, [], [], errors)
         split = props & 0x2000
         if split:
-            body = self._reassemble(hdr, body, errors)
+            whole = self._reassemble(hdr, body, errors)
             self._reply(frame, hdr)
-            if body is None:
+            if whole is None:
                 return frame
+            body = whole
         tz = settings.time_offset
-        tz_seconds = 28800.0 if tz is None else tz * 3600.0
+        tz_seconds = _DEFAULT_TZ_SECONDS if tz is None else tz * 3600.0
         base: Message = {"ident": ident, "message.type": _type_name(msg_id), "timestamp": now}
         if version is not None:
             base["protocol.version"] = version
@@ -294,6 +294,10 @@ class Connection:
 
 __all__ = [
     "COMMANDS",
+    "DEFAULT_TZ_HOURS",
+    "MAX_FRAME",
+    "MAX_PARTIAL",
+    "NO_REPLY",
     "Connection",
     "decode_ident",
     "encode_command_frame",

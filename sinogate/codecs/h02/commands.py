@@ -107,6 +107,15 @@ COMMANDS: Final[dict[str, dict[str, Any]]] = {
 }
 
 
+# Example properties per command for the catalog; the first one is what `commands list` prints.
+EXAMPLES: Final[dict[str, tuple[dict[str, Any], ...]]] = {
+    "custom": ({"payload": "S20,1,1"}, {"payload": "RCONF"}, {"payload": "CXZT"},
+               {"payload": "S71,22,30", "mode": "wrapped"}, {"payload": "8040000 1.2.3.4 5013", "mode": "raw"}),
+    "interval.set": ({"seconds": 30}, {"seconds": 60, "alternative": True}),
+    "server.set": ({"host": "1.2.3.4", "port": 5013},),
+}
+
+
 def command_time(now: float, offset_hours: float | None) -> str:
     """HHMMSS of ``now`` in UTC, shifted by the device offset when set."""
     t = now + (offset_hours or 0.0) * 3600.0

@@ -15,8 +15,8 @@ samples), the rest of their trailer is unknown. 46-byte frame: 32-36 odometer (B
 from __future__ import annotations
 
 from sinogate.codecs.base import Message
-from sinogate.codecs.h02_fields import KNOTS, days_from_civil, vehicle_state
-from sinogate.codecs.h02_status import with_status
+from sinogate.codecs.h02.fields import KNOTS, days_from_civil, vehicle_state
+from sinogate.codecs.h02.status import with_status
 
 
 def binary_ident(raw: bytes) -> str:

@@ -11,8 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from sinogate.codecs.base import Message
-from sinogate.codecs.jt808_location import decode_location
-from sinogate.codecs.jt808_params import PARAMS, SIZES, STRING
+from sinogate.codecs.jt808.location import decode_location
+from sinogate.codecs.jt808.params import PARAMS, SIZES, STRING
 from sinogate.model.params import Param, register
 
 RESULT_TEXT = {0: "ok", 1: "failed", 2: "bad message", 3: "not supported", 4: "alarm confirmed"}
