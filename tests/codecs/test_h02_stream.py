@@ -212,7 +212,7 @@ def test_any_split_gives_same_messages_text_and_32(frames_in: list[bytes], cuts:
 )
 def test_any_split_gives_same_messages_45_with_setting(frames_in: list[bytes], cuts: list[int]) -> None:
     # With h02_binary_length set the framer never guesses; without it, a first 45-byte frame cut
-    # exactly after byte 32 with nothing behind it is read as 32 bytes (see h02_framer docstring).
+    # exactly after byte 32 with nothing behind it is read as 32 bytes (see the sinogate.codecs.h02.framer docstring).
     _split_property(frames_in, cuts, DeviceSettings(h02_binary_length=45))
 
 

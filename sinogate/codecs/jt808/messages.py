@@ -1,4 +1,4 @@
-"""JT/T 808 uplink bodies other than the plain 0x0200 location (which lives in ``jt808_location``).
+"""JT/T 808 uplink bodies other than the plain 0x0200 location (which lives in ``location``).
 
 Each decoder takes ``(base, body, ctx)`` and returns a list of messages. ``base`` already holds
 ``ident``, ``message.type`` and ``timestamp`` (= now); decoders copy it. 0x0200 is not here: the
