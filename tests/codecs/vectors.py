@@ -1,4 +1,5 @@
-"""Locate the shared test vectors: ``$SINOGATE_VECTORS`` or ``<repo>/../shared/vectors``.
+"""Locate the test vectors: ``tests/data/vectors`` in this repository (see its README for where
+each set comes from), or the directory ``$SINOGATE_VECTORS`` names when it is set.
 
 Fails loudly (an error, not a skip) when the directory is missing, so a misconfigured checkout
 never passes by testing nothing.
@@ -11,16 +12,16 @@ import os
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[2]
+DEFAULT_DIR = Path(__file__).resolve().parents[1] / "data" / "vectors"
 
 
 def vectors_dir() -> Path:
+    """``$SINOGATE_VECTORS`` when set (an optional override), else ``tests/data/vectors``."""
     env = os.environ.get("SINOGATE_VECTORS")
-    path = Path(env) if env else REPO.parent / "shared" / "vectors"
+    path = Path(env) if env else DEFAULT_DIR
     if not path.is_dir():
-        raise RuntimeError(
-            f"test vectors not found at {path}; set SINOGATE_VECTORS to the shared/vectors directory"
-        )
+        where = "SINOGATE_VECTORS names" if env else "the repository should hold"
+        raise RuntimeError(f"test vectors not found at {path} ({where}); see tests/data/vectors/README.md")
     return path
 
 

@@ -3,17 +3,15 @@ platform frames (replies and commands)."""
 
 from __future__ import annotations
 
-import json
 import random
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from sinogate.simulate import frames_jt808 as jt
 from sinogate.simulate.route import Fix, Route
+from tests.codecs.vectors import load
 
-VECTORS = Path("/work/shared/vectors/jt808_more.json")
 NOW = 1_760_000_000.0
 PHONE = "138010000007"
 
@@ -32,8 +30,7 @@ def _fix(ts: int = 1_759_990_000, **kw: Any) -> Fix:
 
 
 def test_checksum_and_escape_match_reference_vector() -> None:
-    assert VECTORS.exists(), f"shared vectors not found at {VECTORS}"
-    vec = next(v for v in json.loads(VECTORS.read_text()) if v["id"] == "jt808-more-000")
+    vec = next(v for v in load("jt808_more.json") if v["id"] == "jt808-more-000")
     wire = bytes.fromhex(vec["hex"])
     raw = jt.unescape(wire[1:-1])
     body = raw[12:-1]
