@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 
 from sinogate.config import Config
-from sinogate.server.gateway import Gateway
+from sinogate.runtime import Runtime
 from sinogate.store.base import IngestBatch
 
 TOKEN = "bench-token"
@@ -58,11 +58,11 @@ class Runner:
     def __init__(self, data_dir: Path) -> None:
         self.config = Config(data_dir=data_dir, host="127.0.0.1", http_host="127.0.0.1", h02_port=free_port(),
                              jt808_port=free_port(), http_port=free_port(), token=TOKEN, log_level="WARNING")
-        self.ready: Future[tuple[Gateway, asyncio.AbstractEventLoop]] = Future()
+        self.ready: Future[tuple[Runtime, asyncio.AbstractEventLoop]] = Future()
         self.thread = threading.Thread(target=lambda: asyncio.run(self._main()), daemon=True)
 
     async def _main(self) -> None:
-        gw = Gateway(self.config)
+        gw = Runtime(self.config)
         await gw.start()
         self.stop = asyncio.Event()
         self.ready.set_result((gw, asyncio.get_running_loop()))
@@ -82,7 +82,7 @@ class Runner:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(600)
 
 
-async def fill(gw: Gateway, ident: str, n: int, start: float) -> dict[str, Any]:
+async def fill(gw: Runtime, ident: str, n: int, start: float) -> dict[str, Any]:
     device = await gw.devices.create({"ident": ident, "protocol": "jt808", "name": f"bench-{ident}"})
     batch: list[dict[str, Any]] = []
     for i in range(n):

@@ -41,7 +41,7 @@ def free_port() -> int:
 
 def start_gateway(data_dir: Path) -> tuple[Any, asyncio.AbstractEventLoop, threading.Event]:
     from sinogate.config import Config
-    from sinogate.server.gateway import Gateway
+    from sinogate.runtime import Runtime
 
     config = Config(data_dir=data_dir, host="127.0.0.1", http_host="127.0.0.1", h02_port=free_port(),
                     jt808_port=0, http_port=free_port(), udp=False, token=TOKEN, log_level="WARNING")
@@ -49,7 +49,7 @@ def start_gateway(data_dir: Path) -> tuple[Any, asyncio.AbstractEventLoop, threa
     stop = threading.Event()
 
     async def main() -> None:
-        gateway = Gateway(config)
+        gateway = Runtime(config)
         await gateway.start()
         ready.set_result((gateway, asyncio.get_running_loop()))
         while not stop.is_set():

@@ -6,8 +6,22 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ListenerConfig(BaseModel):
+    """One channel: a protocol on a port (TCP, and UDP unless ``udp`` is false)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    protocol: str = Field(description="Protocol name (h02, jt808)")
+    port: int = Field(ge=0, le=65535, description="TCP (+UDP) port; 0 picks a free one")
+    id: int | None = Field(None, ge=1, description="Channel id (default: its position in the list, from 1)")
+    name: str | None = Field(None, description="Channel name (default: the protocol)")
+    host: str | None = Field(None, description="Bind address (default: host)")
+    udp: bool | None = Field(None, description="Also listen on UDP (default: udp)")
+    auto_register: bool | None = Field(None, description="Create devices for new idents (default: auto_register)")
 
 
 class Config(BaseSettings):
@@ -18,6 +32,16 @@ class Config(BaseSettings):
     h02_port: int = Field(5013, ge=0, le=65535, description="H02 TCP+UDP port (0 disables)")
     jt808_port: int = Field(5015, ge=0, le=65535, description="JT/T 808 TCP+UDP port (0 disables)")
     udp: bool = Field(True, description="Also listen on UDP on the device ports")
+    listeners: list[ListenerConfig] | None = Field(
+        None, description="Channels, several per protocol allowed; when unset, h02_port and jt808_port"
+    )
+    store_url: str | None = Field(
+        None, description="Where data lives: sqlite:///path/file.sqlite (default data_dir/sinogate.sqlite)"
+    )
+    handlers: dict[str, Any] = Field(
+        default_factory=dict, description="Server defaults of pipeline handler options, e.g. time_max_ahead"
+    )
+    handlers_disabled: list[str] = Field(default_factory=list, description="Pipeline handlers to leave out")
     http_host: str = Field("0.0.0.0", description="Address the HTTP API binds to")
     http_port: int = Field(8080, ge=0, le=65535, description="HTTP API port (0 disables)")
     token: str | None = Field(None, description="Master API token; generated and stored when unset")
@@ -28,6 +52,16 @@ class Config(BaseSettings):
     packets_ttl_days: float | None = Field(30.0, description="Delete raw packets and logs older than this")
     sqlite_synchronous: str = Field("NORMAL", description="SQLite synchronous pragma: NORMAL or FULL")
     log_level: str = Field("INFO")
+
+    @field_validator("store_url")
+    @classmethod
+    def _store_url(cls, value: str | None) -> str | None:
+        if value is not None and not (value.startswith("sqlite:///") or value == "memory://"):
+            raise ValueError("must be sqlite:///path or memory://")
+        return value
+
+    def store_location(self) -> str:
+        return self.store_url or f"sqlite:///{self.data_dir / 'sinogate.sqlite'}"
 
     @field_validator("sqlite_synchronous")
     @classmethod

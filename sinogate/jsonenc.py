@@ -33,8 +33,16 @@ def dumps(value: Any) -> str:
     return dumps_bytes(value).decode()
 
 
+def device_digest(message: dict[str, Any]) -> int:
+    """The dedup digest of a message exactly as the device sent it (the codec's output, before the
+    pipeline adds anything): CRC-32 of its JSON without the closing brace. For a codec message it
+    equals what ``encode_message`` gave earlier releases, so stored data keeps deduplicating."""
+    return zlib.crc32(memoryview(dumps_bytes(message))[:-1])
+
+
 def encode_message(message: dict[str, Any]) -> tuple[bytes, int]:
-    """(JSON, digest of what the device said): receptions of the same device message get the same
+    """(JSON, content digest) for a message written without a digest from the ingest service
+    (``IngestBatch.digests`` absent): receptions of the same device message get the same
     digest whatever the server added.
 
     The pipeline appends the reception fields after the device's content, so usually the content
@@ -59,5 +67,10 @@ def encode_message(message: dict[str, Any]) -> tuple[bytes, int]:
         cut = data.rfind(b',"' + first_trailing.encode() + b'":')
         if cut > 0:
             return data, zlib.crc32(memoryview(data)[:cut])
+    return data, content_digest(message)
+
+
+def content_digest(message: dict[str, Any]) -> int:
+    """The digest of a message minus the fields the server adds on reception."""
     content = {k: v for k, v in message.items() if k not in RECEPTION_FIELDS}
-    return data, zlib.crc32(dumps_bytes(content)[:-1])
+    return zlib.crc32(dumps_bytes(content)[:-1])

@@ -1,8 +1,8 @@
-"""Shared fixtures: a real running ``Gateway`` (SQLite file in a temp dir, device listeners and the
+"""Shared fixtures: a real running ``Runtime`` (SQLite file in a temp dir, device listeners and the
 HTTP API on free ports), driven from synchronous tests.
 
 The gateway runs its own event loop in a background thread. Use ``server.run(coro)`` to execute
-a coroutine on that loop (e.g. ``server.run(server.gateway.store.ingest(batch))``) and
+a coroutine on that loop (e.g. ``server.run(server.runtime.store.ingest(batch))``) and
 ``server.url(path)`` / ``server.headers`` for HTTP calls.
 """
 
@@ -50,7 +50,7 @@ def free_port() -> int:
 
 @dataclass
 class GatewayServer:
-    gateway: Any  # sinogate.server.gateway.Gateway
+    runtime: Any  # sinogate.runtime.Runtime
     loop: asyncio.AbstractEventLoop
     http_url: str
     token: str
@@ -82,9 +82,9 @@ class GatewayServer:
 
 @contextlib.contextmanager
 def start_gateway(data_dir: Path, **overrides: Any) -> Iterator[GatewayServer]:
-    """Starts a Gateway in a background thread; stops it (flushing the store) on exit."""
+    """Starts a Runtime in a background thread; stops it (flushing the store) on exit."""
     from sinogate.config import Config
-    from sinogate.server.gateway import Gateway
+    from sinogate.runtime import Runtime
 
     values: dict[str, Any] = {
         "data_dir": data_dir,
@@ -104,24 +104,24 @@ def start_gateway(data_dir: Path, **overrides: Any) -> Iterator[GatewayServer]:
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
         try:
-            gateway = Gateway(config)
-            await gateway.start()
+            runtime = Runtime(config)
+            await runtime.start()
         except BaseException as exc:
             ready.set_exception(exc)
             return
         server = GatewayServer(
-            gateway=gateway,
+            runtime=runtime,
             loop=loop,
-            http_url=f"http://127.0.0.1:{gateway.ports.get('http', config.http_port)}",
+            http_url=f"http://127.0.0.1:{runtime.ports.get('http', config.http_port)}",
             token=config.token or "",
-            h02_port=gateway.ports.get("h02", 0),
-            jt808_port=gateway.ports.get("jt808", 0),
+            h02_port=runtime.ports.get("h02", 0),
+            jt808_port=runtime.ports.get("jt808", 0),
             data_dir=data_dir,
             _stop=stop,
         )
         ready.set_result(server)
         await stop.wait()
-        await gateway.stop()
+        await runtime.stop()
 
     thread = threading.Thread(target=lambda: asyncio.run(main()), name="gateway-under-test", daemon=True)
     thread.start()

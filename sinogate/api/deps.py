@@ -1,12 +1,12 @@
 """What every route module shares: errors, authentication, selectors, the ``data=`` query, the envelope.
 
-Route modules are ``sinogate/api/routes_*.py`` exposing ``router`` (an ``APIRouter``); the app
-includes each of them. A typical route::
+Route modules are ``sinogate/api/routes_*.py`` exposing ``router`` (an ``APIRouter``), listed in
+``app.ROUTERS``; routes raise (``ApiError`` or a domain error) and ``errors`` answers. A typical route::
 
     @router.get("/gw/devices/{selector}/things")
     async def things(selector: str, auth: Auth = Depends(authenticate),
-                     gateway: Gateway = Depends(get_gateway)) -> Response:
-        devices = resolve_devices(gateway, selector, auth)
+                     ctx: ApiContext = Depends(get_context)) -> Response:
+        devices = resolve_devices(ctx, selector, auth)
         ...
         return result([...])
 """
@@ -17,32 +17,19 @@ import hmac
 import json
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 from fastapi import Query, Request
 from fastapi.responses import Response
 
+from sinogate.api.context import ApiContext
+from sinogate.api.errors import ApiError, error_body
 from sinogate.api.filter import Filter, FilterSyntaxError
 from sinogate.api.selectors import Selector, SelectorError
 from sinogate.codecs import PROTOCOLS
 from sinogate.store.base import NotFound, TimeQuery
 
-if TYPE_CHECKING:
-    from sinogate.server.gateway import Gateway
-
-
-class ApiError(Exception):
-    """Raised anywhere in a route: becomes ``{"errors": [{"code": code, "reason": reason}]}``."""
-
-    def __init__(self, status: int, reason: str, code: int = 0) -> None:
-        super().__init__(reason)
-        self.status = status
-        self.reason = reason
-        self.code = code
-
-
-def error_body(reason: str, code: int = 0) -> dict[str, Any]:
-    return {"errors": [{"code": code, "reason": reason}]}
+__all__ = ["ApiError", "error_body"]
 
 
 # --- results ---------------------------------------------------------------------------------------
@@ -122,8 +109,8 @@ class Auth:
         return self._selector is None or self._selector.matches(device)
 
 
-def get_gateway(request: Request) -> Gateway:
-    return request.app.state.gateway  # type: ignore[no-any-return]
+def get_context(request: Request) -> ApiContext:
+    return request.app.state.context  # type: ignore[no-any-return]
 
 
 def _token_from(request: Request) -> str | None:
@@ -144,10 +131,11 @@ async def authenticate(request: Request) -> Auth:
     token = _token_from(request)
     if token is None:
         raise ApiError(401, "authorization required: send 'Authorization: FlespiToken <token>'", 401)
-    master: str = request.app.state.master_token
+    context: ApiContext = request.app.state.context
+    master = context.master_token
     if hmac.compare_digest(token.encode("utf-8", "surrogatepass"), master.encode()):
         return Auth(token=token, master=True, read_only=False, devices=None)
-    record = await request.app.state.tokens.lookup(token)
+    record = await context.tokens.lookup(token)
     if record is None:
         raise ApiError(401, "invalid or expired token", 401)
     return Auth(token=token, master=False, read_only=bool(record.get("read_only")), devices=record.get("devices"))
@@ -178,7 +166,7 @@ def parse_selector(selector: str) -> Selector:
         raise ApiError(400, str(exc), 400) from exc
 
 
-def resolve_devices(gateway: Gateway, selector: str, auth: Auth) -> list[dict[str, Any]]:
+def resolve_devices(ctx: ApiContext, selector: str, auth: Auth) -> list[dict[str, Any]]:
     """The registry devices a selector names, in id order.
 
     An explicit id list: 404 for an id that does not exist, 403 for one the token may not see.
@@ -188,7 +176,7 @@ def resolve_devices(gateway: Gateway, selector: str, auth: Auth) -> list[dict[st
     if sel.ids is not None:
         out = []
         for device_id in sel.ids:
-            device = _get(gateway, device_id)
+            device = _get(ctx, device_id)
             if device is None:
                 raise ApiError(404, f"device {device_id} not found", 404)
             if not auth.allows(device):
@@ -197,23 +185,23 @@ def resolve_devices(gateway: Gateway, selector: str, auth: Auth) -> list[dict[st
         return out
     ident = sel.exact_ident()
     if ident is not None:
-        candidates = [d for p in PROTOCOLS if (d := gateway.devices.find(p, ident)) is not None]
+        candidates = [d for p in PROTOCOLS if (d := ctx.devices.find(p, ident)) is not None]
     else:
-        candidates = gateway.devices.all()
+        candidates = ctx.devices.all()
     devices = [d for d in candidates if sel.matches(d) and auth.allows(d)]
     devices.sort(key=lambda d: d["id"])
     return devices
 
 
-def _get(gateway: Gateway, device_id: int) -> dict[str, Any] | None:
+def _get(ctx: ApiContext, device_id: int) -> dict[str, Any] | None:
     try:
-        return gateway.devices.get(device_id)
+        return ctx.devices.get(device_id)
     except NotFound:
         return None
 
 
-def resolve_one_device(gateway: Gateway, selector: str, auth: Auth) -> dict[str, Any]:
-    devices = resolve_devices(gateway, selector, auth)
+def resolve_one_device(ctx: ApiContext, selector: str, auth: Auth) -> dict[str, Any]:
+    devices = resolve_devices(ctx, selector, auth)
     if not devices:
         raise ApiError(404, f"no device matches {selector!r}", 404)
     if len(devices) > 1:

@@ -10,39 +10,37 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import TYPE_CHECKING, Any
+import logging
+from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
+from sinogate.api.context import ApiContext
 from sinogate.api.deps import (
     ApiError,
     Auth,
     authenticate,
-    get_gateway,
+    get_context,
     parse_data,
     require_write,
     resolve_devices,
     result,
 )
+from sinogate.api.errors import as_api_error
 from sinogate.api.views import apply_query
 from sinogate.commands import catalog, sms
 from sinogate.commands.catalog import CommandError
 from sinogate.commands.service import ACTIVE, FINAL, CommandFailed, CommandService
 
-if TYPE_CHECKING:
-    from sinogate.server.gateway import Gateway
-
+log = logging.getLogger("sinogate.api")
 router = APIRouter(tags=["commands"])
 
 TIMEOUT_MIN, TIMEOUT_MAX, TIMEOUT_DEFAULT = 5.0, 60.0, 15.0
 
 
-def _service(gateway: Gateway) -> CommandService:
-    service = gateway.commands
-    if not isinstance(service, CommandService):
-        raise ApiError(503, "the command service is not running", 503)
-    return service
+def _service(ctx: ApiContext) -> CommandService:
+    return ctx.commands
 
 
 async def _json_body(request: Request) -> Any:
@@ -86,23 +84,24 @@ def _command_ids(text: str) -> list[int] | None:
 
 
 def _failure(exc: BaseException, device: dict[str, Any], name: str) -> dict[str, Any]:
-    if isinstance(exc, CommandFailed):
-        error: dict[str, Any] = {"code": exc.code, "reason": exc.reason, "device_id": device["id"], "name": name}
-        if exc.command is not None:
-            error["command"] = exc.command
-        return error
-    if isinstance(exc, CommandError):
-        return {"code": 400, "reason": exc.reason, "device_id": device["id"], "name": name}
-    return {"code": 500, "reason": f"internal error: {type(exc).__name__}", "device_id": device["id"], "name": name}
+    if not isinstance(exc, Exception):
+        raise exc
+    if not isinstance(exc, CommandFailed | CommandError):
+        log.error("command %s for device %s failed", name, device["id"], exc_info=exc)
+    err = as_api_error(exc)
+    error: dict[str, Any] = {"code": err.code, "reason": err.reason, "device_id": device["id"], "name": name}
+    if isinstance(exc, CommandFailed) and exc.command is not None:
+        error["command"] = exc.command
+    return error
 
 
 @router.post("/gw/devices/{selector}/commands", summary="Send commands and wait for the replies (real-time)")
 async def send_commands(selector: str, request: Request, auth: Auth = Depends(authenticate),
-                        gateway: Gateway = Depends(get_gateway)) -> Response:
+                        ctx: ApiContext = Depends(get_context)) -> Response:
     require_write(auth)
-    service = _service(gateway)
+    service = _service(ctx)
     items = await _items(request)
-    devices = resolve_devices(gateway, selector, auth)
+    devices = resolve_devices(ctx, selector, auth)
     for item in items:
         timeout = item.get("timeout", TIMEOUT_DEFAULT)
         if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not \
@@ -128,51 +127,48 @@ async def send_commands(selector: str, request: Request, auth: Auth = Depends(au
 
 @router.get("/gw/devices/{selector}/commands", summary="The commands each device supports (catalog)")
 async def list_commands(selector: str, auth: Auth = Depends(authenticate),
-                        gateway: Gateway = Depends(get_gateway)) -> Response:
-    devices = resolve_devices(gateway, selector, auth)
+                        ctx: ApiContext = Depends(get_context)) -> Response:
+    devices = resolve_devices(ctx, selector, auth)
     return result([{"device_id": d["id"], "ident": d["ident"], "protocol": d["protocol"],
                     "commands": catalog.catalog_for(d["protocol"])} for d in devices])
 
 
 @router.post("/gw/devices/{selector}/commands-queue", summary="Queue commands (written now or on next connection)")
 async def queue_commands(selector: str, request: Request, auth: Auth = Depends(authenticate),
-                         gateway: Gateway = Depends(get_gateway)) -> Response:
+                         ctx: ApiContext = Depends(get_context)) -> Response:
     require_write(auth)
-    service = _service(gateway)
+    service = _service(ctx)
     items = await _items(request)
-    devices = resolve_devices(gateway, selector, auth)
+    devices = resolve_devices(ctx, selector, auth)
     _precheck(devices, items)
     out = []
     for device in devices:
         for item in items:
-            try:
-                out.append(await service.enqueue(device, item["name"], item.get("properties"),
-                                                 ttl=item.get("ttl"), expire=item.get("expire")))
-            except CommandError as exc:
-                raise ApiError(400, exc.reason, 400) from exc
+            out.append(await service.enqueue(device, item["name"], item.get("properties"),
+                                             ttl=item.get("ttl"), expire=item.get("expire")))
     return result(out)
 
 
 @router.get("/gw/devices/{selector}/commands-queue", summary="Pending (queued or sent) commands")
 async def get_queue(selector: str, auth: Auth = Depends(authenticate),
-                    gateway: Gateway = Depends(get_gateway)) -> Response:
-    devices = resolve_devices(gateway, selector, auth)
-    return result(await _service(gateway).queue([d["id"] for d in devices]))
+                    ctx: ApiContext = Depends(get_context)) -> Response:
+    devices = resolve_devices(ctx, selector, auth)
+    return result(await _service(ctx).queue([d["id"] for d in devices]))
 
 
 @router.get("/gw/devices/{selector}/commands-queue/{commands}", summary="Pending commands by id or all")
 async def get_queue_items(selector: str, commands: str, auth: Auth = Depends(authenticate),
-                          gateway: Gateway = Depends(get_gateway)) -> Response:
-    devices = resolve_devices(gateway, selector, auth)
-    return result(await _service(gateway).find([d["id"] for d in devices], _command_ids(commands), ACTIVE))
+                          ctx: ApiContext = Depends(get_context)) -> Response:
+    devices = resolve_devices(ctx, selector, auth)
+    return result(await _service(ctx).find([d["id"] for d in devices], _command_ids(commands), ACTIVE))
 
 
 @router.delete("/gw/devices/{selector}/commands-queue/{commands}", summary="Cancel pending commands")
 async def delete_queue_items(selector: str, commands: str, auth: Auth = Depends(authenticate),
-                             gateway: Gateway = Depends(get_gateway)) -> Response:
+                             ctx: ApiContext = Depends(get_context)) -> Response:
     require_write(auth)
-    service = _service(gateway)
-    devices = resolve_devices(gateway, selector, auth)
+    service = _service(ctx)
+    devices = resolve_devices(ctx, selector, auth)
     pending = await service.find([d["id"] for d in devices], _command_ids(commands), ACTIVE)
     out = []
     for cmd in pending:
@@ -184,56 +180,53 @@ async def delete_queue_items(selector: str, commands: str, auth: Auth = Depends(
 
 @router.get("/gw/devices/{selector}/commands-result", summary="Finished commands (processed, canceled, expired)")
 async def get_results(selector: str, data: str | None = Query(None), auth: Auth = Depends(authenticate),
-                      gateway: Gateway = Depends(get_gateway)) -> Response:
-    devices = resolve_devices(gateway, selector, auth)
+                      ctx: ApiContext = Depends(get_context)) -> Response:
+    devices = resolve_devices(ctx, selector, auth)
     query = parse_data(data)
-    items = await _service(gateway).results([d["id"] for d in devices], query.time_query())
+    items = await _service(ctx).results([d["id"] for d in devices], query.time_query())
     return result(apply_query(items, query))
 
 
 @router.get("/gw/devices/{selector}/commands-result/{commands}", summary="Finished commands by id or all")
 async def get_result_items(selector: str, commands: str, auth: Auth = Depends(authenticate),
-                           gateway: Gateway = Depends(get_gateway)) -> Response:
-    devices = resolve_devices(gateway, selector, auth)
-    return result(await _service(gateway).find([d["id"] for d in devices], _command_ids(commands), FINAL))
+                           ctx: ApiContext = Depends(get_context)) -> Response:
+    devices = resolve_devices(ctx, selector, auth)
+    return result(await _service(ctx).find([d["id"] for d in devices], _command_ids(commands), FINAL))
 
 
 # --- settings (device shadow) -------------------------------------------------------------------
 
-async def _setting_op(gateway: Gateway, devices: list[dict[str, Any]], op: str, name: str | None,
+async def _setting_op(ctx: ApiContext, devices: list[dict[str, Any]], op: str, name: str | None,
                       body: dict[str, Any] | None = None) -> Response:
-    shadow = _service(gateway).settings
+    shadow = _service(ctx).settings
     out: list[dict[str, Any]] = []
-    try:
-        for device in devices:
-            if name is None:
-                out.extend(await shadow.list(device))
-            elif op == "get":
-                out.append(await shadow.get(device, name))
-            elif op == "put":
-                out.append(await shadow.put(device, name, body or {}))
-            else:
-                out.append(await shadow.delete(device, name))
-    except CommandError as exc:
-        raise ApiError(400, exc.reason, 400) from exc
+    for device in devices:
+        if name is None:
+            out.extend(await shadow.list(device))
+        elif op == "get":
+            out.append(await shadow.get(device, name))
+        elif op == "put":
+            out.append(await shadow.put(device, name, body or {}))
+        else:
+            out.append(await shadow.delete(device, name))
     return result(out)
 
 
 @router.get("/gw/devices/{selector}/settings", summary="Every setting of the devices")
 async def list_settings(selector: str, auth: Auth = Depends(authenticate),
-                        gateway: Gateway = Depends(get_gateway)) -> Response:
-    return await _setting_op(gateway, resolve_devices(gateway, selector, auth), "get", None)
+                        ctx: ApiContext = Depends(get_context)) -> Response:
+    return await _setting_op(ctx, resolve_devices(ctx, selector, auth), "get", None)
 
 
 @router.get("/gw/devices/{selector}/settings/{name}", summary="A setting: current and pending value")
 async def get_setting(selector: str, name: str, auth: Auth = Depends(authenticate),
-                      gateway: Gateway = Depends(get_gateway)) -> Response:
-    return await _setting_op(gateway, resolve_devices(gateway, selector, auth), "get", name)
+                      ctx: ApiContext = Depends(get_context)) -> Response:
+    return await _setting_op(ctx, resolve_devices(ctx, selector, auth), "get", name)
 
 
 @router.put("/gw/devices/{selector}/settings/{name}", summary="Change a setting (queues the set command)")
 async def put_setting(selector: str, name: str, request: Request, auth: Auth = Depends(authenticate),
-                      gateway: Gateway = Depends(get_gateway)) -> Response:
+                      ctx: ApiContext = Depends(get_context)) -> Response:
     require_write(auth)
     body = await _json_body(request)
     if isinstance(body, list) and len(body) == 1:
@@ -243,21 +236,21 @@ async def put_setting(selector: str, name: str, request: Request, auth: Auth = D
     address = body.get("address", "connection")
     if address != "connection":
         raise ApiError(400, "only address 'connection' is supported; use GET /sms for the SMS text", 400)
-    return await _setting_op(gateway, resolve_devices(gateway, selector, auth), "put", name, body)
+    return await _setting_op(ctx, resolve_devices(ctx, selector, auth), "put", name, body)
 
 
 @router.delete("/gw/devices/{selector}/settings/{name}", summary="Forget a setting and cancel a pending change")
 async def delete_setting(selector: str, name: str, auth: Auth = Depends(authenticate),
-                         gateway: Gateway = Depends(get_gateway)) -> Response:
+                         ctx: ApiContext = Depends(get_context)) -> Response:
     require_write(auth)
-    return await _setting_op(gateway, resolve_devices(gateway, selector, auth), "delete", name)
+    return await _setting_op(ctx, resolve_devices(ctx, selector, auth), "delete", name)
 
 
 # --- SMS ------------------------------------------------------------------------------------------
 
 @router.get("/gw/devices/{selector}/sms", summary="The SMS text of a command, with the device's SMS password")
 async def sms_preview(selector: str, name: str = Query(...), properties: str | None = Query(None),
-                      auth: Auth = Depends(authenticate), gateway: Gateway = Depends(get_gateway)) -> Response:
+                      auth: Auth = Depends(authenticate), ctx: ApiContext = Depends(get_context)) -> Response:
     props: Any = {}
     if properties:
         try:
@@ -267,7 +260,7 @@ async def sms_preview(selector: str, name: str = Query(...), properties: str | N
         if not isinstance(props, dict):
             raise ApiError(400, "properties must be a JSON object", 400)
     out = []
-    for device in resolve_devices(gateway, selector, auth):
+    for device in resolve_devices(ctx, selector, auth):
         protocol = device["protocol"]
         if not sms.supports(protocol, name):
             raise ApiError(400, f"command {name!r} has no SMS form for protocol {protocol}", 400)

@@ -3,25 +3,27 @@
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Depends, Query
+from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from sinogate.api.context import ApiContext
 from sinogate.api.deps import (
     ApiError,
     Auth,
     DataParam,
     DataQuery,
     authenticate,
-    get_gateway,
+    get_context,
     parse_data,
     raw_result,
     require_write,
     resolve_devices,
     result,
 )
+from sinogate.api.errors import as_api_error
 from sinogate.api.views import (
     all_sessions,
     apply_query,
@@ -31,10 +33,9 @@ from sinogate.api.views import (
     packet_view,
     parse_fields,
 )
-from sinogate.store.base import Conflict, IngestBatch, NotFound, StoreError
-
-if TYPE_CHECKING:
-    from sinogate.server.gateway import Gateway
+from sinogate.codecs import PROTOCOL_IDS
+from sinogate.ingest import Source
+from sinogate.store.base import StoreError
 
 router = APIRouter(tags=["devices"])
 
@@ -77,14 +78,6 @@ class DeviceUpdate(BaseModel):
     settings: dict[str, Any] | None = None
 
 
-def _store_error(exc: StoreError) -> ApiError:
-    if isinstance(exc, NotFound):
-        return ApiError(404, str(exc), 404)
-    if isinstance(exc, Conflict):
-        return ApiError(409, str(exc), 409)
-    return ApiError(400, str(exc), 400)
-
-
 def _device_fields(body: DeviceCreate | DeviceUpdate, partial: bool) -> dict[str, Any]:
     data = body.model_dump(exclude_unset=True)
     fields: dict[str, Any] = {}
@@ -115,17 +108,17 @@ def _device_fields(body: DeviceCreate | DeviceUpdate, partial: bool) -> dict[str
 async def list_devices(
     fields: Annotated[str | None, Query(description="comma list of fields, e.g. id,name,connected")] = None,
     auth: Auth = Depends(authenticate),
-    gateway: Gateway = Depends(get_gateway),
+    ctx: ApiContext = Depends(get_context),
 ) -> Response:
     names = parse_fields(fields)
-    return result([device_view(d, names) for d in resolve_devices(gateway, "all", auth)])
+    return result([device_view(d, names) for d in resolve_devices(ctx, "all", auth)])
 
 
 @router.post("/gw/devices", summary="Create devices (the body is a JSON array)")
 async def create_devices(
     body: Annotated[list[DeviceCreate], Body(max_length=1000)],
     auth: Auth = Depends(authenticate),
-    gateway: Gateway = Depends(get_gateway),
+    ctx: ApiContext = Depends(get_context),
 ) -> Response:
     require_write(auth)
     if auth.limited:
@@ -134,9 +127,9 @@ async def create_devices(
     created, errors = [], []
     for fields in prepared:
         try:
-            created.append(device_view(await gateway.devices.create(fields)))
+            created.append(device_view(await ctx.devices.create(fields)))
         except StoreError as exc:
-            err = _store_error(exc)
+            err = as_api_error(exc)
             errors.append({"code": err.code, "reason": err.reason, "ident": fields.get("ident")})
     if errors and not created:
         return result([], status=errors[0]["code"] if errors[0]["code"] in (400, 409) else 400, errors=errors)
@@ -148,27 +141,24 @@ async def get_devices(
     selector: str,
     fields: Annotated[str | None, Query(description="comma list of fields, e.g. id,name,connected")] = None,
     auth: Auth = Depends(authenticate),
-    gateway: Gateway = Depends(get_gateway),
+    ctx: ApiContext = Depends(get_context),
 ) -> Response:
     names = parse_fields(fields)
-    return result([device_view(d, names) for d in resolve_devices(gateway, selector, auth)])
+    return result([device_view(d, names) for d in resolve_devices(ctx, selector, auth)])
 
 
-async def _update(gateway: Gateway, selector: str, auth: Auth, body: DeviceUpdate, merge: bool) -> Response:
+async def _update(ctx: ApiContext, selector: str, auth: Auth, body: DeviceUpdate, merge: bool) -> Response:
     require_write(auth)
     fields = _device_fields(body, partial=True)
-    devices = resolve_devices(gateway, selector, auth)
+    devices = resolve_devices(ctx, selector, auth)
     out = []
     for device in devices:
         changes = dict(fields)
         if merge and "settings" in changes:
             changes["settings"] = {**(device.get("settings") or {}), **(changes["settings"] or {})}
-        try:
-            updated = await gateway.devices.update(device["id"], changes)
-        except StoreError as exc:
-            raise _store_error(exc) from exc
+        updated = await ctx.devices.update(device["id"], changes)
         if changes.get("enabled") is False:
-            session = gateway.session_for(device["id"])
+            session = ctx.session_for(device["id"])
             if session is not None:
                 session.close("device disabled")
         out.append(device_view(updated))
@@ -180,9 +170,9 @@ async def put_devices(
     selector: str,
     body: DeviceUpdate,
     auth: Auth = Depends(authenticate),
-    gateway: Gateway = Depends(get_gateway),
+    ctx: ApiContext = Depends(get_context),
 ) -> Response:
-    return await _update(gateway, selector, auth, body, merge=False)
+    return await _update(ctx, selector, auth, body, merge=False)
 
 
 @router.patch("/gw/devices/{selector}", summary="Update devices, merging settings")
@@ -190,34 +180,31 @@ async def patch_devices(
     selector: str,
     body: DeviceUpdate,
     auth: Auth = Depends(authenticate),
-    gateway: Gateway = Depends(get_gateway),
+    ctx: ApiContext = Depends(get_context),
 ) -> Response:
-    return await _update(gateway, selector, auth, body, merge=True)
+    return await _update(ctx, selector, auth, body, merge=True)
 
 
 @router.delete("/gw/devices/{selector}", summary="Delete devices (their connections are closed)")
 async def delete_devices(
-    selector: str, auth: Auth = Depends(authenticate), gateway: Gateway = Depends(get_gateway)
+    selector: str, auth: Auth = Depends(authenticate), ctx: ApiContext = Depends(get_context)
 ) -> Response:
     require_write(auth)
     out = []
-    for device in resolve_devices(gateway, selector, auth):
-        session = gateway.session_for(device["id"])
+    for device in resolve_devices(ctx, selector, auth):
+        session = ctx.session_for(device["id"])
         if session is not None:
             session.close("device deleted")
-        try:
-            await gateway.devices.delete(device["id"])
-        except StoreError as exc:
-            raise _store_error(exc) from exc
+        await ctx.devices.delete(device["id"])
         out.append({"id": device["id"]})
     return result(out)
 
 
 # --- messages --------------------------------------------------------------------------------------
 
-async def device_messages(gateway: Gateway, device_ids: list[int] | None, query: DataQuery,
+async def device_messages(ctx: ApiContext, device_ids: list[int] | None, query: DataQuery,
                           protocol: str | None = None) -> Response:
-    store = gateway.store
+    store = ctx.store
     if query.filter is None and query.fields is None:
         # fast path: splice the stored JSON text into the body without parsing it
         return raw_result(await store.messages_raw(device_ids, query.time_query(), protocol))
@@ -240,21 +227,22 @@ async def get_messages(
     selector: str,
     data: DataParam = None,
     auth: Auth = Depends(authenticate),
-    gateway: Gateway = Depends(get_gateway),
+    ctx: ApiContext = Depends(get_context),
 ) -> Response:
     query = parse_data(data)
-    devices = resolve_devices(gateway, selector, auth)
+    devices = resolve_devices(ctx, selector, auth)
     if not devices:
         return result([])
-    return await device_messages(gateway, [d["id"] for d in devices], query)
+    return await device_messages(ctx, [d["id"] for d in devices], query)
 
 
-@router.post("/gw/devices/{selector}/messages", summary="Inject messages (they update telemetry too)")
+@router.post("/gw/devices/{selector}/messages", summary="Inject messages (through the pipeline, like a device's)")
 async def post_messages(
     selector: str,
     body: Annotated[list[dict[str, Any]], Body(max_length=10000)],
+    request: Request,
     auth: Auth = Depends(authenticate),
-    gateway: Gateway = Depends(get_gateway),
+    ctx: ApiContext = Depends(get_context),
 ) -> Response:
     require_write(auth)
     check_text(body, "message")
@@ -262,35 +250,22 @@ async def post_messages(
         ts = m.get("timestamp")
         if ts is not None and (isinstance(ts, bool) or not isinstance(ts, int | float) or not 0 <= ts < 1e11):
             raise ApiError(400, f"message {i}: timestamp must be UNIX seconds", 400)
-    devices = resolve_devices(gateway, selector, auth)
+    devices = resolve_devices(ctx, selector, auth)
     now = time.time()
+    peer = f"{request.client.host}:{request.client.port}" if request.client else "api"
     stored: list[dict[str, Any]] = []
-    events = []
     for device in devices:
+        messages = []
         for m in body:
             message = dict(m)
-            message.setdefault("timestamp", now)
-            message["timestamp"] = float(message["timestamp"])
-            message.update({
-                "ident": device["ident"],
-                "server.timestamp": now,
-                "protocol.name": device["protocol"],
-                "device.id": device["id"],
-                "device.name": device["name"],
-                "transport": "http",
-            })
-            stored.append(message)
-            events.append({"type": "message", "device_id": device["id"], "protocol": device["protocol"],
-                           "ident": device["ident"], "data": message})
-    if stored:
+            message["ident"] = device["ident"]
+            message["timestamp"] = float(message.get("timestamp", now))
+            messages.append(message)
+        source = Source(device["protocol"], "http", peer, 0, PROTOCOL_IDS.get(device["protocol"], 0))
         try:
-            await gateway.store.ingest(IngestBatch(messages=stored))
-        except StoreError as exc:
-            raise _store_error(exc) from exc
-        except (ValueError, TypeError, OverflowError) as exc:
+            stored += await ctx.ingest.ingest(source, device, device["ident"], messages, now)
+        except (ValueError, TypeError, OverflowError) as exc:  # a value the JSON encoding cannot store
             raise ApiError(400, f"cannot store these messages: {exc}", 400) from exc
-        for event in events:
-            gateway.bus.publish(event)
     return result(stored)
 
 
@@ -299,16 +274,16 @@ async def delete_messages(
     selector: str,
     data: DataParam = None,
     auth: Auth = Depends(authenticate),
-    gateway: Gateway = Depends(get_gateway),
+    ctx: ApiContext = Depends(get_context),
 ) -> Response:
     require_write(auth)
     query = parse_data(data)
     if query.count is not None or query.filter is not None or query.fields is not None:
         raise ApiError(400, "deleting messages takes only data.from and data.to", 400)
-    devices = resolve_devices(gateway, selector, auth)
+    devices = resolve_devices(ctx, selector, auth)
     if not devices:
         return result([])
-    deleted = await gateway.store.delete_messages([d["id"] for d in devices], query.time_query())
+    deleted = await ctx.store.delete_messages([d["id"] for d in devices], query.time_query())
     return result([{"deleted": deleted, "devices": [d["id"] for d in devices]}])
 
 
@@ -336,39 +311,39 @@ def _pick_telemetry(telemetry: dict[str, dict[str, Any]], names: list[str] | Non
     return out
 
 
-async def _telemetry(gateway: Gateway, selector: str, names: str, auth: Auth) -> Response:
+async def _telemetry(ctx: ApiContext, selector: str, names: str, auth: Auth) -> Response:
     wanted = _telemetry_names(names)
     out = []
-    for device in resolve_devices(gateway, selector, auth):
-        telemetry = await gateway.store.telemetry(device["id"])
+    for device in resolve_devices(ctx, selector, auth):
+        telemetry = await ctx.store.telemetry(device["id"])
         out.append({"id": device["id"], "telemetry": _pick_telemetry(telemetry, wanted)})
     return result(out)
 
 
 @router.get("/gw/devices/{selector}/telemetry", summary="Latest value of every parameter")
 async def get_telemetry_all(
-    selector: str, auth: Auth = Depends(authenticate), gateway: Gateway = Depends(get_gateway)
+    selector: str, auth: Auth = Depends(authenticate), ctx: ApiContext = Depends(get_context)
 ) -> Response:
-    return await _telemetry(gateway, selector, "all", auth)
+    return await _telemetry(ctx, selector, "all", auth)
 
 
 @router.get("/gw/devices/{selector}/telemetry/{names}", summary="Latest values: all | name,name (prefixes, wildcards)")
 async def get_telemetry(
-    selector: str, names: str, auth: Auth = Depends(authenticate), gateway: Gateway = Depends(get_gateway)
+    selector: str, names: str, auth: Auth = Depends(authenticate), ctx: ApiContext = Depends(get_context)
 ) -> Response:
-    return await _telemetry(gateway, selector, names, auth)
+    return await _telemetry(ctx, selector, names, auth)
 
 
 @router.delete("/gw/devices/{selector}/telemetry/{names}", summary="Forget latest values: all | name,name")
 async def delete_telemetry(
-    selector: str, names: str, auth: Auth = Depends(authenticate), gateway: Gateway = Depends(get_gateway)
+    selector: str, names: str, auth: Auth = Depends(authenticate), ctx: ApiContext = Depends(get_context)
 ) -> Response:
     require_write(auth)
     out = []
-    for device in resolve_devices(gateway, selector, auth):
-        current = await gateway.store.telemetry(device["id"])
+    for device in resolve_devices(ctx, selector, auth):
+        current = await ctx.store.telemetry(device["id"])
         doomed = list(_pick_telemetry(current, _telemetry_names(names)))
-        removed = await gateway.store.delete_telemetry(device["id"], doomed)
+        removed = await ctx.store.delete_telemetry(device["id"], doomed)
         out.append({"id": device["id"], "removed": removed})
     return result(out)
 
@@ -377,33 +352,33 @@ async def delete_telemetry(
 
 @router.get("/gw/devices/{selector}/logs", summary="Connection events of devices")
 async def get_logs(
-    selector: str, data: DataParam = None, auth: Auth = Depends(authenticate), gateway: Gateway = Depends(get_gateway)
+    selector: str, data: DataParam = None, auth: Auth = Depends(authenticate), ctx: ApiContext = Depends(get_context)
 ) -> Response:
     query = parse_data(data)
-    devices = resolve_devices(gateway, selector, auth)
+    devices = resolve_devices(ctx, selector, auth)
     if not devices:
         return result([])
-    rows = await gateway.store.logs(query.time_query(with_count=query.filter is None), [d["id"] for d in devices])
+    rows = await ctx.store.logs(query.time_query(with_count=query.filter is None), [d["id"] for d in devices])
     return result(apply_query((log_view(r) for r in rows), query))
 
 
 @router.get("/gw/devices/{selector}/packets", summary="Raw traffic of devices (data base64)")
 async def get_packets(
-    selector: str, data: DataParam = None, auth: Auth = Depends(authenticate), gateway: Gateway = Depends(get_gateway)
+    selector: str, data: DataParam = None, auth: Auth = Depends(authenticate), ctx: ApiContext = Depends(get_context)
 ) -> Response:
     query = parse_data(data)
-    devices = resolve_devices(gateway, selector, auth)
+    devices = resolve_devices(ctx, selector, auth)
     if not devices:
         return result([])
-    rows = await gateway.store.packets(
+    rows = await ctx.store.packets(
         query.time_query(with_count=query.filter is None), device_ids=[d["id"] for d in devices]
     )
     return result(apply_query((packet_view(r) for r in rows), query))
 
 
-def _device_sessions(gateway: Gateway, selector: str, auth: Auth, conn_selector: str = "all") -> list[Any]:
-    ids = {d["id"] for d in resolve_devices(gateway, selector, auth)}
-    sessions = [s for s in all_sessions(gateway) if s.device_id in ids]
+def _device_sessions(ctx: ApiContext, selector: str, auth: Auth, conn_selector: str = "all") -> list[Any]:
+    ids = {d["id"] for d in resolve_devices(ctx, selector, auth)}
+    sessions = [s for s in all_sessions(ctx) if s.device_id in ids]
     return _pick_sessions(sessions, conn_selector)
 
 
@@ -424,16 +399,16 @@ def _pick_sessions(sessions: list[Any], conn_selector: str) -> list[Any]:
 
 @router.get("/gw/devices/{selector}/connections", summary="Live connections of devices")
 async def get_connections(
-    selector: str, auth: Auth = Depends(authenticate), gateway: Gateway = Depends(get_gateway)
+    selector: str, auth: Auth = Depends(authenticate), ctx: ApiContext = Depends(get_context)
 ) -> Response:
-    return result([s.info() for s in _device_sessions(gateway, selector, auth)])
+    return result([s.info() for s in _device_sessions(ctx, selector, auth)])
 
 
 @router.get("/gw/devices/{selector}/connections/{connections}", summary="Live connections by id")
 async def get_connections_by_id(
-    selector: str, connections: str, auth: Auth = Depends(authenticate), gateway: Gateway = Depends(get_gateway)
+    selector: str, connections: str, auth: Auth = Depends(authenticate), ctx: ApiContext = Depends(get_context)
 ) -> Response:
-    return result([s.info() for s in _device_sessions(gateway, selector, auth, connections)])
+    return result([s.info() for s in _device_sessions(ctx, selector, auth, connections)])
 
 
 async def _close(sessions: list[Any]) -> Response:
@@ -446,15 +421,15 @@ async def _close(sessions: list[Any]) -> Response:
 
 @router.delete("/gw/devices/{selector}/connections", summary="Close the live connections of devices")
 async def delete_connections(
-    selector: str, auth: Auth = Depends(authenticate), gateway: Gateway = Depends(get_gateway)
+    selector: str, auth: Auth = Depends(authenticate), ctx: ApiContext = Depends(get_context)
 ) -> Response:
     require_write(auth)
-    return await _close(_device_sessions(gateway, selector, auth))
+    return await _close(_device_sessions(ctx, selector, auth))
 
 
 @router.delete("/gw/devices/{selector}/connections/{connections}", summary="Close connections by id")
 async def delete_connections_by_id(
-    selector: str, connections: str, auth: Auth = Depends(authenticate), gateway: Gateway = Depends(get_gateway)
+    selector: str, connections: str, auth: Auth = Depends(authenticate), ctx: ApiContext = Depends(get_context)
 ) -> Response:
     require_write(auth)
-    return await _close(_device_sessions(gateway, selector, auth, connections))
+    return await _close(_device_sessions(ctx, selector, auth, connections))

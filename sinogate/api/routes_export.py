@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 
-from sinogate.api.deps import Auth, DataParam, authenticate, get_gateway, parse_data, resolve_one_device
+from sinogate.api.context import ApiContext
+from sinogate.api.deps import Auth, DataParam, authenticate, get_context, parse_data, resolve_one_device
 from sinogate.api.export import CONTENT_TYPES, export_track, filename
-
-if TYPE_CHECKING:
-    from sinogate.server.gateway import Gateway
 
 router = APIRouter(tags=["exports"])
 
@@ -31,12 +29,12 @@ async def track(
         float | None, Query(ge=0, le=1440, description="a stop is speed ~0 for at least this long (KML)")
     ] = None,
     auth: Auth = Depends(authenticate),
-    gateway: Gateway = Depends(get_gateway),
+    ctx: ApiContext = Depends(get_context),
 ) -> StreamingResponse:
     query = parse_data(data)
-    device = resolve_one_device(gateway, selector, auth)
-    minutes = stop_minutes if stop_minutes is not None else float(request.app.state.stop_minutes)
-    messages = gateway.store.iter_messages(device["id"], query.time_query(with_count=False))
+    device = resolve_one_device(ctx, selector, auth)
+    minutes = stop_minutes if stop_minutes is not None else get_context(request).stop_minutes
+    messages = ctx.store.iter_messages(device["id"], query.time_query(with_count=False))
     body = export_track(
         messages, format, str(device.get("name") or device.get("ident")), minutes,
         fields=query.fields, accept=query.filter.matches if query.filter else None, count=query.count,

@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from sinogate.api.deps import ApiError, Auth, authenticate, get_gateway, require_master, result
+from sinogate.api.context import ApiContext
+from sinogate.api.deps import ApiError, Auth, authenticate, get_context, require_master, result
 from sinogate.api.filter import wildcard_match
 from sinogate.api.selectors import SelectorError
 from sinogate.api.views import check_text
-
-if TYPE_CHECKING:
-    from sinogate.server.gateway import Gateway
 
 router = APIRouter()
 
@@ -32,7 +30,7 @@ class TokenCreate(BaseModel):
 @router.get("/platform/tokens", tags=["platform"], summary="Limited tokens (master only; keys are not shown)")
 async def list_tokens(request: Request, auth: Auth = Depends(authenticate)) -> Response:
     require_master(auth)
-    return result(await request.app.state.tokens.list())
+    return result(await get_context(request).tokens.list())
 
 
 @router.post("/platform/tokens", tags=["platform"], summary="Create limited tokens (master only)")
@@ -49,7 +47,7 @@ async def create_tokens(
         if item.ttl is not None:
             expire = time.time() + item.ttl if expire is None else min(expire, time.time() + item.ttl)
         try:  # create() parses the selector before it stores anything
-            token, record = await request.app.state.tokens.create(item.devices, item.read_only, expire, item.name)
+            token, record = await get_context(request).tokens.create(item.devices, item.read_only, expire, item.name)
         except SelectorError as exc:
             raise ApiError(400, f"bad devices selector: {exc}", 400) from exc
         out.append({**record, "key": token})
@@ -60,7 +58,7 @@ async def create_tokens(
 async def delete_token(request: Request, token_id: str, auth: Auth = Depends(authenticate)) -> Response:
     require_master(auth)
     check_text(token_id, "token id")
-    if not await request.app.state.tokens.delete(token_id):
+    if not await get_context(request).tokens.delete(token_id):
         raise ApiError(404, f"token {token_id} not found", 404)
     return result([{"id": token_id}])
 
@@ -79,13 +77,13 @@ def _params(selector: str) -> list[dict[str, str]]:
 
 @router.get("/gw/message-parameters", tags=["server"], summary="Every message parameter sinogate emits")
 async def message_parameters(
-    auth: Auth = Depends(authenticate), gateway: Gateway = Depends(get_gateway)
+    auth: Auth = Depends(authenticate), ctx: ApiContext = Depends(get_context)
 ) -> Response:
     return result(_params("all"))
 
 
 @router.get("/gw/message-parameters/{selector}", tags=["server"], summary="Parameters by name (wildcards * ?)")
 async def message_parameters_by_name(
-    selector: str, auth: Auth = Depends(authenticate), gateway: Gateway = Depends(get_gateway)
+    selector: str, auth: Auth = Depends(authenticate), ctx: ApiContext = Depends(get_context)
 ) -> Response:
     return result(_params(selector))

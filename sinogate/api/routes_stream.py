@@ -11,27 +11,25 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 
-from sinogate.api.deps import ApiError, Auth, authenticate, dumps, get_gateway, parse_selector, resolve_devices
+from sinogate.api.context import ApiContext
+from sinogate.api.deps import ApiError, Auth, authenticate, dumps, get_context, parse_selector, resolve_devices
 from sinogate.store.base import NotFound
-
-if TYPE_CHECKING:
-    from sinogate.server.gateway import Gateway
 
 router = APIRouter(tags=["live"])
 
 EVENT_TYPES = ("message", "packet", "command", "log")
 
 
-def _accept(gateway: Gateway, selector: str, auth: Auth, types: set[str]) -> Any:
+def _accept(ctx: ApiContext, selector: str, auth: Auth, types: set[str]) -> Any:
     sel = parse_selector(selector)
     fixed = None
     if sel.ids is not None:  # 403/404 for explicit ids, before streaming
-        fixed = {d["id"] for d in resolve_devices(gateway, selector, auth)}
+        fixed = {d["id"] for d in resolve_devices(ctx, selector, auth)}
 
     def accept(event: dict[str, Any]) -> bool:
         if event.get("type") not in types:
@@ -42,7 +40,7 @@ def _accept(gateway: Gateway, selector: str, auth: Auth, types: set[str]) -> Any
         if fixed is not None:
             return device_id in fixed
         try:  # "all" and patterns follow devices created or renamed while the stream is open
-            device = gateway.devices.get(device_id)
+            device = ctx.devices.get(device_id)
         except NotFound:
             return False
         return sel.matches(device) and auth.allows(device)
@@ -61,7 +59,7 @@ async def stream(
     selector: str,
     types: Annotated[str | None, Query(description="comma list of message,packet,command,log (default all)")] = None,
     auth: Auth = Depends(authenticate),
-    gateway: Gateway = Depends(get_gateway),
+    ctx: ApiContext = Depends(get_context),
 ) -> StreamingResponse:
     wanted = set(EVENT_TYPES)
     if types:
@@ -69,16 +67,16 @@ async def stream(
         unknown = wanted - set(EVENT_TYPES)
         if unknown or not wanted:
             raise ApiError(400, f"unknown event type(s) {sorted(unknown)}; known: {', '.join(EVENT_TYPES)}", 400)
-    accept = _accept(gateway, selector, auth, wanted)
-    heartbeat = float(request.app.state.heartbeat)
+    accept = _accept(ctx, selector, auth, wanted)
+    heartbeat = ctx.heartbeat
 
     async def events() -> AsyncIterator[str]:
-        sub = gateway.bus.subscribe(accept)
+        sub = ctx.bus.subscribe(accept)
         try:
             yield "retry: 3000\n: connected\n\n"
             last = time.monotonic()
             reported = 0
-            while not gateway.stopping:
+            while not ctx.stopping:
                 try:
                     event = await asyncio.wait_for(sub.get(), min(1.0, heartbeat))
                 except TimeoutError:
@@ -92,7 +90,7 @@ async def stream(
                 last = time.monotonic()
                 yield f"event: {event['type']}\ndata: {dumps(event)}\n\n"
         finally:
-            gateway.bus.unsubscribe(sub)
+            ctx.bus.unsubscribe(sub)
 
     return StreamingResponse(
         events(),

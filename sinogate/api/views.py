@@ -1,4 +1,4 @@
-"""How gateway objects look over the API (flespi shapes), and helpers shared by the route modules."""
+"""How ctx objects look over the API (flespi shapes), and helpers shared by the route modules."""
 
 from __future__ import annotations
 
@@ -7,18 +7,15 @@ import functools
 import logging
 import math
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from sinogate.api.context import ApiContext
 from sinogate.api.deps import ApiError, DataQuery
 from sinogate.codecs import PROTOCOL_IDS
-
-if TYPE_CHECKING:
-    from sinogate.server.gateway import Gateway
-    from sinogate.server.session import Session
+from sinogate.interfaces import DeviceConnection
 
 log = logging.getLogger("sinogate.api")
 
-CHANNELS = {cid: protocol for protocol, cid in PROTOCOL_IDS.items()}  # one channel per protocol listener
 
 
 @functools.lru_cache(maxsize=8)
@@ -98,7 +95,7 @@ def check_text(value: Any, what: str = "value", depth: int = 0) -> None:
 
 def apply_query(items: Iterable[dict[str, Any]], query: DataQuery) -> list[dict[str, Any]]:
     """Filter, cut to ``count`` (after filtering) and project ``fields``."""
-    out = []
+    out: list[dict[str, Any]] = []
     for item in items:
         if query.count is not None and len(out) >= query.count:
             break
@@ -128,33 +125,36 @@ def log_view(record: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def all_sessions(gateway: Gateway) -> list[Session]:
+def all_sessions(ctx: ApiContext) -> list[DeviceConnection]:
     """Every open connection: TCP ones and active UDP peers."""
-    sessions: dict[int, Session] = {s.conn_id: s for s in gateway.connections if not s.closed}
-    for listener in gateway.udp.values():
-        for s in listener.sessions.values():
-            if not s.closed:
-                sessions[s.conn_id] = s
-    return sorted(sessions.values(), key=lambda s: s.conn_id)
+    return ctx.sessions.connections()
 
 
-def channel_view(gateway: Gateway, channel_id: int) -> dict[str, Any]:
-    protocol = CHANNELS[channel_id]
-    port = gateway.ports.get(protocol)
-    cfg = gateway.config
+def channel_protocol(ctx: ApiContext, channel_id: int) -> str:
+    channel = ctx.channel(channel_id)
+    if channel is None:
+        raise ApiError(404, f"channel {channel_id} not found", 404)
+    return channel.protocol
+
+
+def channel_view(ctx: ApiContext, channel_id: int) -> dict[str, Any]:
+    channel = ctx.channel(channel_id)
+    if channel is None:
+        raise ApiError(404, f"channel {channel_id} not found", 404)
+    port = channel.bound
     return {
-        "id": channel_id,
-        "name": protocol,
-        "protocol_name": protocol,
-        "protocol_id": PROTOCOL_IDS[protocol],
+        "id": channel.id,
+        "name": channel.name,
+        "protocol_name": channel.protocol,
+        "protocol_id": channel.protocol_id,
         "enabled": port is not None,
-        "uri": f"{cfg.host}:{port}",
+        "uri": f"{channel.host}:{port}",
         "port": port,
-        "transports": ["tcp", "udp"] if protocol in gateway.udp else ["tcp"],
-        "connections_count": sum(1 for s in all_sessions(gateway) if s.protocol == protocol),
-        "configuration": {"host": cfg.host, "port": port, "auto_register": cfg.auto_register},
+        "transports": channel.transports,
+        "connections_count": sum(1 for s in all_sessions(ctx) if s.channel_id == channel.id),
+        "configuration": {"host": channel.host, "port": port, "auto_register": channel.auto_register},
     }
 
 
-def active_channels(gateway: Gateway) -> list[int]:
-    return [cid for cid, protocol in CHANNELS.items() if protocol in gateway.ports]
+def active_channels(ctx: ApiContext) -> list[int]:
+    return [c.id for c in ctx.channels if c.bound is not None]

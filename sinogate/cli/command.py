@@ -117,7 +117,8 @@ class Api:
 
 
 def describe(cmd: dict[str, Any]) -> str:
-    executed = {True: " (executed)", False: " (NOT executed)"}.get(cmd.get("executed"), "")
+    done = cmd.get("executed")
+    executed = "" if done is None else " (executed)" if done else " (NOT executed)"
     line = f"command #{cmd.get('id')} {cmd.get('name')}: {cmd.get('status')}{executed}"
     if cmd.get("reason"):
         line += f" — {cmd['reason']}"

@@ -79,7 +79,8 @@ def command_line(cmd: dict[str, Any]) -> str:
         return f"{when} [red]reply matching no command:[/] {escape(str(cmd.get('response')))}"
     status = cmd.get("status")
     color = {"processed": "bold green", "sent": "yellow", "queued": "blue"}.get(str(status), "red")
-    executed = {True: " executed", False: " NOT executed"}.get(cmd.get("executed"), "")
+    done = cmd.get("executed")
+    executed = "" if done is None else " executed" if done else " NOT executed"
     line = f"{when} [{color}]cmd #{cmd.get('id')} {escape(str(cmd.get('name')))} {status}{executed}[/]"
     if status == "sent" and cmd.get("payload") and not cmd.get("acknowledged"):
         line += f" payload {escape(str(cmd['payload']))}"

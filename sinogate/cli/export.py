@@ -50,7 +50,7 @@ async def _from_store(
 ) -> int:
     from sinogate.api.export import export_track
     from sinogate.config import load_config
-    from sinogate.server.gateway import open_store
+    from sinogate.runtime import open_store
     from sinogate.store.base import TimeQuery
 
     store = open_store(load_config(data_dir=data_dir))
@@ -110,7 +110,7 @@ def _from_api(
         data["filter"] = filter_text
     if fields:
         data["fields"] = fields
-    params = {"format": fmt, "stop_minutes": stop_minutes, "data": json.dumps(data)}
+    params: dict[str, str | float] = {"format": fmt, "stop_minutes": stop_minutes, "data": json.dumps(data)}
     size = 0
     columns = (SpinnerColumn(), TextColumn("[bold]{task.description}"), DownloadColumn(), TimeElapsedColumn())
     with Progress(*columns, console=Console(stderr=True)) as p:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -27,7 +29,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Run the gateway: device listeners, storage and the HTTP API."""
         from sinogate.config import load_config
-        from sinogate.server.gateway import Gateway
+        from sinogate.runtime import Runtime
 
         try:
             cfg = load_config(
@@ -44,11 +46,11 @@ def register(app: typer.Typer) -> None:
         try:
             import uvloop
 
-            runner = uvloop.run
+            runner: Callable[[Coroutine[Any, Any, None]], None] = uvloop.run
         except ImportError:
             runner = asyncio.run
         try:
-            runner(Gateway(cfg).serve_forever())
+            runner(Runtime(cfg).serve_forever())
         except OSError as exc:  # a port in use, a data dir we cannot write: say so, no traceback
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2) from exc

@@ -22,7 +22,7 @@ ApiToken = typer.Option(None, "--token", envvar="SINOGATE_TOKEN", help="Master t
 def with_store(data_dir: Path | None, fn: Callable[[Any], Awaitable[T]]) -> T:
     """Runs ``fn(store)`` against the gateway's store (opened and closed around it)."""
     from sinogate.config import load_config
-    from sinogate.server.gateway import open_store
+    from sinogate.runtime import open_store
 
     async def run() -> T:
         store = open_store(load_config(data_dir=data_dir))
@@ -95,11 +95,11 @@ def register(app: typer.Typer) -> None:
             record = api_call(url, token, "POST", "/platform/tokens", [spec])[0]
             key = record.pop("key")
         else:
-            from sinogate.api.tokens import TokenService
+            from sinogate.runtime import token_service
 
             absolute = time.time() + expire if expire is not None else None
             key, record = with_store(
-                data_dir, lambda store: TokenService(store).create(devices, read_only, absolute, name)
+                data_dir, lambda store: token_service(store).create(devices, read_only, absolute, name)
             )
         if output_json:
             typer.echo(json.dumps({**record, "key": key}))
@@ -113,9 +113,9 @@ def register(app: typer.Typer) -> None:
         if url:
             records = api_call(url, token, "GET", "/platform/tokens")
         else:
-            from sinogate.api.tokens import TokenService
+            from sinogate.runtime import token_service
 
-            records = with_store(data_dir, lambda store: TokenService(store).list())
+            records = with_store(data_dir, lambda store: token_service(store).list())
         for record in records:
             typer.echo(_show(record))
         if not records:
@@ -132,9 +132,9 @@ def register(app: typer.Typer) -> None:
         if url:
             api_call(url, token, "DELETE", f"/platform/tokens/{token_id}")
             return
-        from sinogate.api.tokens import TokenService
+        from sinogate.runtime import token_service
 
-        if not with_store(data_dir, lambda store: TokenService(store).delete(token_id)):
+        if not with_store(data_dir, lambda store: token_service(store).delete(token_id)):
             typer.echo(f"token {token_id} not found", err=True)
             raise typer.Exit(1)
 

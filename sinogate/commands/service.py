@@ -26,24 +26,23 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sinogate.codecs import CodecError
-from sinogate.commands import catalog, matching
+from sinogate.commands import catalog, lifecycle, matching
 from sinogate.commands.catalog import CommandError
+from sinogate.commands.lifecycle import CommandStatus, InvalidTransition
 from sinogate.commands.matching import Pending
 from sinogate.commands.settings import SettingsShadow
 from sinogate.commands.sms import DEFAULT_PASSWORD, password_of
-from sinogate.store.base import IngestBatch, LogRecord, NotFound, StoreError
-
-if TYPE_CHECKING:
-    from sinogate.server.gateway import Gateway
-    from sinogate.server.session import Session
+from sinogate.ingest import Committed
+from sinogate.interfaces import Clock, DeviceConnection, EventSink, LaterWriter, SessionLookup, TaskRunner
+from sinogate.store.base import CommandStore, IngestBatch, KeyValueStore, LogRecord, NotFound, StoreError
 
 log = logging.getLogger("sinogate.commands")
 
-ACTIVE = ("queued", "sent")
-FINAL = ("processed", "canceled", "expired")
+ACTIVE: tuple[str, ...] = tuple(str(s) for s in lifecycle.ACTIVE)
+FINAL: tuple[str, ...] = tuple(str(s) for s in lifecycle.FINAL)
 TTL_MIN, TTL_MAX, TTL_DEFAULT = 60.0, 2592000.0, 86400.0
 MAX_ATTEMPTS = 10
 REPLY_TYPES = frozenset({"V4", "SMS", "LINK", "0x0001", "0x0104"}) | matching.JT808_TEXT_TYPES
@@ -102,11 +101,21 @@ def _is_reboot(row: dict[str, Any]) -> bool:
 
 
 class CommandService:
-    """Implements the gateway's ``CommandHooks`` and the operations behind the command API."""
+    """The operations behind the command API; a session listener (delivery on attach, requeue on
+    detach) and an after-commit publisher (replies matched once they are durable)."""
 
-    def __init__(self, gateway: Gateway) -> None:
-        self.gateway = gateway
-        self.settings = SettingsShadow(self)
+    name = "commands"
+
+    def __init__(self, store: CommandStore, kv: KeyValueStore, sessions: SessionLookup, tasks: TaskRunner,
+                 events: EventSink, later: LaterWriter, clock: Clock = time.time) -> None:
+        self.store = store
+        self.kv = kv  # the settings shadow's values
+        self.sessions = sessions
+        self.tasks = tasks
+        self.events = events
+        self.later = later
+        self.clock = clock
+        self.settings = SettingsShadow(self, kv)
         self.tick = 1.0  # how often TTLs are checked, s
         self.text_grace = 30.0  # how long an acknowledged JT/T 808 text command waits for its text, s
         self.attach_delay = 0.1  # let the protocol's own replies (registration, auth) go out first, s
@@ -118,12 +127,15 @@ class CommandService:
         self._ready = asyncio.Event()
         self._closed = False
         self._loop_task: asyncio.Task[Any] | None = None
-        gateway.spawn(self._recover())
+
+    def start(self) -> None:
+        """Loads the active commands (recovery after a restart), then starts the expiry loop."""
+        self.tasks.spawn(self._recover())
 
     # startup, expiry -------------------------------------------------------------------------
     async def _recover(self) -> None:
-        store = self.gateway.store
-        now = time.time()
+        store = self.store
+        now = self.clock()
         try:
             rows = await store.commands(statuses=ACTIVE)
         except StoreError:
@@ -137,13 +149,14 @@ class CommandService:
                 await self._finish(row, "expired", reason="server restarted before the reply")
             else:
                 if row["status"] == "sent":
-                    row.update(await store.update_command(row["id"], {"status": "queued"}))
+                    status = lifecycle.transition(row["status"], lifecycle.CommandEvent.REQUEUE)
+                    row.update(await store.update_command(row["id"], {"status": str(status)}))
                 self._remember_queued(row)
         self._ready.set()
         self._loop_task = asyncio.get_running_loop().create_task(self._expiry_loop())
 
     def close(self) -> None:
-        """Stops the expiry loop (the gateway's ``stop`` may call this)."""
+        """Stops the expiry loop (the runtime's ``stop`` calls this)."""
         self._closed = True
         if self._loop_task is not None:
             self._loop_task.cancel()
@@ -151,8 +164,6 @@ class CommandService:
     async def _expiry_loop(self) -> None:
         while not self._closed:
             await asyncio.sleep(self.tick)
-            if self.gateway.stopping:
-                return
             try:
                 await self.expire_now()
             except StoreError:
@@ -162,7 +173,7 @@ class CommandService:
 
     async def expire_now(self, now: float | None = None) -> int:
         """Expires commands whose TTL passed; closes acknowledged text commands after the grace time."""
-        now = time.time() if now is None else now
+        now = self.clock() if now is None else now
         count = 0
         for row in list(self._rows.values()):
             if row.get("realtime"):
@@ -174,9 +185,9 @@ class CommandService:
         for pendings in list(self._sent.values()):
             for p in list(pendings):
                 if p.acked_at is not None and p.acked_at + self.text_grace <= now:
-                    row = self._rows.get(p.id)
-                    if row is not None and not row.get("realtime"):
-                        await self._finish(row, "processed", executed=True, response=p.acked)
+                    acked = self._rows.get(p.id)
+                    if acked is not None and not acked.get("realtime"):
+                        await self._finish(acked, "processed", executed=True, response=p.acked)
         return count
 
     # bookkeeping -----------------------------------------------------------------------------
@@ -200,33 +211,39 @@ class CommandService:
     def _event(self, device_id: int | None, protocol: str | None, ident: str | None,
                data: Callable[[], dict[str, Any]]) -> None:
         """Publishes a ``command`` event; ``data`` is only built when someone listens."""
-        bus = self.gateway.bus
+        bus = self.events
         if bus.active:
             bus.publish({"type": "command", "device_id": device_id, "protocol": protocol, "ident": ident,
                          "data": data()})
 
     def _store_log(self, record: LogRecord) -> None:
         with contextlib.suppress(RuntimeError):
-            self.gateway.store_later(IngestBatch(logs=[record]))
+            self.later.store_later(IngestBatch(logs=[record]))
 
     def _publish(self, row: dict[str, Any], **extra: Any) -> None:
         self._event(row.get("device_id"), row.get("protocol"), row.get("ident"), lambda: {**public(row), **extra})
 
     def _log(self, row: dict[str, Any], text: str) -> None:
-        self._store_log(LogRecord(time.time(), "command", row.get("protocol") or "", self._conn.get(row["id"]),
+        self._store_log(LogRecord(self.clock(), "command", row.get("protocol") or "", self._conn.get(row["id"]),
                                   row.get("ident"), row.get("device_id"), reason=text))
 
     async def _update(self, row: dict[str, Any], fields: dict[str, Any]) -> None:
         row.update(fields)
-        await self.gateway.store.update_command(row["id"], fields)
+        await self.store.update_command(row["id"], fields)
 
     async def _finish(self, row: dict[str, Any], status: str, *, executed: bool | None = None,
                       response: str | None = None, reply: dict[str, Any] | None = None,
                       reason: str | None = None) -> dict[str, Any]:
         if row["status"] in FINAL and row["id"] not in self._rows:
             return row
+        try:
+            new = lifecycle.transition(row["status"], lifecycle.EVENT_FOR[CommandStatus(status)])
+        except InvalidTransition as exc:
+            log.warning("command %s: %s", row["id"], exc)
+            self._forget(row["id"])
+            return row
         self._forget(row["id"])
-        fields: dict[str, Any] = {"status": status, "finished": time.time()}
+        fields: dict[str, Any] = {"status": str(new), "finished": self.clock()}
         if executed is not None:
             fields["executed"] = executed
         if response is not None:
@@ -261,14 +278,14 @@ class CommandService:
         return props
 
     # delivery --------------------------------------------------------------------------------
-    def _register_sent(self, session: Session, row: dict[str, Any], match: dict[str, Any],
+    def _register_sent(self, session: DeviceConnection, row: dict[str, Any], match: dict[str, Any],
                        expects: tuple[str, ...]) -> None:
         pending = Pending(row["id"], match, expects)
         self._rows[row["id"]] = row
         self._sent.setdefault(row["device_id"], []).append(pending)
         self._conn[row["id"]] = session.conn_id
 
-    async def _deliver(self, session: Session, row: dict[str, Any]) -> None:
+    async def _deliver(self, session: DeviceConnection, row: dict[str, Any]) -> None:
         """Writes one queued command to the device (the row must be in the queue)."""
         device_id = row["device_id"]
         queued = self._queued.get(device_id, [])
@@ -277,9 +294,9 @@ class CommandService:
         if row.get("attempts", 0) >= row.get("max_attempts", MAX_ATTEMPTS):
             await self._finish(row, "canceled", reason=f"no reply after {row['attempts']} attempts")
             return
-        now = time.time()
+        now = self.clock()
         try:
-            encoded = session.codec.encode_command(row["name"], row.get("properties") or {}, now)
+            encoded = session.encode_command(row["name"], row.get("properties") or {}, now)
         except CodecError as exc:
             await self._finish(row, "canceled", reason=f"cannot encode: {exc.reason}")
             return
@@ -290,7 +307,8 @@ class CommandService:
             return
         queued.remove(row)
         self._register_sent(session, row, encoded.match, encoded.expects)
-        fields = {"status": "sent", "sent": now, "attempts": row.get("attempts", 0) + 1,
+        status = lifecycle.transition(row["status"], lifecycle.CommandEvent.WRITTEN)
+        fields = {"status": str(status), "sent": now, "attempts": row.get("attempts", 0) + 1,
                   "match": {**encoded.match, "expects": list(encoded.expects)}, "payload": encoded.data}
         try:
             await self._update(row, fields)
@@ -298,23 +316,23 @@ class CommandService:
             return
         self._publish(row)
 
-    async def _deliver_all(self, session: Session) -> None:
+    async def _deliver_all(self, session: DeviceConnection) -> None:
         await self._ready.wait()
         await asyncio.sleep(self.attach_delay)
         device_id = session.device_id
-        if device_id is None or session.closed or self.gateway.session_for(device_id) is not session:
+        if device_id is None or session.closed or self.sessions.session_for(device_id) is not session:
             return
         for row in list(self._queued.get(device_id, [])):
             if session.closed:
                 return
             await self._deliver(session, row)
 
-    # hooks (called by the gateway) -------------------------------------------------------------
-    def on_attach(self, session: Session) -> None:
+    # hooks: session listener, after-commit publisher --------------------------------------------
+    def on_attach(self, session: DeviceConnection) -> None:
         if session.device_id is not None:
-            self.gateway.spawn(self._deliver_all(session))
+            self.tasks.spawn(self._deliver_all(session))
 
-    def on_detach(self, session: Session) -> None:
+    def on_detach(self, session: DeviceConnection) -> None:
         device_id = session.device_id
         if device_id is None:
             return
@@ -325,56 +343,65 @@ class CommandService:
             if row is None:
                 continue
             if _is_reboot(row):
-                self.gateway.spawn(self._finish(row, "processed", executed=True,
+                self.tasks.spawn(self._finish(row, "processed", executed=True,
                                                 response="connection closed after the reboot command"))
             elif row.get("realtime"):
-                self.gateway.spawn(self._finish(row, "canceled", reason="connection closed before the reply"))
+                self.tasks.spawn(self._finish(row, "canceled", reason="connection closed before the reply"))
             else:  # written again on the next connection
+                try:
+                    status = lifecycle.transition(row["status"], lifecycle.CommandEvent.REQUEUE)
+                except InvalidTransition as exc:
+                    log.warning("command %s: %s", row["id"], exc)
+                    continue
+                row["status"] = str(status)
                 self._sent[device_id].remove(p)
                 self._conn.pop(p.id, None)
                 self._queued.setdefault(device_id, []).append(row)
                 self._queued[device_id].sort(key=lambda r: r["id"])
 
-    def on_messages(self, session: Session, messages: list[dict[str, Any]]) -> None:
-        device_id = session.device_id
+    def committed(self, batch: Committed) -> None:
+        """Matches durable replies to the commands waiting for them."""
+        device_id = batch.device_id
         if device_id is None:
             return
+        protocol = batch.source.protocol
         pending = self._sent.get(device_id, [])  # only async code adds a device's list; none runs in here
-        for message in messages:
+        for message in batch.messages:
             if message.get("message.type") not in REPLY_TYPES:
                 continue
-            found = matching.find(session.protocol, pending, message)
+            found = matching.find(protocol, pending, message)
             if found is None:
-                if matching.is_reply(session.protocol, message):
-                    self._unmatched(session, message)
+                if matching.is_reply(protocol, message):
+                    self._unmatched(batch, message)
                 continue
             row = self._rows.get(found.pending.id)
             if row is None:
                 continue
             if not found.final:
                 found.pending.acked = found.response
-                found.pending.acked_at = time.time()
+                found.pending.acked_at = self.clock()
                 row["response"] = found.response
                 self._publish(row, acknowledged=True)
                 continue
             pending.remove(found.pending)
-            self.gateway.spawn(self._finish(row, "processed", executed=found.executed, response=found.response,
+            self.tasks.spawn(self._finish(row, "processed", executed=found.executed, response=found.response,
                                             reply=message))
 
-    def _unmatched(self, session: Session, message: dict[str, Any]) -> None:
+    def _unmatched(self, batch: Committed, message: dict[str, Any]) -> None:
         response = message.get("command.response") or matching.summary(message)
-        log.info("%s %s: reply matches no pending command: %s", session.protocol, session.ident, response)
-        self._event(session.device_id, session.protocol, session.ident,
+        source = batch.source
+        log.info("%s %s: reply matches no pending command: %s", source.protocol, batch.ident, response)
+        self._event(batch.device_id, source.protocol, batch.ident,
                     lambda: {"unmatched": True, "status": "unmatched", "response": response, "reply": message,
-                             "timestamp": time.time()})
-        self._store_log(LogRecord(time.time(), "command", session.protocol, session.conn_id, session.ident,
-                                  session.device_id, session.peer, session.transport_name,
+                             "timestamp": self.clock()})
+        self._store_log(LogRecord(self.clock(), "command", source.protocol, source.conn_id, batch.ident,
+                                  batch.device_id, source.peer, source.transport,
                                   reason=f"unmatched reply: {response}"))
 
     # operations --------------------------------------------------------------------------------
     def _new_row(self, device: dict[str, Any], name: str, props: dict[str, Any]) -> dict[str, Any]:
         return {"device_id": device["id"], "ident": device.get("ident"), "protocol": device["protocol"],
-                "name": name, "properties": props, "max_attempts": MAX_ATTEMPTS, "created": time.time()}
+                "name": name, "properties": props, "max_attempts": MAX_ATTEMPTS, "created": self.clock()}
 
     async def send_realtime(self, device: dict[str, Any], name: str, properties: Any,
                             timeout: float = 15.0) -> dict[str, Any]:
@@ -382,16 +409,16 @@ class CommandService:
 
         Raises ``CommandError`` (bad request) or ``CommandFailed`` (offline, no reply)."""
         props = self._prepare(device, name, catalog.check(device["protocol"], name, properties))
-        session = self.gateway.session_for(device["id"])
+        session = self.sessions.session_for(device["id"])
         if session is None:
             raise CommandFailed(f"failed to deliver command '{name}' with timeout {timeout:g} s, "
                                 f"device with id {device['id']} is not connected")
-        now = time.time()
+        now = self.clock()
         try:
-            encoded = session.codec.encode_command(name, props, now)
+            encoded = session.encode_command(name, props, now)
         except CodecError as exc:
             raise CommandError(exc.reason) from exc
-        row = await self.gateway.store.create_command({
+        row = await self.store.create_command({
             **self._new_row(device, name, props), "status": "sent", "realtime": True, "sent": now, "attempts": 1,
             "expire": now + timeout, "match": {**encoded.match, "expects": list(encoded.expects)},
             "payload": encoded.data,
@@ -426,7 +453,7 @@ class CommandService:
                       expire: Any = None) -> dict[str, Any]:
         """Stores the command and writes it now if the device is connected."""
         props = self._prepare(device, name, catalog.check(device["protocol"], name, properties))
-        now = time.time()
+        now = self.clock()
         if expire is not None:
             if isinstance(expire, bool) or not isinstance(expire, int | float) or not now < expire <= now + TTL_MAX:
                 raise CommandError("'expire' must be a UNIX time in the future, at most 30 days ahead")
@@ -436,12 +463,12 @@ class CommandService:
             if isinstance(ttl, bool) or not isinstance(ttl, int | float) or not TTL_MIN <= ttl <= TTL_MAX:
                 raise CommandError(f"'ttl' must be between {TTL_MIN:g} and {TTL_MAX:g} seconds")
             deadline = now + float(ttl)
-        row = await self.gateway.store.create_command({
+        row = await self.store.create_command({
             **self._new_row(device, name, props), "status": "queued", "realtime": False, "expire": deadline,
         })
         self._remember_queued(row)
         self._publish(row)
-        session = self.gateway.session_for(device["id"])
+        session = self.sessions.session_for(device["id"])
         if session is not None and self._ready.is_set():
             for queued in list(self._queued.get(device["id"], [])):
                 await self._deliver(session, queued)
@@ -458,26 +485,26 @@ class CommandService:
         row = self._rows.get(command_id)
         if row is not None:
             return public(row)
-        return public(await self.gateway.store.get_command(command_id))
+        return public(await self.store.get_command(command_id))
 
     async def queue(self, device_ids: list[int]) -> list[dict[str, Any]]:
-        rows = await self.gateway.store.commands(device_ids, statuses=ACTIVE)
+        rows = await self.store.commands(device_ids, statuses=ACTIVE)
         return [public(self._rows.get(r["id"], r)) for r in rows]
 
     async def results(self, device_ids: list[int], query: Any = None) -> list[dict[str, Any]]:
-        rows = await self.gateway.store.commands(device_ids, statuses=FINAL, query=query)
+        rows = await self.store.commands(device_ids, statuses=FINAL, query=query)
         return [public(r) for r in rows]
 
     async def find(self, device_ids: list[int], command_ids: list[int] | None,
                    statuses: tuple[str, ...]) -> list[dict[str, Any]]:
         """Commands of these devices, by id (``None``: all) and status."""
         if command_ids is None:
-            rows = await self.gateway.store.commands(device_ids, statuses=statuses)
+            rows = await self.store.commands(device_ids, statuses=statuses)
             return [public(self._rows.get(r["id"], r)) for r in rows]
         out = []
         for cid in command_ids:
             try:
-                row = self._rows.get(cid) or await self.gateway.store.get_command(cid)
+                row = self._rows.get(cid) or await self.store.get_command(cid)
             except NotFound:
                 continue
             if row.get("device_id") in device_ids and row["status"] in statuses:

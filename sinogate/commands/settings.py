@@ -10,12 +10,21 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from sinogate.commands.catalog import CommandError, codec_commands, validate
+from sinogate.store.base import KeyValueStore, StoreError
 
-if TYPE_CHECKING:
-    from sinogate.commands.service import CommandService
+
+class CommandQueue(Protocol):
+    """What the shadow needs from the command service."""
+
+    async def enqueue(self, device: dict[str, Any], name: str, properties: Any, ttl: Any = None,
+                      expire: Any = None) -> dict[str, Any]: ...
+
+    async def cancel(self, command_id: int, reason: str = ...) -> dict[str, Any] | None: ...
+
+    async def get(self, command_id: int) -> dict[str, Any]: ...
 
 NAMESPACE = "settings"
 DEFAULT_TTL = 86400.0
@@ -57,12 +66,9 @@ def _key(device_id: int, name: str) -> str:
 
 
 class SettingsShadow:
-    def __init__(self, service: CommandService) -> None:
+    def __init__(self, service: CommandQueue, store: KeyValueStore) -> None:
         self.service = service
-
-    @property
-    def store(self) -> Any:
-        return self.service.gateway.store
+        self.store = store
 
     async def _load(self, device_id: int, name: str) -> dict[str, Any]:
         state = await self.store.kv_get(NAMESPACE, _key(device_id, name))
@@ -83,9 +89,9 @@ class SettingsShadow:
         if pending:
             out["pending"] = pending.get("value")
             try:
-                cmd = await self.store.get_command(pending["command_id"])
+                cmd = await self.service.get(pending["command_id"])
                 out["command"] = {"id": cmd["id"], "status": cmd["status"]}
-            except Exception:
+            except StoreError:
                 out["command"] = {"id": pending.get("command_id"), "status": None}
         if state.get("error"):
             out["error"] = state["error"]

@@ -9,11 +9,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
-Event = dict[str, Any]
-# Event shape: {"type": "message"|"packet"|"command"|"log", "device_id": int|None,
-#               "protocol": str, "ident": str|None, "data": {...}}
+from sinogate.ingest import Committed
+from sinogate.model.device import BusEvent
+
+Event = BusEvent
 
 
 @dataclass(eq=False)
@@ -43,6 +43,7 @@ class EventBus:
         return bool(self._subs)
 
     def publish(self, event: Event) -> None:
+        """Offers ``event`` to every subscriber that accepts it; never blocks."""
         for sub in self._subs:
             if not sub.accept(event):
                 continue
@@ -50,3 +51,20 @@ class EventBus:
                 sub.queue.put_nowait(event)
             except asyncio.QueueFull:
                 sub.dropped += 1
+
+
+class MessageEvents:
+    """After-commit publisher: every stored message becomes a ``message`` event on the bus."""
+
+    name = "stream"
+
+    def __init__(self, bus: EventBus) -> None:
+        self._bus = bus
+
+    def committed(self, batch: Committed) -> None:
+        bus = self._bus
+        if not bus.active:
+            return
+        device_id, protocol, ident = batch.device_id, batch.source.protocol, batch.ident
+        for m in batch.messages:
+            bus.publish({"type": "message", "device_id": device_id, "protocol": protocol, "ident": ident, "data": m})

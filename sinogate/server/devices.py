@@ -12,10 +12,11 @@ current. Device settings a user can set (all optional)::
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from sinogate.codecs import DEFAULT_SETTINGS, PROTOCOLS, DeviceSettings
-from sinogate.store.base import NotFound, Store, StoreError
+from sinogate.store.base import DeviceStore, NotFound, StoreError
 
 SETTING_TYPES: dict[str, type | tuple[type, ...]] = {
     "time_offset": (int, float),
@@ -56,11 +57,18 @@ def codec_settings(device: dict[str, Any] | None) -> DeviceSettings:
 
 
 class DeviceRegistry:
-    def __init__(self, store: Store) -> None:
+    """The devices, cached for the ingest path; every change goes through here."""
+
+    def __init__(self, store: DeviceStore) -> None:
         self.store = store
         self._by_id: dict[int, dict[str, Any]] = {}
         self._by_ident: dict[tuple[str, str], dict[str, Any]] = {}
         self._settings: dict[tuple[str, str], DeviceSettings] = {}
+        self._on_delete: list[Callable[[int], None]] = []
+
+    def on_delete(self, callback: Callable[[int], None]) -> None:
+        """``callback(device_id)`` runs after a device was deleted (to drop per-device state)."""
+        self._on_delete.append(callback)
 
     async def load(self) -> None:
         for device in await self.store.list_devices():
@@ -116,6 +124,8 @@ class DeviceRegistry:
         self._by_id.pop(device_id, None)
         self._by_ident.pop((device["protocol"], device["ident"]), None)
         self._settings.pop((device["protocol"], device["ident"]), None)
+        for callback in self._on_delete:
+            callback(device_id)
 
     def mark(self, device_id: int, connected: bool, last_active: float | None) -> None:
         """Runtime state; the session persists it through the store itself."""

@@ -1,8 +1,12 @@
 """One device connection: frames in, durable messages, protocol replies out.
 
-The order inside ``process`` is the durability contract: decode → pipeline → store (await the
-commit) → only then write the protocol replies. A device that got an acknowledgement can forget
-the data; we must not have lost it.
+The order inside ``process`` is the durability contract: decode → ingest service (pipeline, then
+await the commit) → only then write the protocol replies. A device that got an acknowledgement
+can forget the data; we must not have lost it.
+
+A session gets only what it shares with the others (uvicorn's shape): its channel, and
+``SessionServices`` — the ingest port, the device directory, the session registry, deferred
+writes and the event sink. Never the process.
 """
 
 from __future__ import annotations
@@ -11,10 +15,15 @@ import asyncio
 import itertools
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
-from sinogate.codecs import PROTOCOL_IDS, Frame, ProtocolConnection, connection_class
-from sinogate.pipeline import Context
+from sinogate.codecs import EncodedCommand, Frame, ProtocolConnection, connection_class
+from sinogate.ingest import IngestService, Source
+from sinogate.interfaces import EventSink, LaterWriter
+from sinogate.server.channels import Channel
+from sinogate.server.devices import DeviceRegistry
+from sinogate.server.registry import SessionRegistry
 from sinogate.store.base import (
     PACKET_CONNECT,
     PACKET_DISCONNECT,
@@ -25,11 +34,9 @@ from sinogate.store.base import (
     IdentSeen,
     IngestBatch,
     LogRecord,
+    MessageStore,
     PacketRecord,
 )
-
-if TYPE_CHECKING:
-    from sinogate.server.gateway import Gateway
 
 log = logging.getLogger("sinogate.session")
 
@@ -43,21 +50,39 @@ def next_conn_id() -> int:
     return next(_conn_ids)
 
 
+@dataclass(frozen=True, slots=True)
+class SessionServices:
+    """What every session of the process shares (built once by the composition root)."""
+
+    ingest: IngestService
+    devices: DeviceRegistry
+    registry: SessionRegistry
+    store: MessageStore  # for connection records that carry no message
+    later: LaterWriter
+    events: EventSink
+    garbage_limit: int
+
+
 class Session:
     """State shared by TCP and UDP sessions; a subclass owns the transport."""
 
     transport_name = "tcp"
 
-    def __init__(self, gateway: Gateway, protocol: str, peer: str) -> None:
-        self.gateway = gateway
-        self.protocol = protocol
+    def __init__(self, services: SessionServices, channel: Channel, peer: str) -> None:
+        self.services = services
+        self.channel = channel
+        self.channel_id = channel.id
+        self.protocol = channel.protocol
         self.peer = peer
         self.conn_id = next_conn_id()
         self.opened = time.time()
+        devices = services.devices
+        protocol = self.protocol
         self.codec: ProtocolConnection = connection_class(protocol)(
-            settings=lambda ident: gateway.devices.settings_for(protocol, ident),
+            settings=lambda ident: devices.settings_for(protocol, ident),
             transport=self.transport_name,
         )
+        self.source = Source(protocol, self.transport_name, peer, channel.id, channel.protocol_id, self.conn_id)
         self.ident: str | None = None
         self.device: dict[str, Any] | None = None
         self.bytes_in = 0
@@ -76,15 +101,15 @@ class Session:
         return self.device["id"] if self.device else None
 
     async def _identify(self, ident: str, frame: Frame, now: float) -> IdentSeen:
-        gw = self.gateway
+        devices = self.services.devices
         self.ident = ident
-        device = gw.devices.find(self.protocol, ident)
-        if device is None and gw.config.auto_register:
+        device = devices.find(self.protocol, ident)
+        if device is None and self.channel.auto_register:
             try:
-                device = await gw.devices.create({"ident": ident, "protocol": self.protocol, "name": ident})
+                device = await devices.create({"ident": ident, "protocol": self.protocol, "name": ident})
                 log.info("registered new %s device %s (id %s) from %s", self.protocol, ident, device["id"], self.peer)
             except Conflict:  # a concurrent registration of the same ident won
-                device = gw.devices.find(self.protocol, ident)
+                device = devices.find(self.protocol, ident)
         if device is not None and not device.get("enabled", True):
             log.info("%s device %s is disabled; closing %s", self.protocol, ident, self.peer)
             self.close("device disabled")
@@ -96,7 +121,7 @@ class Session:
             p.ident = ident
             p.device_id = self.device_id
         if device is not None:
-            gw.attach(self)
+            self.services.registry.attach(self)
         return IdentSeen(self.protocol, ident, now, self.peer, frame.raw[:256], self.device_id)
 
     # packets -----------------------------------------------------------------------------------
@@ -104,8 +129,9 @@ class Session:
         record = PacketRecord(
             now, kind + self._packet_type_bias, self.conn_id, self.protocol, self.peer, self.ident, self.device_id, data
         )
-        if self.gateway.bus.active:
-            self.gateway.bus.publish(
+        events = self.services.events
+        if events.active:
+            events.publish(
                 {
                     "type": "packet", "device_id": self.device_id, "protocol": self.protocol, "ident": self.ident,
                     "data": {"timestamp": now, "type": record.type, "conn": self.conn_id, "hex": data.hex()},
@@ -153,24 +179,26 @@ class Session:
             self.last_frame = now
         batch.packets = self._take_packets(self._packet(PACKET_RECEIVED, data, now))
         if messages:
-            protocol_id = PROTOCOL_IDS[self.protocol]
-            ctx = Context(self.protocol, self.transport_name, self.peer, now, self.device, protocol_id, protocol_id)
-            messages = self.gateway.pipeline.run(messages, ctx)
-            self.messages_in += len(messages)
-            batch.messages = messages
-        await self.gateway.store.ingest(batch)
-        if messages:
-            self.gateway.after_ingest(self, messages)
-        if self._garbage > self.gateway.config.garbage_limit:
+            stored = await self.services.ingest.ingest(self.source, self.device, self.ident, messages, now, batch)
+            self.messages_in += len(stored)
+            self.services.registry.touched(self)
+        else:
+            await self.services.store.ingest(batch)
+        if self._garbage > self.services.garbage_limit:
             self.close(f"{self._garbage} bytes without a valid frame")
         return replies
+
+    def encode_command(self, name: str, properties: dict[str, Any], now: float) -> EncodedCommand:
+        """The command's bytes for this device (raises ``CodecError``); the connection's codec
+        knows the device's settings and the protocol's serial numbers."""
+        return self.codec.encode_command(name, properties, now)
 
     def record_sent(self, data: bytes) -> None:
         now = time.time()
         self.bytes_out += len(data)
         records = self._take_packets(self._packet(PACKET_SENT, data, now))
         if records:
-            self.gateway.store_later(IngestBatch(packets=records))
+            self.services.later.store_later(IngestBatch(packets=records))
 
     def connect_records(self) -> IngestBatch:
         return IngestBatch(packets=self._take_packets(self._packet(PACKET_CONNECT, b"", self.opened)))
@@ -205,6 +233,7 @@ class Session:
             "ident": self.ident,
             "device_id": self.device_id,
             "protocol": self.protocol,
+            "channel_id": self.channel_id,
             "transport": self.transport_name,
             "source": self.peer,
             "established": self.opened,
@@ -218,11 +247,10 @@ class Session:
 class TcpSession(Session):
     transport_name = "tcp"
 
-    def __init__(
-        self, gateway: Gateway, protocol: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
+    def __init__(self, services: SessionServices, channel: Channel, reader: asyncio.StreamReader,
+                 writer: asyncio.StreamWriter) -> None:
         peername = writer.get_extra_info("peername") or ("?", 0)
-        super().__init__(gateway, protocol, f"{peername[0]}:{peername[1]}")
+        super().__init__(services, channel, f"{peername[0]}:{peername[1]}")
         self.reader = reader
         self.writer = writer
         self.close_reason = "closed by device"
@@ -240,12 +268,12 @@ class TcpSession(Session):
             self.writer.close()
 
     async def run(self) -> None:
-        gw = self.gateway
-        await gw.store.ingest(self.connect_records())
+        services = self.services
+        await services.store.ingest(self.connect_records())
         log.debug("%s connection %s from %s", self.protocol, self.conn_id, self.peer)
         try:
             while not self.closed:
-                # No timer per read: the gateway's idle sweeper closes connections whose last
+                # No timer per read: the runtime's idle sweeper closes connections whose last
                 # complete frame is too old (a byte-trickling peer is idle too), which ends this read.
                 data = await self.reader.read(65536)
                 if not data:
@@ -266,5 +294,5 @@ class TcpSession(Session):
             for frame in self.codec.close(time.time()):  # bytes that never became a frame
                 log.warning("%s %s %s at close: %s; bytes %s", self.protocol, self.peer, self.ident or "?",
                             "; ".join(frame.errors), frame.raw[:512].hex())
-            gw.detach(self)
-            await gw.store.ingest(self.close_records(self.close_reason))
+            services.registry.detach(self)
+            await services.store.ingest(self.close_records(self.close_reason))

@@ -6,12 +6,10 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
-from typing import TYPE_CHECKING
 
-from sinogate.server.session import Session
-
-if TYPE_CHECKING:
-    from sinogate.server.gateway import Gateway
+from sinogate.interfaces import TaskRunner
+from sinogate.server.channels import Channel
+from sinogate.server.session import Session, SessionServices
 
 log = logging.getLogger("sinogate.udp")
 
@@ -21,8 +19,9 @@ MAX_UDP_PEERS = 10_000
 class UdpSession(Session):
     transport_name = "udp"
 
-    def __init__(self, gateway: Gateway, protocol: str, transport: asyncio.DatagramTransport, addr: tuple) -> None:
-        super().__init__(gateway, protocol, f"{addr[0]}:{addr[1]}")
+    def __init__(self, services: SessionServices, channel: Channel, transport: asyncio.DatagramTransport,
+                 addr: tuple[str, int]) -> None:
+        super().__init__(services, channel, f"{addr[0]}:{addr[1]}")
         self.transport = transport
         self.addr = addr
 
@@ -37,26 +36,28 @@ class UdpSession(Session):
 
 
 class UdpListener(asyncio.DatagramProtocol):
-    def __init__(self, gateway: Gateway, protocol: str) -> None:
-        self.gateway = gateway
-        self.protocol = protocol
+    def __init__(self, services: SessionServices, channel: Channel, tasks: TaskRunner) -> None:
+        self.services = services
+        self.channel = channel
+        self.tasks = tasks
         self.transport: asyncio.DatagramTransport | None = None
-        self.sessions: OrderedDict[tuple, UdpSession] = OrderedDict()
-        self._locks: dict[tuple, asyncio.Lock] = {}
+        self.sessions: OrderedDict[tuple[str, int], UdpSession] = OrderedDict()
+        self._locks: dict[tuple[str, int], asyncio.Lock] = {}
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
 
-    def datagram_received(self, data: bytes, addr: tuple) -> None:
-        self.gateway.spawn(self._handle(data, addr))
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        self.tasks.spawn(self._handle(data, addr))
 
-    async def _handle(self, data: bytes, addr: tuple) -> None:
+    async def _handle(self, data: bytes, addr: tuple[str, int]) -> None:
         assert self.transport is not None
         session = self.sessions.get(addr)
         if session is None or session.closed:
-            session = UdpSession(self.gateway, self.protocol, self.transport, addr)
+            session = UdpSession(self.services, self.channel, self.transport, addr)
             self.sessions[addr] = session
-            await self.gateway.store.ingest(session.connect_records())
+            self.services.registry.opened(session)
+            await self.services.store.ingest(session.connect_records())
             while len(self.sessions) > MAX_UDP_PEERS:
                 _, old = self.sessions.popitem(last=False)
                 self._forget(old, f"udp peer table full ({MAX_UDP_PEERS} peers)")
@@ -68,7 +69,7 @@ class UdpListener(asyncio.DatagramProtocol):
                 for reply in replies:
                     session.send(reply)
             except Exception:
-                log.exception("udp %s %s: failed on datagram %s", self.protocol, addr, data[:512].hex())
+                log.exception("udp %s %s: failed on datagram %s", self.channel.protocol, addr, data[:512].hex())
 
     def expire(self, idle_timeout: float) -> None:
         now = time.time()
@@ -79,5 +80,6 @@ class UdpListener(asyncio.DatagramProtocol):
 
     def _forget(self, session: UdpSession, reason: str) -> None:
         self._locks.pop(session.addr, None)
-        self.gateway.detach(session)
-        self.gateway.store_later(session.close_records(reason))
+        session.closed = True
+        self.services.registry.detach(session)
+        self.services.later.store_later(session.close_records(reason))

@@ -156,7 +156,7 @@ class Jt808Device(SimDevice):
             elif msg.msg_id == 0x8100:
                 w = self.reg_waiter
                 if w is not None and not w.done():
-                    w.set_result((int(f.get("result", 2)), bytes(f.get("auth", b""))))  # type: ignore[call-overload,arg-type]
+                    w.set_result((int(f.get("result", 2)), bytes(f.get("auth", b""))))  # type: ignore[call-overload]
             else:
                 self.on_command(msg)
 
@@ -171,7 +171,7 @@ class Jt808Device(SimDevice):
 
         mid = msg.msg_id
         if mid == 0x8103:
-            self.params.update(f.get("params", {}))  # type: ignore[arg-type]
+            self.params.update(f.get("params", {}))  # type: ignore[call-overload]
             general(0)
         elif mid in (0x8104, 0x8106):
             if mid == 0x8104:

@@ -1,6 +1,27 @@
-"""The storage interface. SQLite is the default implementation; a PostgreSQL one follows the same
-contract. Everything is async for the callers; implementations batch writes and resolve a write
-only once it is durable (committed), which is what lets a session acknowledge a device safely.
+"""The store contract: what every storage implementation promises, split into roles.
+
+A store is chosen by URL (``sqlite:///path`` is the default, ``memory://`` is for unit tests; a
+PostgreSQL implementation follows the same contract). One parametrized suite,
+``tests/store/test_contract.py``, runs against every implementation, so a rule written here is a
+rule tested everywhere.
+
+Rules every implementation follows:
+
+- **Durability.** A write resolves only once it is durable (committed): a session acknowledges a
+  device only after ``ingest`` returned, so what a device was told is stored survives ``kill -9``.
+- **Atomicity.** One ``ingest`` call is one transaction: all of its messages, packets, logs and
+  idents are stored, or none and the call raises. Concurrent calls may share a transaction
+  (group commit) but a failing call never undoes another's writes.
+- **Dedup.** A message is stored once per ``(protocol, ident, timestamp, digest)``; the digest is
+  computed over what the device sent (see ``sinogate.jsonenc.device_digest``) before the pipeline
+  adds anything, so the same frame received twice (a device re-sending after a lost ack) is kept
+  once. Storing a duplicate is not an error: it is silently skipped (idempotent).
+- **Telemetry.** The latest value of every parameter per device, by *device* time; the rule lives
+  in the pure module ``sinogate.store.telemetry`` and every implementation uses it.
+- **Claiming.** Messages and packets stored while an ident was unknown (``device.id`` absent) are
+  given to the device that is later created with that protocol and ident.
+- **Times** are UNIX seconds as floats (UTC); ``TimeQuery`` bounds are inclusive; results come in
+  ascending time order (then insertion order) unless ``reverse``; ``count`` limits after ordering.
 """
 
 from __future__ import annotations
@@ -16,7 +37,7 @@ PACKET_CONNECT = 0
 PACKET_DISCONNECT = 1
 PACKET_RECEIVED = 2
 PACKET_SENT = 3
-PACKET_UDP = 128
+PACKET_UDP = 128  # added to the type of a packet that came or went over UDP
 
 
 @dataclass(slots=True)
@@ -53,16 +74,6 @@ class LogRecord:
 
 
 @dataclass(slots=True)
-class IngestBatch:
-    """Everything a session hands over for one read from the socket, written in one transaction."""
-
-    messages: list[Message] = field(default_factory=list)
-    packets: list[PacketRecord] = field(default_factory=list)
-    logs: list[LogRecord] = field(default_factory=list)
-    idents: list[IdentSeen] = field(default_factory=list)
-
-
-@dataclass(slots=True)
 class IdentSeen:
     """A connection named an ident: keeps the channel's list of idents (unknown ones too)."""
 
@@ -75,8 +86,44 @@ class IdentSeen:
 
 
 @dataclass(slots=True)
+class IngestBatch:
+    """Everything written in one transaction (one read from a socket, one API call).
+
+    ``messages`` are flat dicts that carry at least ``ident``, ``protocol.name``, ``timestamp``
+    and ``server.timestamp`` and, once the device is known, ``device.id``; ``timestamp.flagged``
+    keeps a message out of telemetry. ``digests``, when given, is parallel to ``messages``: the
+    dedup digest of what the device sent, computed by the ingest service before the pipeline ran.
+    Without it the store digests each message minus the fields the server adds on reception
+    (``sinogate.jsonenc.content_digest``), for callers that write messages directly.
+    """
+
+    messages: list[Message] = field(default_factory=list)
+    packets: list[PacketRecord] = field(default_factory=list)
+    logs: list[LogRecord] = field(default_factory=list)
+    idents: list[IdentSeen] = field(default_factory=list)
+    digests: list[int] | None = None
+
+    def __bool__(self) -> bool:
+        return bool(self.messages or self.packets or self.logs or self.idents)
+
+    def extend(self, other: IngestBatch) -> None:
+        """Appends ``other``'s records (digests are kept only while both sides have them)."""
+        if other.messages:
+            if self.digests is not None and other.digests is not None:
+                self.digests.extend(other.digests)
+            elif self.messages:
+                self.digests = None
+            else:
+                self.digests = list(other.digests) if other.digests is not None else None
+            self.messages.extend(other.messages)
+        self.packets.extend(other.packets)
+        self.logs.extend(other.logs)
+        self.idents.extend(other.idents)
+
+
+@dataclass(slots=True)
 class TimeQuery:
-    """The ``data=`` parameters of flespi-style time-series routes."""
+    """The ``data=`` parameters of flespi-style time-series routes (bounds inclusive, seconds)."""
 
     from_ts: float | None = None
     to_ts: float | None = None
@@ -89,57 +136,69 @@ class StoreError(Exception):
 
 
 class NotFound(StoreError):
-    pass
+    """The id names nothing stored."""
 
 
 class Conflict(StoreError):
-    pass
+    """The write would break a uniqueness rule (two devices with one protocol and ident)."""
 
 
+# --- roles -----------------------------------------------------------------------------------------
 
-class Store(ABC):
-    """Persistent state of the gateway. Device dicts carry: id, name, ident, protocol, model,
-    phone, settings (dict), enabled, connected, last_active, created, messages_ttl."""
-
-    # lifecycle
-    @abstractmethod
-    async def open(self) -> None: ...
-
-    @abstractmethod
-    async def close(self) -> None:
-        """Flush every pending write, then close."""
-
-    # devices
-    @abstractmethod
-    async def create_device(self, fields: dict[str, Any]) -> dict[str, Any]: ...
+class DeviceStore(ABC):
+    """Devices. A device dict carries: ``id`` (int, assigned by the store, never reused),
+    ``name`` (str), ``ident`` (str), ``protocol`` (str), ``model`` and ``phone`` (str or None),
+    ``settings`` (dict, free-form, validated by the registry), ``enabled`` (bool), ``connected``
+    (bool), ``last_active`` (float or None), ``created`` (float), ``messages_ttl`` (int or None)."""
 
     @abstractmethod
-    async def update_device(self, device_id: int, fields: dict[str, Any]) -> dict[str, Any]: ...
+    async def create_device(self, fields: dict[str, Any]) -> dict[str, Any]:
+        """Creates a device from ``fields`` (``ident`` and ``protocol`` required) and returns it.
+
+        Atomically claims what was stored under that protocol and ident while it was unknown
+        (messages, packets, the ident record). Raises ``StoreError`` without ident or protocol,
+        ``Conflict`` when a device with that protocol and ident exists."""
 
     @abstractmethod
-    async def delete_device(self, device_id: int) -> None: ...
+    async def update_device(self, device_id: int, fields: dict[str, Any]) -> dict[str, Any]:
+        """Changes the given columns (name, ident, protocol, model, phone, settings, enabled,
+        messages_ttl; others are ignored) and returns the device. ``NotFound``, ``Conflict``."""
 
     @abstractmethod
-    async def list_devices(self) -> list[dict[str, Any]]: ...
+    async def delete_device(self, device_id: int) -> None:
+        """Removes the device, its telemetry and its handler state; its messages stay (as
+        history, with their ``device.id``). Raises ``NotFound``."""
+
+    @abstractmethod
+    async def list_devices(self) -> list[dict[str, Any]]:
+        """Every device, by id ascending."""
 
     @abstractmethod
     async def get_device(self, device_id: int) -> dict[str, Any]:
-        """Raises NotFound."""
+        """One device. Raises ``NotFound``."""
 
     @abstractmethod
-    async def set_connected(self, device_id: int, connected: bool, last_active: float | None) -> None: ...
+    async def set_connected(self, device_id: int, connected: bool, last_active: float | None) -> None:
+        """Records the connection state; ``last_active`` None keeps the stored one. An unknown id
+        is ignored (the device may have been deleted while connected)."""
 
-    # ingest
+
+class MessageStore(ABC):
+    """Messages: the flat JSON dicts of the product, stored exactly as encoded once."""
+
     @abstractmethod
     async def ingest(self, batch: IngestBatch) -> None:
-        """Store messages (deduplicated), update telemetry, store packets and logs; returns once
-        committed."""
+        """Stores the batch atomically (messages deduplicated, telemetry updated by the rule of
+        ``sinogate.store.telemetry``, packets, logs, idents upserted); returns once committed.
 
-    # time series
+        An ident record keeps ``first_seen``, moves ``last_seen`` and ``peer``, and keeps a known
+        ``device_id`` when the new record has none."""
+
     @abstractmethod
     async def messages(
         self, device_ids: list[int] | None, query: TimeQuery, protocol: str | None = None
-    ) -> list[Message]: ...
+    ) -> list[Message]:
+        """Messages of these devices (``None``: any, including unknown idents) by device time."""
 
     @abstractmethod
     async def messages_raw(
@@ -149,17 +208,28 @@ class Store(ABC):
 
     @abstractmethod
     def iter_messages(self, device_id: int, query: TimeQuery, chunk: int = 2000) -> AsyncIterator[Message]:
-        """Messages in time order, fetched in chunks: constant memory for exports."""
+        """One device's messages in ascending time order, fetched ``chunk`` at a time (constant
+        memory for exports); ``query.reverse`` is ignored, ``query.count`` bounds the total."""
 
     @abstractmethod
-    async def delete_messages(self, device_ids: list[int], query: TimeQuery) -> int: ...
+    async def delete_messages(self, device_ids: list[int], query: TimeQuery) -> int:
+        """Deletes the devices' messages in the time range; returns how many. Telemetry stays."""
+
+
+class TelemetryStore(ABC):
+    """Latest values per device: ``{name: {"value": v, "ts": device time}}``."""
 
     @abstractmethod
-    async def telemetry(self, device_id: int, names: list[str] | None = None) -> dict[str, dict[str, Any]]: ...
+    async def telemetry(self, device_id: int, names: list[str] | None = None) -> dict[str, dict[str, Any]]:
+        """The device's telemetry (all names, or those of ``names`` it has); ``{}`` when none."""
 
     @abstractmethod
     async def delete_telemetry(self, device_id: int, names: list[str] | None = None) -> int:
         """Forgets the latest values (all, or the named ones); returns how many were removed."""
+
+
+class TrafficStore(ABC):
+    """Raw packets, connection and command logs, and the idents each channel has seen."""
 
     @abstractmethod
     async def packets(
@@ -168,26 +238,39 @@ class Store(ABC):
         device_ids: list[int] | None = None,
         protocol: str | None = None,
         ident: str | None = None,
-    ) -> list[dict[str, Any]]: ...
+    ) -> list[dict[str, Any]]:
+        """Packets as ``{id, timestamp, type, conn, protocol, peer, ident, device_id, data: bytes}``
+        by time (then id)."""
 
     @abstractmethod
     async def logs(
         self, query: TimeQuery, device_ids: list[int] | None = None, protocol: str | None = None
-    ) -> list[dict[str, Any]]: ...
+    ) -> list[dict[str, Any]]:
+        """Log records as dicts with the ``LogRecord`` fields plus ``id``, by time (then id)."""
 
     @abstractmethod
     async def idents(self, protocol: str | None = None) -> list[dict[str, Any]]:
-        """Every ident seen: protocol, ident, first_seen, last_seen, peer, sample (hex), device_id."""
+        """Every ident seen: protocol, ident, first_seen, last_seen, peer, sample (hex), device_id;
+        the most recently seen first."""
 
-    # commands
-    @abstractmethod
-    async def create_command(self, fields: dict[str, Any]) -> dict[str, Any]: ...
+
+class CommandStore(ABC):
+    """Commands. A command dict has the columns of ``COMMAND_FIELDS``; ``properties``, ``reply``
+    and ``match`` are JSON values, ``payload`` bytes, ``realtime`` and ``executed`` booleans.
+    The lifecycle (which status may follow which) is the command service's, not the store's."""
 
     @abstractmethod
-    async def update_command(self, command_id: int, fields: dict[str, Any]) -> dict[str, Any]: ...
+    async def create_command(self, fields: dict[str, Any]) -> dict[str, Any]:
+        """Stores a new command and returns it with its ``id``; ``status`` defaults to
+        ``"queued"`` and ``created`` to now when the caller leaves them out."""
 
     @abstractmethod
-    async def get_command(self, command_id: int) -> dict[str, Any]: ...
+    async def update_command(self, command_id: int, fields: dict[str, Any]) -> dict[str, Any]:
+        """Changes the given fields and returns the command. Raises ``NotFound``."""
+
+    @abstractmethod
+    async def get_command(self, command_id: int) -> dict[str, Any]:
+        """One command. Raises ``NotFound``."""
 
     @abstractmethod
     async def commands(
@@ -195,21 +278,63 @@ class Store(ABC):
         device_ids: list[int] | None = None,
         statuses: tuple[str, ...] | None = None,
         query: TimeQuery | None = None,
-    ) -> list[dict[str, Any]]: ...
+    ) -> list[dict[str, Any]]:
+        """Commands filtered by device and status, ordered by ``created`` (then id); the query's
+        time bounds apply to ``created``."""
 
-    # key/value (settings shadow, tokens, server secrets)
-    @abstractmethod
-    async def kv_get(self, namespace: str, key: str) -> Any | None: ...
 
-    @abstractmethod
-    async def kv_set(self, namespace: str, key: str, value: Any) -> None: ...
-
-    @abstractmethod
-    async def kv_delete(self, namespace: str, key: str) -> None: ...
+class KeyValueStore(ABC):
+    """Small JSON documents by (namespace, key): settings shadow, tokens, server secrets."""
 
     @abstractmethod
-    async def kv_list(self, namespace: str) -> dict[str, Any]: ...
+    async def kv_get(self, namespace: str, key: str) -> Any | None:
+        """The value, or ``None`` when absent."""
 
-    # retention
     @abstractmethod
-    async def purge(self, messages_before: float | None, packets_before: float | None) -> dict[str, int]: ...
+    async def kv_set(self, namespace: str, key: str, value: Any) -> None:
+        """Stores (replaces) a JSON-serializable value."""
+
+    @abstractmethod
+    async def kv_delete(self, namespace: str, key: str) -> None:
+        """Removes the key; absent keys are ignored."""
+
+    @abstractmethod
+    async def kv_list(self, namespace: str) -> dict[str, Any]:
+        """Every key of the namespace, sorted by key."""
+
+
+class StateStore(ABC):
+    """Per-device state of the pipeline handlers (trip in progress, geofence membership, ...),
+    so a restart or another node resumes where processing stopped."""
+
+    @abstractmethod
+    async def load_states(self) -> dict[int, dict[str, Any]]:
+        """Every device's saved state: ``{device_id: {handler name: JSON value}}``."""
+
+    @abstractmethod
+    async def save_states(self, states: dict[int, dict[str, Any]]) -> None:
+        """Replaces the saved state of each device given; others are left alone."""
+
+
+class Store(DeviceStore, MessageStore, TelemetryStore, TrafficStore, CommandStore, KeyValueStore, StateStore):
+    """Persistent state of the gateway: every role plus the lifecycle."""
+
+    @abstractmethod
+    async def open(self) -> None:
+        """Creates or upgrades the schema (versioned migrations) and loads what lives in memory."""
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Flush every pending write, then close. Later calls raise ``StoreError``."""
+
+    @abstractmethod
+    async def purge(self, messages_before: float | None, packets_before: float | None) -> dict[str, int]:
+        """Retention: deletes messages received (server time) and packets/logs before the given
+        times; returns ``{"messages": n, "packets": n, "logs": n}``."""
+
+
+COMMAND_FIELDS = (
+    "id", "device_id", "ident", "protocol", "name", "properties", "status", "realtime", "created", "expire",
+    "attempts", "max_attempts", "sent", "finished", "executed", "response", "reply", "match", "payload",
+    "reason",
+)

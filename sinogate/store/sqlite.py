@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from sinogate.jsonenc import dumps as _dumps
-from sinogate.jsonenc import encode_message
+from sinogate.jsonenc import dumps_bytes, encode_message
 from sinogate.jsonenc import loads as _loads
 from sinogate.store.base import (
     Conflict,
@@ -23,8 +23,9 @@ from sinogate.store.base import (
     StoreError,
     TimeQuery,
 )
-from sinogate.store.sqlite_schema import COMMAND_COLUMNS, COMMAND_JSON_COLUMNS, SCHEMA
+from sinogate.store.sqlite_schema import COMMAND_COLUMNS, COMMAND_JSON_COLUMNS, SchemaError, migrate
 from sinogate.store.sqlite_writer import BatchWriter
+from sinogate.store.telemetry import TelemetryTable
 
 T = TypeVar("T")
 
@@ -102,6 +103,9 @@ def _order(query: TimeQuery, column: str = "ts") -> str:
 
 
 class SQLiteStore(Store):
+    """The store contract (``base``) on one SQLite file: WAL, one batching writer thread with group
+    commit, pooled reader threads, telemetry in memory written back every 2 s with a watermark."""
+
     def __init__(self, path: str | Path, synchronous: str = "NORMAL", readers: int = 4) -> None:
         self.path = Path(path)
         self._synchronous = synchronous.upper()
@@ -110,8 +114,7 @@ class SQLiteStore(Store):
         self._pool = ThreadPoolExecutor(max_workers=readers, thread_name_prefix="sqlite-read")
         # Telemetry lives in memory and is written back every few seconds; on open, messages stored
         # after the last write-back are replayed, so a crash loses no telemetry.
-        self._telemetry: dict[int, tuple[dict[str, Any], dict[str, float]]] = {}  # values, times
-        self._newest: dict[int, float] = {}
+        self._telemetry = TelemetryTable()
         self._dirty: set[int] = set()
         self._applied_server_ts = 0.0
         self._last_flush = 0.0
@@ -119,6 +122,7 @@ class SQLiteStore(Store):
         self._closing = threading.Event()
         self._checkpointer: threading.Thread | None = None
         self._readers: list[sqlite3.Connection] = []
+        self.migrated: list[int] = []  # schema versions the last open applied
 
     # lifecycle -------------------------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
@@ -132,17 +136,19 @@ class SQLiteStore(Store):
     async def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         db = self._connect()
-        db.executescript(SCHEMA)
+        try:
+            self.migrated = migrate(db)
+        except (SchemaError, sqlite3.DatabaseError) as exc:
+            db.close()
+            raise StoreError(f"cannot open {self.path}: {exc}") from exc
         for row in db.execute("SELECT device_id, data FROM telemetry"):
-            saved = _loads(row["data"])
-            self._telemetry[row["device_id"]] = (saved["values"], saved["times"])
-            self._newest[row["device_id"]] = max(saved["times"].values(), default=0.0)
+            self._telemetry.load(row["device_id"], _loads(row["data"]))
         mark = db.execute("SELECT value FROM kv WHERE namespace = 'store' AND key = 'telemetry_watermark'").fetchone()
         since = (_loads(mark[0]) if mark else 0.0) - TELEMETRY_REPLAY_MARGIN
         for row in db.execute(
             "SELECT data FROM messages WHERE server_ts > ? AND device_id IS NOT NULL AND flagged = 0", (since,)
         ):
-            device_id = self._apply_telemetry(_loads(row[0]))
+            device_id = self._telemetry.apply(_loads(row[0]))
             if device_id is not None:
                 self._dirty.add(device_id)
         # Checkpoints copy the WAL into the database file; done inside a commit they stall every
@@ -274,10 +280,10 @@ class SQLiteStore(Store):
             if db.execute("DELETE FROM devices WHERE id = ?", (device_id,)).rowcount == 0:
                 raise NotFound(f"device {device_id} not found")
             db.execute("DELETE FROM telemetry WHERE device_id = ?", (device_id,))
+            db.execute("DELETE FROM device_state WHERE device_id = ?", (device_id,))
             db.execute("UPDATE idents SET device_id = NULL WHERE device_id = ?", (device_id,))
             with self._telemetry_lock:
-                self._telemetry.pop(device_id, None)
-                self._newest.pop(device_id, None)
+                self._telemetry.drop(device_id)
                 self._dirty.discard(device_id)
 
         await self._write(op)
@@ -304,9 +310,13 @@ class SQLiteStore(Store):
     # ingest ----------------------------------------------------------------------------------
     async def ingest(self, batch: IngestBatch) -> None:
         rows = []
-        for m in batch.messages:
-            data, digest = encode_message(m)  # stored as TEXT: measured faster under load than BLOB
-            rows.append(
+        digests = batch.digests
+        for i, m in enumerate(batch.messages):
+            if digests is not None:
+                data, digest = dumps_bytes(m), digests[i]
+            else:
+                data, digest = encode_message(m)
+            rows.append(  # JSON stored as TEXT: measured faster under load than BLOB
                 (
                     m.get("device.id"),
                     m.get("protocol.name", ""),
@@ -362,31 +372,11 @@ class SQLiteStore(Store):
 
         await self._write(op)
 
-    def _apply_telemetry(self, m: Message) -> int | None:
-        device_id = m.get("device.id")
-        if device_id is None or m.get("timestamp.flagged"):
-            return None
-        ts = m.get("timestamp") or 0.0
-        entry = self._telemetry.get(device_id)
-        if entry is None:
-            entry = self._telemetry[device_id] = ({}, {})
-        values, times = entry
-        if ts >= self._newest.get(device_id, float("-inf")):  # the usual case: whole-dict updates in C
-            values.update(m)
-            times.update(dict.fromkeys(m, ts))
-            self._newest[device_id] = ts
-        else:  # a late message (blind-area batch) never overwrites a newer value
-            for name, value in m.items():
-                old = times.get(name)
-                if old is None or old <= ts:
-                    values[name] = value
-                    times[name] = ts
-        return device_id
-
     def _update_telemetry(self, db: sqlite3.Connection, messages: list[Message]) -> None:
         with self._telemetry_lock:
+            apply = self._telemetry.apply
             for m in messages:
-                device_id = self._apply_telemetry(m)
+                device_id = apply(m)
                 if device_id is not None:
                     self._dirty.add(device_id)
                     server_ts = m.get("server.timestamp") or 0.0
@@ -397,11 +387,7 @@ class SQLiteStore(Store):
 
     def _flush_telemetry(self, db: sqlite3.Connection) -> None:
         with self._telemetry_lock:
-            data = [
-                (d, _dumps({"values": self._telemetry[d][0], "times": self._telemetry[d][1]}))
-                for d in self._dirty
-                if d in self._telemetry
-            ]
+            data = [(d, _dumps(self._telemetry.snapshot(d))) for d in self._dirty]
             self._dirty.clear()
             watermark = self._applied_server_ts
         self._last_flush = time.monotonic()
@@ -468,22 +454,15 @@ class SQLiteStore(Store):
 
     async def telemetry(self, device_id: int, names: list[str] | None = None) -> dict[str, dict[str, Any]]:
         with self._telemetry_lock:
-            values, times = self._telemetry.get(device_id, ({}, {}))
-            wanted = values if names is None else [n for n in names if n in values]
-            return {name: {"value": values[name], "ts": times[name]} for name in wanted}
+            return self._telemetry.get(device_id, names)
 
     async def delete_telemetry(self, device_id: int, names: list[str] | None = None) -> int:
         def op(db: sqlite3.Connection) -> int:
             with self._telemetry_lock:
-                values, times = self._telemetry.get(device_id, ({}, {}))
-                doomed = list(values) if names is None else [n for n in names if n in values]
-                for name in doomed:
-                    del values[name]
-                    del times[name]
-                self._newest[device_id] = max(times.values(), default=float("-inf"))
-                data = _dumps({"values": values, "times": times})
+                removed = self._telemetry.forget(device_id, names)
+                data = _dumps(self._telemetry.snapshot(device_id))
             db.execute("INSERT OR REPLACE INTO telemetry(device_id, data) VALUES (?, ?)", (device_id, data))
-            return len(doomed)
+            return removed
 
         return await self._write(op)
 
@@ -560,10 +539,12 @@ class SQLiteStore(Store):
 
         def op(db: sqlite3.Connection) -> None:
             if values:
-                db.execute(
+                cur = db.execute(
                     f"UPDATE commands SET {', '.join(f'{k} = ?' for k in values)} WHERE id = ?",
                     (*values.values(), command_id),
                 )
+                if cur.rowcount == 0:
+                    raise NotFound(f"command {command_id} not found")
 
         await self._write(op)
         return await self.get_command(command_id)
@@ -613,6 +594,18 @@ class SQLiteStore(Store):
             lambda db: db.execute("SELECT key, value FROM kv WHERE namespace = ? ORDER BY key", (namespace,)).fetchall()
         )
         return {r[0]: _loads(r[1]) for r in rows}
+
+    # handler state ---------------------------------------------------------------------------
+    async def load_states(self) -> dict[int, dict[str, Any]]:
+        rows = await self._read(lambda db: db.execute("SELECT device_id, data FROM device_state").fetchall())
+        return {r[0]: _loads(r[1]) for r in rows}
+
+    async def save_states(self, states: dict[int, dict[str, Any]]) -> None:
+        rows = [(device_id, _dumps(state)) for device_id, state in states.items()]
+        if rows:
+            await self._write(
+                lambda db: db.executemany("INSERT OR REPLACE INTO device_state(device_id, data) VALUES (?, ?)", rows)
+            )
 
     # retention -------------------------------------------------------------------------------
     async def purge(self, messages_before: float | None, packets_before: float | None) -> dict[str, int]:

@@ -1,6 +1,26 @@
-"""SQLite schema. Messages keep their JSON as stored text so reads can pass it through unparsed."""
+"""SQLite schema as versioned migrations, applied in order and recorded in ``migrations``.
 
-SCHEMA = """
+Messages keep their JSON as stored text so reads can pass it through unparsed. A database made
+by a release before migrations existed has exactly version 1's tables (they were created with
+``IF NOT EXISTS``, as version 1 still is), so opening it records version 1 and applies the rest.
+Never edit a released migration: add the next one.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+
+SCHEMA_V1 = """
 CREATE TABLE IF NOT EXISTS devices (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     name TEXT NOT NULL DEFAULT '',
@@ -113,6 +133,56 @@ CREATE TABLE IF NOT EXISTS kv (
     PRIMARY KEY (namespace, key)
 );
 """
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "initial schema (release 0.1)", SCHEMA_V1),
+    Migration(2, "per-device pipeline handler state", """
+CREATE TABLE IF NOT EXISTS device_state (
+    device_id INTEGER PRIMARY KEY,
+    data TEXT NOT NULL
+);
+"""),
+)
+
+SCHEMA_VERSION = MIGRATIONS[-1].version
+
+
+class SchemaError(Exception):
+    """The database was written by a newer release than this one."""
+
+
+def migrate(db: sqlite3.Connection) -> list[int]:
+    """Brings ``db`` (autocommit connection) to ``SCHEMA_VERSION``; returns the versions applied.
+
+    Each migration runs in its own transaction together with its record, so a crash leaves the
+    database at a version boundary. Raises ``SchemaError`` for a database from a newer release."""
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied REAL NOT NULL)"
+    )
+    done = {row[0] for row in db.execute("SELECT version FROM migrations")}
+    newest = max(done, default=0)
+    if newest > SCHEMA_VERSION:
+        raise SchemaError(f"the database has schema version {newest}; this release knows up to {SCHEMA_VERSION}")
+    applied = []
+    for migration in MIGRATIONS:
+        if migration.version in done:
+            continue
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in _statements(migration.sql):
+                db.execute(statement)
+            db.execute("INSERT INTO migrations(version, name, applied) VALUES (?, ?, ?)",
+                       (migration.version, migration.name, time.time()))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        applied.append(migration.version)
+    return applied
+
+
+def _statements(sql: str) -> list[str]:
+    return [part.strip() for part in sql.split(";") if part.strip()]
 
 COMMAND_COLUMNS = (
     "device_id", "ident", "protocol", "name", "properties", "status", "realtime", "created", "expire",

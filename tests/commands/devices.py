@@ -170,7 +170,7 @@ def wait_for(predicate: Any, timeout: float = 5.0, interval: float = 0.02) -> An
 
 def device_id(server: Any, protocol: str, ident: str | None = None, timeout: float = 5.0) -> int:
     def find() -> int | None:
-        for d in server.gateway.devices.all():
+        for d in server.runtime.devices.all():
             if d["protocol"] == protocol and (ident is None or d["ident"] == ident) and d.get("connected"):
                 return int(d["id"])
         return None

@@ -72,7 +72,7 @@ def test_raw_text_command_answered_by_sms(gateway_server: Any, h02: H02Device) -
 
 
 def test_offline_device_gets_code_2(gateway_server: Any) -> None:
-    device = gateway_server.run(gateway_server.gateway.devices.create(
+    device = gateway_server.run(gateway_server.runtime.devices.create(
         {"ident": "4210051499", "protocol": "h02", "name": "parked"}))
     resp = api(gateway_server, "POST", f"/gw/devices/{device['id']}/commands", json=[{"name": "engine.stop"}])
     assert resp.status_code == 400
@@ -162,7 +162,7 @@ def test_sms_texts(gateway_server: Any, h02: H02Device) -> None:
     assert sms("server.set", {"host": "1.2.3.4", "port": 5013}) == "8040000 1.2.3.4 5013"
     assert sms("engine.stop") == "9400000"
     assert sms("reboot") == "RESTART"
-    gateway_server.run(gateway_server.gateway.devices.update(h02.id, {"settings": {"sms_password": "1234"}}))
+    gateway_server.run(gateway_server.runtime.devices.update(h02.id, {"settings": {"sms_password": "1234"}}))
     assert sms("interval.set", {"seconds": 60}) == "8051234 60"
     assert api(gateway_server, "GET", f"/gw/devices/{h02.id}/sms", params={"name": "alarm.arm"}).status_code == 400
 

@@ -95,7 +95,7 @@ def test_interval_setting_confirmed_by_0001(gateway_server: Any, jt: JT808Device
 def test_unmatched_general_response(gateway_server: Any, jt: JT808Device) -> None:
     import asyncio
 
-    gw = gateway_server.gateway
+    gw = gateway_server.runtime
     sub = gateway_server.call(gw.bus.subscribe, lambda e: e["type"] == "command")
     jt.general_response(0x7777, 0x8105, 0)
     event = gateway_server.run(asyncio.wait_for(sub.get(), 5))

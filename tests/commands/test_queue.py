@@ -21,7 +21,7 @@ IDENT = "4210051416"
 
 
 def make_device(server: Any, ident: str = IDENT) -> int:
-    device = server.run(server.gateway.devices.create({"ident": ident, "protocol": "h02", "name": ident}))
+    device = server.run(server.runtime.devices.create({"ident": ident, "protocol": "h02", "name": ident}))
     return int(device["id"])
 
 
@@ -49,7 +49,7 @@ def test_queued_while_offline_then_delivered_and_resent_after_disconnect(gateway
     device.send(f"*HQ,{IDENT},SMS,ST901 VOLT:12.9V#")  # answers CXZT only
     wait_for(lambda: result_of(gateway_server, dev, second["id"]))
     device.close()  # S20 never answered on this connection
-    wait_for(lambda: not gateway_server.gateway.session_for(dev))
+    wait_for(lambda: not gateway_server.runtime.session_for(dev))
 
     device = H02Device(gateway_server.h02_port, IDENT)
     device.hello()
@@ -77,7 +77,7 @@ def test_queue_survives_a_restart(tmp_path: Path) -> None:
                      json=[{"name": "alarm.arm", "ttl": 60}]).json()["result"][0]
         assert b",SCF," in device.read_command()
         device.close()
-        wait_for(lambda: not server.gateway.session_for(dev))
+        wait_for(lambda: not server.runtime.session_for(dev))
         expiring = api(server, "POST", f"/gw/devices/{dev}/commands-queue",
                        json=[{"name": "reboot", "expire": time.time() + 1.0}]).json()["result"][0]
         assert expiring["status"] == "queued"
@@ -116,7 +116,7 @@ def test_ttl_expiry_and_cancel(gateway_server: Any) -> None:
 
 
 def test_reply_that_matches_nothing_is_stored_and_shown(gateway_server: Any) -> None:
-    gw = gateway_server.gateway
+    gw = gateway_server.runtime
     sub = gateway_server.call(gw.bus.subscribe, lambda e: e["type"] == "command")
     device = H02Device(gateway_server.h02_port, IDENT)
     device.hello()

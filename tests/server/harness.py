@@ -1,4 +1,4 @@
-"""A real Gateway on free ports, running its own event loop in a thread, driven by plain sockets."""
+"""A real Runtime (the whole process) on free ports, running its own event loop in a thread, driven by plain sockets."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from sinogate.config import Config
-from sinogate.server.gateway import Gateway
+from sinogate.runtime import Runtime
 
 
 def free_port(kind: int = socket.SOCK_STREAM) -> int:
@@ -27,16 +27,16 @@ class RunningGateway:
             **overrides,
         )
         self.loop = asyncio.new_event_loop()
-        self.gateway = Gateway(self.config)
+        self.runtime = Runtime(self.config)
         self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self._thread.start()
-        self.call(self.gateway.start())
+        self.call(self.runtime.start())
 
     def call(self, coro: Coroutine[Any, Any, Any], timeout: float = 10) -> Any:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
     def stop(self) -> None:
-        self.call(self.gateway.stop(), timeout=30)
+        self.call(self.runtime.stop(), timeout=30)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(5)
 

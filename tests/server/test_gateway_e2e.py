@@ -33,11 +33,11 @@ def gw(tmp_path: Path):
 
 
 def device_by_ident(gw: RunningGateway, protocol: str, ident: str) -> dict:
-    return gw.wait_for(lambda: gw.gateway.devices.find(protocol, ident))
+    return gw.wait_for(lambda: gw.runtime.devices.find(protocol, ident))
 
 
 def stored(gw: RunningGateway, device_id: int) -> list[dict]:
-    return gw.call(gw.gateway.store.messages([device_id], TimeQuery()))
+    return gw.call(gw.runtime.store.messages([device_id], TimeQuery()))
 
 
 def unframe(frame: bytes) -> bytes:
@@ -71,7 +71,7 @@ def test_h02_text_and_binary(gw: RunningGateway) -> None:
     assert binary["message.type"] == "$"
     assert binary["position.longitude"] == pytest.approx(114.1, abs=1e-5)
     assert binary["timestamp"] == pytest.approx(int(now + 10), abs=0.5)
-    telemetry = gw.call(gw.gateway.store.telemetry(device["id"]))
+    telemetry = gw.call(gw.runtime.store.telemetry(device["id"]))
     assert telemetry["position.latitude"]["value"] == pytest.approx(22.6, abs=1e-5)
 
 
@@ -116,7 +116,7 @@ def test_jt808_register_auth_locations_batch(gw: RunningGateway) -> None:
     registration = next(m for m in messages if m["message.type"] == "0x0100")
     assert registration["province.id"] == 44 and registration["city.id"] == 300
     # The blind-area batch arrived last but is older: it must not become the latest position.
-    telemetry = gw.call(gw.gateway.store.telemetry(device["id"]))
+    telemetry = gw.call(gw.runtime.store.telemetry(device["id"]))
     assert telemetry["position.latitude"]["value"] == pytest.approx(31.22, abs=1e-5)
 
 
@@ -139,19 +139,19 @@ def test_raw_packets_and_connection_log(gw: RunningGateway) -> None:
     device = device_by_ident(gw, "jt808", JT_IDENT)
 
     def packets() -> list[dict]:
-        return gw.call(gw.gateway.store.packets(TimeQuery(), device_ids=[device["id"]]))
+        return gw.call(gw.runtime.store.packets(TimeQuery(), device_ids=[device["id"]]))
 
     records = gw.wait_for(lambda: len(packets()) >= 4 and packets())
     assert [p["type"] for p in records] == [0, 2, 3, 1]
     assert records[1]["data"] == frame
     assert records[2]["data"] == reply
     assert len({p["conn"] for p in records}) == 1
-    logs = gw.wait_for(lambda: gw.call(gw.gateway.store.logs(TimeQuery(), device_ids=[device["id"]])))
+    logs = gw.wait_for(lambda: gw.call(gw.runtime.store.logs(TimeQuery(), device_ids=[device["id"]])))
     events = [lg["event"] for lg in logs]
     assert events[0] == "connect"
     gw.wait_for(lambda: any(lg["event"] == "disconnect" for lg in
-                            gw.call(gw.gateway.store.logs(TimeQuery(), device_ids=[device["id"]]))))
-    closing = next(lg for lg in gw.call(gw.gateway.store.logs(TimeQuery(), device_ids=[device["id"]]))
+                            gw.call(gw.runtime.store.logs(TimeQuery(), device_ids=[device["id"]]))))
+    closing = next(lg for lg in gw.call(gw.runtime.store.logs(TimeQuery(), device_ids=[device["id"]]))
                    if lg["event"] == "disconnect")
     assert closing["recv"] == len(frame) and closing["send"] == len(reply) and closing["msgs"] == 1
 
@@ -167,11 +167,11 @@ def test_restart_keeps_everything(tmp_path: Path) -> None:
         gw.stop()
     again = RunningGateway(tmp_path)
     try:
-        assert again.gateway.devices.find("h02", "4210051415")["id"] == device["id"]
-        assert again.gateway.devices.get(device["id"])["connected"] is False
+        assert again.runtime.devices.find("h02", "4210051415")["id"] == device["id"]
+        assert again.runtime.devices.get(device["id"])["connected"] is False
         (message,) = stored(again, device["id"])
         assert message["position.longitude"] == pytest.approx(2.5, abs=1e-5)
-        telemetry = again.call(again.gateway.store.telemetry(device["id"]))
+        telemetry = again.call(again.runtime.store.telemetry(device["id"]))
         assert telemetry["position.latitude"]["value"] == pytest.approx(1.5, abs=1e-5)
     finally:
         again.stop()
@@ -184,18 +184,18 @@ def test_unknown_idents_are_kept_when_auto_registration_is_off(tmp_path: Path) -
         with gw.connect("h02") as sock:
             sock.sendall(frame)
             assert read_until(sock, b"#").startswith(b"*HQ,7340001234,V4,V1,")
-        assert gw.gateway.devices.find("h02", "7340001234") is None
-        idents = gw.wait_for(lambda: gw.call(gw.gateway.store.idents("h02")))
+        assert gw.runtime.devices.find("h02", "7340001234") is None
+        idents = gw.wait_for(lambda: gw.call(gw.runtime.store.idents("h02")))
         assert idents[0]["ident"] == "7340001234" and idents[0]["device_id"] is None
         assert bytes.fromhex(idents[0]["sample"]) == frame
         assert idents[0]["peer"].startswith("127.0.0.1:")
-        messages = gw.call(gw.gateway.store.messages(None, TimeQuery(), protocol="h02"))
+        messages = gw.call(gw.runtime.store.messages(None, TimeQuery(), protocol="h02"))
         assert messages[0]["ident"] == "7340001234" and "device.id" not in messages[0]
-        packets = gw.wait_for(lambda: gw.call(gw.gateway.store.packets(TimeQuery(), protocol="h02",
+        packets = gw.wait_for(lambda: gw.call(gw.runtime.store.packets(TimeQuery(), protocol="h02",
                                                                        ident="7340001234")))
         assert packets[0]["type"] == 0 and packets[1]["data"] == frame
         # Claiming the ident later files what was stored under the new device.
-        device = gw.call(gw.gateway.devices.create({"ident": "7340001234", "protocol": "h02", "name": "van"}))
+        device = gw.call(gw.runtime.devices.create({"ident": "7340001234", "protocol": "h02", "name": "van"}))
         assert len(stored(gw, device["id"])) == 1
     finally:
         gw.stop()
@@ -226,7 +226,7 @@ def test_future_time_is_flagged_and_not_latest(gw: RunningGateway) -> None:
     device = device_by_ident(gw, "jt808", JT_IDENT)
     messages = stored(gw, device["id"])
     assert [m.get("timestamp.flagged", False) for m in messages] == [False, True]
-    telemetry = gw.call(gw.gateway.store.telemetry(device["id"]))
+    telemetry = gw.call(gw.runtime.store.telemetry(device["id"]))
     assert telemetry["position.latitude"]["value"] == pytest.approx(10.0)
 
 
@@ -240,6 +240,6 @@ def test_udp_datagrams(gw: RunningGateway) -> None:
     device = device_by_ident(gw, "jt808", JT_IDENT)
     (message,) = stored(gw, device["id"])
     assert message["transport"] == "udp"
-    types = gw.wait_for(lambda: {p["type"] for p in gw.call(gw.gateway.store.packets(
+    types = gw.wait_for(lambda: {p["type"] for p in gw.call(gw.runtime.store.packets(
         TimeQuery(), device_ids=[device["id"]]))} >= {128 + 2, 128 + 3})
     assert types

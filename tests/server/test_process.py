@@ -89,15 +89,15 @@ def test_new_connection_replaces_the_old_one(tmp_path: Path) -> None:
         read_until(second, b"#")
         first.settimeout(5)
         assert first.recv(100) == b""
-        device = gw.gateway.devices.find("h02", "4210051415")
-        assert gw.gateway.session_for(device["id"]) is not None
+        device = gw.runtime.devices.find("h02", "4210051415")
+        assert gw.runtime.session_for(device["id"]) is not None
         assert device["connected"] is True
-        logs = gw.wait_for(lambda: [lg for lg in gw.call(gw.gateway.store.logs(TimeQuery(), [device["id"]]))
+        logs = gw.wait_for(lambda: [lg for lg in gw.call(gw.runtime.store.logs(TimeQuery(), [device["id"]]))
                                     if lg["reason"] == "replaced by a new connection"])
         assert logs[0]["event"] == "disconnect"
         second.close()
         first.close()
-        gw.wait_for(lambda: not gw.gateway.devices.get(device["id"])["connected"])
+        gw.wait_for(lambda: not gw.runtime.devices.get(device["id"])["connected"])
     finally:
         gw.stop()
 
@@ -108,7 +108,7 @@ def test_retention_purges_old_rows(tmp_path: Path) -> None:
         with gw.connect("jt808") as sock:
             sock.sendall(jt808_frame(0x0200, "013900000002", 1, location_body(time.time() - 50, 1.0, 2.0)))
             read_until(sock, b"\x7e", 2)
-        store = gw.gateway.store
+        store = gw.runtime.store
         gw.wait_for(lambda: len(gw.call(store.packets(TimeQuery()))) >= 4)
         removed = gw.call(store.purge(time.time() + 1, time.time() + 1))
         assert removed["messages"] == 1 and removed["packets"] >= 4

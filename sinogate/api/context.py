@@ -1,0 +1,47 @@
+"""What the API may use, handed over explicitly by the composition root (Starlette's
+``app.state`` holds exactly one of these)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from sinogate.api.tokens import TokenService
+from sinogate.commands.service import CommandService
+from sinogate.ingest import IngestService
+from sinogate.interfaces import DeviceConnection
+from sinogate.server.bus import EventBus
+from sinogate.server.channels import Channel
+from sinogate.server.devices import DeviceRegistry
+from sinogate.server.registry import SessionRegistry
+from sinogate.store.base import Store
+
+
+@dataclass(slots=True)
+class ApiContext:
+    store: Store
+    devices: DeviceRegistry
+    sessions: SessionRegistry
+    commands: CommandService
+    ingest: IngestService
+    bus: EventBus
+    tokens: TokenService
+    master_token: str
+    channels: list[Channel]
+    ports: dict[str, int]
+    started: float
+    is_stopping: Callable[[], bool]
+    heartbeat: float = 15.0  # seconds between SSE heartbeat comments
+    stop_minutes: float = 5.0  # default stop duration in track exports
+    extra: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def stopping(self) -> bool:
+        """True once shutdown began: long-lived responses (streams) end."""
+        return self.is_stopping()
+
+    def session_for(self, device_id: int) -> DeviceConnection | None:
+        return self.sessions.session_for(device_id)
+
+    def channel(self, channel_id: int) -> Channel | None:
+        return next((c for c in self.channels if c.id == channel_id), None)

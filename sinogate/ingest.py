@@ -1,0 +1,149 @@
+"""The one ingest path: every source of messages (device sessions over TCP and UDP, the REST API,
+imports, later other nodes) hands its decoded messages to ``IngestService.ingest``.
+
+    digest (what the device sent) → phase 1: the pipeline (per-device state) → durable commit
+    → phase 2: after-commit publishers (command matching, live stream, later MQTT/webhooks)
+
+The caller acknowledges to the device only after ``ingest`` returned. Messages of one device go
+through one at a time, in order of arrival (a per-device turn, like Traccar's per-device queues),
+while different devices proceed concurrently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Hashable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from sinogate.jsonenc import content_digest, device_digest
+from sinogate.pipeline.base import Context, Message
+from sinogate.pipeline.runner import Pipeline
+from sinogate.pipeline.state import DeviceStates
+from sinogate.store.base import IngestBatch
+
+log = logging.getLogger("sinogate.ingest")
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """Where messages came from. ``transport`` is ``tcp``, ``udp``, ``http`` (REST), ``import``;
+    ``channel_id`` the listener's id (0 for sources that are not a listener); ``conn_id`` the
+    connection's id when there is one."""
+
+    protocol: str
+    transport: str
+    peer: str
+    channel_id: int
+    protocol_id: int
+    conn_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Committed:
+    """What phase 2 sees: durable messages of one device (or of one unknown ident)."""
+
+    source: Source
+    device: Mapping[str, Any] | None
+    ident: str | None
+    messages: list[Message]
+    now: float
+
+    @property
+    def device_id(self) -> int | None:
+        return None if self.device is None else int(self.device["id"])
+
+
+class AfterCommit(Protocol):
+    """A phase-2 publisher. ``committed`` runs on the event loop right after the commit and must
+    not block: work that waits (network, disk) goes to the publisher's own bounded queue."""
+
+    name: str
+
+    def committed(self, batch: Committed) -> None: ...
+
+
+class MessageWriter(Protocol):
+    async def ingest(self, batch: IngestBatch) -> None: ...
+
+
+class _Turns:
+    """One asyncio lock per key, dropped when nobody holds or waits for it."""
+
+    def __init__(self) -> None:
+        self._locks: dict[Hashable, tuple[asyncio.Lock, int]] = {}
+
+    @asynccontextmanager
+    async def turn(self, key: Hashable) -> AsyncIterator[None]:
+        entry = self._locks.get(key)
+        lock = asyncio.Lock() if entry is None else entry[0]
+        self._locks[key] = (lock, 1 if entry is None else entry[1] + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock_, users = self._locks[key]
+            if users == 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock_, users - 1)
+
+    def __len__(self) -> int:
+        return len(self._locks)
+
+
+class IngestService:
+    def __init__(self, store: MessageWriter, pipeline: Pipeline, states: DeviceStates,
+                 publishers: Sequence[AfterCommit] = ()) -> None:
+        self._store = store
+        self.pipeline = pipeline
+        self._states = states
+        self._publishers: list[AfterCommit] = list(publishers)
+        self._turns = _Turns()
+        self.publisher_failures = 0
+
+    def add_publisher(self, publisher: AfterCommit) -> None:
+        """Appends a phase-2 publisher (the composition root does this while wiring)."""
+        self._publishers.append(publisher)
+
+    @property
+    def publishers(self) -> list[str]:
+        return [p.name for p in self._publishers]
+
+    async def ingest(self, source: Source, device: Mapping[str, Any] | None, ident: str | None,
+                     messages: list[Message], now: float, records: IngestBatch | None = None) -> list[Message]:
+        """Runs ``messages`` (decoded, as the device sent them) through the pipeline, commits them
+        together with ``records`` (packets, logs, idents of the same read) in one transaction,
+        then runs phase 2. Returns the stored messages. Store errors propagate: nothing of the
+        batch is stored and phase 2 does not run."""
+        batch = records if records is not None else IngestBatch()
+        if not messages:
+            if batch:
+                await self._store.ingest(batch)
+            return []
+        # Digest first: the dedup key is what the device sent, whatever the handlers add later.
+        digests = [device_digest(m) for m in messages]
+        key: Hashable = device["id"] if device is not None else (source.protocol, ident)
+        async with self._turns.turn(key):
+            states = self._states.for_device(device["id"]) if device is not None else None
+            ctx = Context(source.protocol, source.transport, source.peer, now, device, source.channel_id,
+                          source.protocol_id, states)
+            kept = self.pipeline.run(messages, ctx)
+            if len(kept) != len(messages):
+                by_object = {id(m): d for m, d in zip(messages, digests, strict=True)}
+                digests = [by_object[id(m)] if id(m) in by_object else content_digest(m) for m in kept]
+            batch.messages = kept
+            batch.digests = digests
+            await self._store.ingest(batch)
+            if kept:
+                committed = Committed(source, device, ident, kept, now)
+                for publisher in self._publishers:
+                    try:
+                        publisher.committed(committed)
+                    except Exception:
+                        self.publisher_failures += 1
+                        log.exception("after-commit publisher %s failed on %d message(s) of %s", publisher.name,
+                                      len(kept), ident)
+        return kept

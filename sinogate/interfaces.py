@@ -1,0 +1,85 @@
+"""The small typed interfaces components receive instead of the whole process.
+
+The composition root (``sinogate.runtime``) builds the objects that implement them; a component
+names only what it uses, so a test can hand it a fake.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any, Protocol
+
+from sinogate.codecs.base import EncodedCommand
+from sinogate.store.base import IngestBatch
+
+if TYPE_CHECKING:
+    import asyncio
+
+    from sinogate.model.device import BusEvent
+
+Clock = Callable[[], float]
+"""UNIX seconds now; ``time.time`` in production, a settable value in tests."""
+
+
+class TaskRunner(Protocol):
+    """Runs background coroutines that the runtime waits for (or cancels) on shutdown; a failure
+    is logged, never lost."""
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]: ...
+
+
+class EventSink(Protocol):
+    """The live-event bus as a publisher sees it. ``active`` is False when nobody listens, so a
+    publisher can skip building an event."""
+
+    @property
+    def active(self) -> bool: ...
+
+    def publish(self, event: BusEvent) -> None: ...
+
+
+class LaterWriter(Protocol):
+    """Writes nothing waits on (sent bytes, log lines): gathered briefly and stored together,
+    flushed before exit."""
+
+    def store_later(self, batch: IngestBatch) -> None: ...
+
+
+class DeviceConnection(Protocol):
+    """A live connection of a device as the rest of the process sees it (a TCP connection or a
+    UDP peer). ``send`` raises ``ConnectionError`` when the connection is gone."""
+
+    conn_id: int
+    protocol: str
+    channel_id: int
+    peer: str
+    transport_name: str
+    ident: str | None
+    last_active: float
+    last_frame: float
+    closed: bool
+
+    @property
+    def device_id(self) -> int | None: ...
+
+    def send(self, data: bytes) -> None: ...
+
+    def close(self, reason: str) -> None: ...
+
+    def encode_command(self, name: str, properties: dict[str, Any], now: float) -> EncodedCommand: ...
+
+    def info(self) -> dict[str, Any]: ...
+
+
+class SessionLookup(Protocol):
+    """Which connection currently speaks for a device."""
+
+    def session_for(self, device_id: int) -> DeviceConnection | None: ...
+
+
+class SessionListener(Protocol):
+    """Told when a connection starts or stops speaking for a device (the command service)."""
+
+    def on_attach(self, session: DeviceConnection) -> None: ...
+
+    def on_detach(self, session: DeviceConnection) -> None: ...

@@ -1,0 +1,295 @@
+"""The composition root: the one place that builds and wires the process from its config.
+
+Nothing else constructs services. Each component gets the small interfaces it uses
+(``sinogate.interfaces``), never this object; tests and the CLI reach components through it.
+
+    config ──► store (by URL) ─┬─► device registry ─► session registry ◄─ command service
+                               ├─► pipeline (chain) ─► ingest service ─► after-commit publishers
+                               └─► channels (listeners: TCP, UDP) ─► sessions
+                                   HTTP API (ApiContext) over the same services
+
+Lifecycle: ``start`` (open the store, load, listen), ``stop`` (stop accepting, close
+connections, drain tasks, flush state and deferred writes, close the store).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+import signal
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+from sinogate.api.app import create_app
+from sinogate.api.context import ApiContext
+from sinogate.api.tokens import TokenService, master_token
+from sinogate.codecs import PROTOCOLS, spec
+from sinogate.commands.service import CommandService
+from sinogate.config import Config
+from sinogate.ingest import IngestService
+from sinogate.pipeline.chain import HANDLERS, REQUIRED
+from sinogate.pipeline.runner import Pipeline
+from sinogate.pipeline.state import DeviceStates
+from sinogate.server.bus import EventBus, MessageEvents
+from sinogate.server.channels import Channel
+from sinogate.server.devices import DeviceRegistry
+from sinogate.server.registry import SessionRegistry
+from sinogate.server.session import SessionServices, TcpSession
+from sinogate.server.tasks import DeferredWrites, Tasks
+from sinogate.server.udp import UdpListener
+from sinogate.store.base import Store, StoreError
+from sinogate.store.memory import MemoryStore
+from sinogate.store.sqlite import SQLiteStore
+
+log = logging.getLogger("sinogate")
+
+STATE_FLUSH_SECONDS = 10.0
+
+
+def open_store(config: Config) -> Store:
+    """The store the config names: ``sqlite:///path`` (default ``data_dir/sinogate.sqlite``) or
+    ``memory://`` (nothing survives the process; for tests). Raises ``StoreError``."""
+    url = config.store_location()
+    if url.startswith("sqlite:///"):
+        # SQLAlchemy's rule: sqlite:///data/x.sqlite is relative, sqlite:////var/x.sqlite absolute.
+        path = url.removeprefix("sqlite:///")
+        if not path:
+            raise StoreError("store_url sqlite:/// names no file")
+        return SQLiteStore(Path(path), synchronous=config.sqlite_synchronous)
+    if url == "memory://":
+        return MemoryStore()
+    raise StoreError(f"unknown store URL {url!r}: use sqlite:///path or memory://")
+
+
+def token_service(store: Store) -> TokenService:
+    """The API tokens kept in ``store`` (for the server and for ``sinogate token``)."""
+    return TokenService(store)
+
+
+def build_channels(config: Config) -> list[Channel]:
+    """The listeners: ``config.listeners`` when set, else one per protocol port (id = protocol id)."""
+    if config.listeners is None:
+        ports = {"h02": config.h02_port, "jt808": config.jt808_port}
+        return [
+            Channel(spec(p).id, p, p, spec(p).id, config.host, port, config.udp, config.auto_register)
+            for p, port in ports.items() if port
+        ]
+    channels = []
+    for index, listener in enumerate(config.listeners, start=1):
+        if listener.protocol not in PROTOCOLS:
+            raise StoreError(f"listener {index}: unknown protocol {listener.protocol!r}; known: {', '.join(PROTOCOLS)}")
+        protocol = spec(listener.protocol)
+        channels.append(Channel(
+            listener.id or index, listener.name or listener.protocol, protocol.name, protocol.id,
+            listener.host or config.host, listener.port,
+            config.udp if listener.udp is None else listener.udp,
+            config.auto_register if listener.auto_register is None else listener.auto_register,
+        ))
+    ids = [c.id for c in channels]
+    if len(set(ids)) != len(ids):
+        raise StoreError("listeners: two channels have the same id")
+    return channels
+
+
+def build_pipeline(config: Config) -> Pipeline:
+    """The phase-1 chain in the order of ``pipeline.chain.HANDLERS``, minus disabled handlers."""
+    known = {h.name for h in HANDLERS}
+    unknown = set(config.handlers_disabled) - known
+    if unknown:
+        raise StoreError(f"handlers_disabled names unknown handlers: {', '.join(sorted(unknown))}")
+    required = REQUIRED & set(config.handlers_disabled)
+    if required:
+        raise StoreError(f"these handlers cannot be disabled: {', '.join(sorted(required))}")
+    return Pipeline([cls(config.handlers) for cls in HANDLERS if cls.name not in config.handlers_disabled])
+
+
+class Runtime:
+    """The running process. Attributes are the wired components (for tests and the CLI)."""
+
+    def __init__(self, config: Config, store: Store | None = None) -> None:
+        self.config = config
+        self.started = time.time()
+        self.store = store or open_store(config)
+        self.tasks = Tasks()
+        self.bus = EventBus()
+        self.devices = DeviceRegistry(self.store)
+        self.later = DeferredWrites(self.store, self.tasks)
+        self.sessions = SessionRegistry(self.devices, self.store, self.tasks, self.later, self.bus)
+        self.states = DeviceStates(self.store)
+        self.devices.on_delete(self.states.forget)
+        self.pipeline = build_pipeline(config)
+        self.commands = CommandService(self.store, self.store, self.sessions, self.tasks, self.bus, self.later)
+        # Phase 2, in order: replies close their commands before anyone sees the message.
+        self.ingest = IngestService(self.store, self.pipeline, self.states,
+                                    publishers=[self.commands, MessageEvents(self.bus)])
+        self.sessions.add_listener(self.commands)
+        self.channels = build_channels(config)
+        self.session_services = SessionServices(
+            self.ingest, self.devices, self.sessions, self.store, self.later, self.bus, config.garbage_limit
+        )
+        self.udp: dict[int, UdpListener] = {}  # by channel id
+        self.ports: dict[str, int] = {}  # protocol (first channel of each) or "http" → bound port
+        self._servers: list[asyncio.AbstractServer] = []
+        self._stopping = asyncio.Event()
+        self._http: Any = None
+        self._loops: list[asyncio.Task[Any]] = []
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
+
+    def session_for(self, device_id: int) -> Any:
+        return self.sessions.session_for(device_id)
+
+    def api_context(self) -> ApiContext:
+        return ApiContext(
+            store=self.store, devices=self.devices, sessions=self.sessions, commands=self.commands,
+            ingest=self.ingest, bus=self.bus, tokens=token_service(self.store),
+            master_token=master_token(self.config.token, self.config.data_dir), channels=self.channels,
+            ports=self.ports, started=self.started, is_stopping=lambda: self.stopping,
+        )
+
+    # lifecycle ---------------------------------------------------------------------------------
+    async def start(self) -> None:
+        cfg = self.config
+        cfg.data_dir.mkdir(parents=True, exist_ok=True)
+        await self.store.open()
+        await self.devices.load()
+        await self.states.load()
+        stale = [d["id"] for d in self.devices.all() if d.get("connected")]  # nothing is connected yet
+        for device_id in stale:
+            self.devices.mark(device_id, False, None)
+        # Concurrent, so the writer folds them into a few transactions instead of one each.
+        await asyncio.gather(*(self.store.set_connected(device_id, False, None) for device_id in stale))
+        self.commands.start()
+        for channel in self.channels:
+            await self._listen(channel)
+        if cfg.http_port:
+            await self._start_http()
+        self._loops = [self.tasks.spawn(self._sweep_idle()), self.tasks.spawn(self._housekeeping())]
+
+    async def _listen(self, channel: Channel) -> None:
+        services = self.session_services
+
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            session = TcpSession(services, channel, reader, writer)
+            self.sessions.opened(session)
+            try:
+                await session.run()
+            except Exception:
+                log.exception("%s session %s from %s failed", channel.protocol, session.conn_id, session.peer)
+            finally:
+                self.sessions.closed(session)
+
+        server = await asyncio.start_server(handle, channel.host, channel.port, limit=1 << 16, backlog=4096)
+        self._servers.append(server)
+        channel.bound = server.sockets[0].getsockname()[1]
+        self.ports.setdefault(channel.protocol, channel.bound)
+        log.info("%s listening on tcp %s:%s (channel %s)", channel.protocol, channel.host, channel.bound, channel.id)
+        if channel.udp:
+            listener = UdpListener(services, channel, self.tasks)
+            loop = asyncio.get_running_loop()
+            await loop.create_datagram_endpoint(lambda: listener, local_addr=(channel.host, channel.bound))
+            self.udp[channel.id] = listener
+            log.info("%s listening on udp %s:%s (channel %s)", channel.protocol, channel.host, channel.bound,
+                     channel.id)
+
+    async def _start_http(self) -> None:
+        import uvicorn
+
+        app = create_app(self.api_context())
+        config = uvicorn.Config(app, host=self.config.http_host, port=self.config.http_port,
+                                log_level="warning", access_log=False, lifespan="off")
+        server = uvicorn.Server(config)
+        server.install_signal_handlers = lambda: None  # type: ignore[attr-defined]
+        # Bind here, so a taken port is an OSError we report, not an exit inside uvicorn.
+        family = socket.AF_INET6 if ":" in self.config.http_host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((self.config.http_host, self.config.http_port))
+        except OSError:
+            sock.close()
+            raise
+        self._http = server
+        self.tasks.spawn(server.serve(sockets=[sock]))
+        while not server.started:
+            await asyncio.sleep(0.01)
+        port = sock.getsockname()[1]
+        self.ports["http"] = port
+        log.info("HTTP API listening on http://%s:%s", self.config.http_host, port)
+
+    async def _sweep_idle(self) -> None:
+        """Closes TCP connections with no complete frame for ``idle_timeout`` seconds."""
+        timeout = self.config.idle_timeout
+        interval = max(0.1, min(5.0, timeout / 4))
+        while True:
+            await asyncio.sleep(interval)
+            self.sessions.close_idle("tcp", time.time() - timeout, f"idle for {timeout:g} s")
+
+    async def _housekeeping(self) -> None:
+        cfg = self.config
+        interval = min(STATE_FLUSH_SECONDS, cfg.idle_timeout / 2)
+        last_purge = 0.0
+        while True:
+            await asyncio.sleep(interval)
+            for listener in self.udp.values():
+                listener.expire(cfg.idle_timeout)
+            try:
+                await self.states.flush()
+            except StoreError as exc:
+                log.warning("could not save handler state: %s", exc)
+            now = time.time()
+            if (cfg.messages_ttl_days or cfg.packets_ttl_days) and now - last_purge >= 60.0:
+                last_purge = now
+                removed = await self.store.purge(
+                    now - cfg.messages_ttl_days * 86400 if cfg.messages_ttl_days else None,
+                    now - cfg.packets_ttl_days * 86400 if cfg.packets_ttl_days else None,
+                )
+                if any(removed.values()):
+                    log.info("retention purge removed %s", removed)
+
+    async def stop(self) -> None:
+        """Stop accepting, close connections, flush every pending write, close the store."""
+        self._stopping.set()
+        for task in self._loops:
+            task.cancel()
+        self.commands.close()
+        for server in self._servers:
+            server.close()
+        self.sessions.close_all("server shutdown")
+        for listener in self.udp.values():
+            if listener.transport is not None:
+                listener.transport.close()
+        if self._http is not None:
+            self._http.should_exit = True
+        for server in self._servers:
+            try:
+                await asyncio.wait_for(server.wait_closed(), 5)
+            except TimeoutError:
+                pass
+        await self.tasks.drain(10)
+        await self.states.flush()
+        await self.later.flush()
+        await self.store.close()
+
+    async def serve_forever(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self._stopping.set)
+        try:
+            await self.start()
+        except OSError:
+            await self.stop()  # release what did open (store, listeners) before reporting
+            raise
+        # Messages are plain dicts without reference cycles; the default collector thresholds
+        # make it walk millions of them several times a second under load, in pauses of seconds.
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(100_000, 50, 100)
+        await self._stopping.wait()
+        log.info("shutting down")
+        await self.stop()

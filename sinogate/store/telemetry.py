@@ -1,0 +1,80 @@
+"""The telemetry rule, shared by every store: per device, the latest value of each parameter.
+
+"Latest" is by *device* time (``timestamp``), not by arrival: a late message (a JT/T 808 0x0704
+blind-area batch, an H02 unit replaying its buffer) fills in what is older than it but never
+overwrites a value with a newer device time. A message with ``timestamp.flagged`` (a device time
+that cannot be right) or without ``device.id`` never touches telemetry. Pure: no I/O, no clock.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+Message = dict[str, Any]
+
+
+class TelemetryTable:
+    """In-memory telemetry of every device; a store persists ``snapshot`` and reloads with ``load``."""
+
+    __slots__ = ("_entries", "_newest")
+
+    def __init__(self) -> None:
+        self._entries: dict[int, tuple[dict[str, Any], dict[str, float]]] = {}  # values, device times
+        self._newest: dict[int, float] = {}
+
+    def apply(self, message: Message) -> int | None:
+        """Applies one message; returns the device id it changed, or ``None`` when it may not."""
+        device_id = message.get("device.id")
+        if device_id is None or message.get("timestamp.flagged"):
+            return None
+        ts = message.get("timestamp") or 0.0
+        entry = self._entries.get(device_id)
+        if entry is None:
+            entry = self._entries[device_id] = ({}, {})
+        values, times = entry
+        if ts >= self._newest.get(device_id, float("-inf")):  # the usual case: whole-dict updates in C
+            values.update(message)
+            times.update(dict.fromkeys(message, ts))
+            self._newest[device_id] = ts
+        else:
+            for name, value in message.items():
+                old = times.get(name)
+                if old is None or old <= ts:
+                    values[name] = value
+                    times[name] = ts
+        return device_id  # type: ignore[no-any-return]
+
+    def get(self, device_id: int, names: list[str] | None = None) -> dict[str, dict[str, Any]]:
+        """``{name: {"value": v, "ts": device time}}`` for all names or the listed ones present."""
+        values, times = self._entries.get(device_id, ({}, {}))
+        wanted = values if names is None else [n for n in names if n in values]
+        return {name: {"value": values[name], "ts": times[name]} for name in wanted}
+
+    def forget(self, device_id: int, names: list[str] | None = None) -> int:
+        """Removes all or the named values of a device; returns how many were removed."""
+        values, times = self._entries.get(device_id, ({}, {}))
+        doomed = list(values) if names is None else [n for n in names if n in values]
+        for name in doomed:
+            del values[name]
+            del times[name]
+        self._newest[device_id] = max(times.values(), default=float("-inf"))
+        return len(doomed)
+
+    def drop(self, device_id: int) -> None:
+        """Forgets a deleted device entirely."""
+        self._entries.pop(device_id, None)
+        self._newest.pop(device_id, None)
+
+    def snapshot(self, device_id: int) -> dict[str, Any]:
+        """The persisted form of one device: ``{"values": {...}, "times": {...}}``."""
+        values, times = self._entries.get(device_id, ({}, {}))
+        return {"values": values, "times": times}
+
+    def load(self, device_id: int, saved: dict[str, Any]) -> None:
+        """Restores one device from its ``snapshot``."""
+        values, times = dict(saved.get("values") or {}), dict(saved.get("times") or {})
+        self._entries[device_id] = (values, times)
+        self._newest[device_id] = max(times.values(), default=0.0)
+
+    def devices(self) -> list[int]:
+        return list(self._entries)
