@@ -75,8 +75,8 @@ def connection_class(protocol: str) -> type[ProtocolConnection]:
 
 
 def load_all() -> None:
-    """Kept for callers: every codec is imported with this package, so its parameter names
-    (``sinogate.model.params``) are already registered."""
+    """Kept for callers: every codec is imported with this package (and the parameter registry,
+    ``sinogate.model.params``, reads their names from ``ProtocolSpec.params``); nothing to do."""
 
 
 __all__ = [

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sinogate.codecs.base import Message, ProtocolConnection
+from sinogate.model.param import Param
 
 
 @dataclass(slots=True, eq=False)
@@ -79,6 +80,9 @@ class ProtocolSpec:
     * ``is_reply(message)``: the message can only be an answer to a command (an unmatched one is
       worth reporting).
     * ``match_reply(pending, message)``: see ``ReplyMatcher``.
+    * ``params``: the message names only this protocol emits (status/alarm bits, vendor fields),
+      for the parameter registry (``sinogate.model.params``); a name the core set or an earlier
+      protocol already declares keeps that definition.
     """
 
     name: str
@@ -93,6 +97,7 @@ class ProtocolSpec:
     reply_types: frozenset[str]
     is_reply: Callable[[Message], bool]
     match_reply: ReplyMatcher
+    params: tuple[Param, ...] = ()
 
 
 __all__ = ["Match", "Pending", "ProtocolSpec", "ReplyMatcher", "SmsBuilder", "SmsText"]

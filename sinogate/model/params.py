@@ -1,22 +1,14 @@
 """The parameter registry: every message field sinogate emits, with type, unit and source packets.
 
 The first block is the published Sinotrack parameter set; the names sinogate adds follow, and
-each codec contributes its own (alarm and status bits) through ``register``.
+each protocol contributes its own (alarm and status bits, vendor fields) as ``ProtocolSpec.params``,
+collected here in the registry's protocol order. A name declared twice keeps its first definition.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-
-@dataclass(frozen=True, slots=True)
-class Param:
-    name: str
-    type: str  # "number" | "string" | "boolean" | "any"
-    unit: str
-    meaning: str
-    packets: str = ""
-
+from sinogate import codecs
+from sinogate.model.param import Param
 
 _CORE: tuple[Param, ...] = (
     Param('battery.level', 'number', 'percentage', 'Internal battery level', 'Command *V1, Command *V4, Command *V5, Command *V6'),
@@ -96,16 +88,17 @@ _REGISTRY: dict[str, Param] = {p.name: p for p in (*_CORE, *_EXTRA)}
 
 
 def register(params: tuple[Param, ...] | list[Param]) -> None:
-    """Add codec-specific names; a codec calls this at import time."""
+    """Add names; one already known keeps its first definition."""
     for p in params:
         _REGISTRY.setdefault(p.name, p)
 
 
-def all_params() -> list[Param]:
-    """Every known name, after loading every codec so that their names are registered."""
-    from sinogate import codecs
+for _spec in codecs.SPECS.values():
+    register(_spec.params)
 
-    codecs.load_all()
+
+def all_params() -> list[Param]:
+    """Every known name (the core set, sinogate's additions, every protocol's), sorted by name."""
     return sorted(_REGISTRY.values(), key=lambda p: p.name)
 
 
@@ -114,3 +107,6 @@ def get(name: str) -> Param | None:
 
 
 CORE_NAMES: frozenset[str] = frozenset(p.name for p in _CORE)
+
+
+__all__ = ["CORE_NAMES", "Param", "all_params", "get", "register"]

@@ -227,3 +227,17 @@ def test_sms_texts_through_the_spec() -> None:
         texts["custom"][0]({}, "0000")
     with pytest.raises(ValueError, match="has no SMS form for protocol h02"):
         sms.sms_text("h02", "alarm.arm", {})
+
+
+def test_each_protocols_message_names_are_in_the_parameter_registry() -> None:
+    from sinogate.model import params
+
+    assert "h02.battery.raw" in {p.name for p in codecs.spec("h02").params}
+    assert "passthrough.type" in {p.name for p in codecs.spec("jt808").params}
+    for s in codecs.SPECS.values():
+        assert s.params
+        for p in s.params:
+            assert params.get(p.name) is not None, p.name
+    # a name two protocols declare keeps the first one's definition (the registry's protocol order)
+    h02_theft = next(p for p in codecs.spec("h02").params if p.name == "theft.alarm")
+    assert params.get("theft.alarm") == h02_theft

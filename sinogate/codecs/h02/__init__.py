@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from types import MappingProxyType
 
-from sinogate.codecs.h02 import replies
+from sinogate.codecs.h02 import connection, replies, status
 from sinogate.codecs.h02.commands import COMMANDS, EXAMPLES
 from sinogate.codecs.h02.connection import DEFAULT_TZ_HOURS, Connection
 from sinogate.codecs.h02.sms import SMS_TEXTS
@@ -35,6 +35,7 @@ SPEC = ProtocolSpec(
     reply_types=replies.REPLY_TYPES,
     is_reply=replies.is_reply,
     match_reply=replies.match_reply,
+    params=(*status.FIELDS, *connection.FIELDS),
 )
 
 __all__ = ["COMMANDS", "SPEC", "Connection"]

@@ -31,7 +31,7 @@ from sinogate.codecs.h02.binary import binary_ident, decode_binary
 from sinogate.codecs.h02.commands import COMMANDS, encode
 from sinogate.codecs.h02.framer import BINARY, KNOWN_LENGTHS, TEXT, Framer
 from sinogate.codecs.h02.text import KNOWN_BARE, decoder_for
-from sinogate.model.params import Param, register
+from sinogate.model.param import Param
 
 __all__ = ["COMMANDS", "DEFAULT_TZ_HOURS", "Connection"]
 
@@ -195,13 +195,12 @@ _DISPATCH: Final = {t: decoder_for(t)[0] for t in ("V1", "V2", "V4", "V5", "V6",
                                                     "V3", "VP1", "V0", "HTBT", "SMS")}
 
 _MSG: Final = "Command *V1, Command *V4, Command *V5, Command *V6"
-register(
-    [
-        Param("fuel.level", "number", "percentage", "Fuel level", f"{_MSG} (6-field extension), Binary packet $ (46)"),
-        Param("sensor.temperature", "number", "", "Temperature sensor value (H02 6-field extension; unit "
-              "unconfirmed, presumably °C)", _MSG),
-        Param("h02.battery.raw", "number", "", "H02 V3 battery field (4 hex digits) as sent; unit unknown", "V3"),
-        Param("h02.mileage.raw", "number", "", "Counter at bytes 33-36 of the 45-byte H02 binary frame; "
-              "probably mileage, unit unknown", "Binary packet $ (45)"),
-    ]
+# message names only H02 emits, for the parameter registry (via SPEC.params)
+FIELDS: Final[tuple[Param, ...]] = (
+    Param("fuel.level", "number", "percentage", "Fuel level", f"{_MSG} (6-field extension), Binary packet $ (46)"),
+    Param("sensor.temperature", "number", "", "Temperature sensor value (H02 6-field extension; unit "
+          "unconfirmed, presumably °C)", _MSG),
+    Param("h02.battery.raw", "number", "", "H02 V3 battery field (4 hex digits) as sent; unit unknown", "V3"),
+    Param("h02.mileage.raw", "number", "", "Counter at bytes 33-36 of the 45-byte H02 binary frame; "
+          "probably mileage, unit unknown", "Binary packet $ (45)"),
 )

@@ -13,7 +13,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any, Final
 
-from sinogate.model.params import Param, register
+from sinogate.model.param import Param
 
 _B = "Binary packet $, Command *V1, Command *V4, Command *V5, Command *V6, NBR, LINK, V3"
 
@@ -118,4 +118,5 @@ def parse_status(text: str) -> int | None:
         return None
 
 
-register([Param(name, "boolean", "", meaning, _B) for _, name, meaning in STATUS_BITS])
+# the message names of the status bits, for the parameter registry (via SPEC.params)
+FIELDS: Final[tuple[Param, ...]] = tuple(Param(name, "boolean", "", meaning, _B) for _, name, meaning in STATUS_BITS)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from types import MappingProxyType
 
-from sinogate.codecs.jt808 import replies
+from sinogate.codecs.jt808 import bits, messages, replies
 from sinogate.codecs.jt808.commands import COMMANDS, EXAMPLES
 from sinogate.codecs.jt808.connection import (
     DEFAULT_TZ_HOURS,
@@ -47,6 +47,7 @@ SPEC = ProtocolSpec(
     reply_types=replies.REPLY_TYPES,
     is_reply=replies.is_reply,
     match_reply=replies.match_reply,
+    params=(*bits.FIELDS, *messages.FIELDS),
 )
 
 __all__ = [

@@ -6,7 +6,7 @@ are used where they fit; the others are registered in the parameter registry.
 
 from __future__ import annotations
 
-from sinogate.model.params import Param, register
+from sinogate.model.param import Param
 
 _PK = "Message ID 0x0200, Message ID 0x0704"
 
@@ -159,9 +159,8 @@ _MORE: tuple[Param, ...] = (
 )
 
 
-def _register() -> None:
-    params = [Param(n, "boolean", "", m, _PK) for n, m in (*ALARM_BITS, *STATUS_BITS)]
-    register([*params, *_MORE])
-
-
-_register()
+# the alarm and status bit names and the 0x0200 item names, for the parameter registry (via SPEC.params)
+FIELDS: tuple[Param, ...] = (
+    *(Param(n, "boolean", "", m, _PK) for n, m in (*ALARM_BITS, *STATUS_BITS)),
+    *_MORE,
+)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from sinogate.codecs.base import Message
 from sinogate.codecs.jt808.location import decode_location
 from sinogate.codecs.jt808.params import PARAMS, SIZES, STRING
-from sinogate.model.params import Param, register
+from sinogate.model.param import Param
 
 RESULT_TEXT = {0: "ok", 1: "failed", 2: "bad message", 3: "not supported", 4: "alarm confirmed"}
 
@@ -247,8 +247,9 @@ DECODERS: dict[int, Callable[[Message, bytes, Ctx], list[Message]]] = {
     0x0107: attributes,
 }
 
-register([
+# message names of these bodies, for the parameter registry (via SPEC.params)
+FIELDS: tuple[Param, ...] = (
     Param("passthrough.type", "number", "", "JT/T 808 0x0900 pass-through type byte", "Message ID 0x0900"),
     Param("passthrough.data", "string", "", "JT/T 808 0x0900 binary pass-through content (hex)",
           "Message ID 0x0900"),
-])
+)
