@@ -10,6 +10,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
+class ConfigError(ValueError):
+    """A configuration the server cannot run with; the message says which setting and why."""
+
+
 class ListenerConfig(BaseModel):
     """One channel: a protocol on a port (TCP, and UDP unless ``udp`` is false)."""
 

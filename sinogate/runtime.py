@@ -28,7 +28,7 @@ from sinogate.api.context import ApiContext
 from sinogate.api.tokens import TokenService, master_token
 from sinogate.codecs import PROTOCOLS, spec
 from sinogate.commands.service import CommandService
-from sinogate.config import Config
+from sinogate.config import Config, ConfigError
 from sinogate.ingest import IngestService
 from sinogate.pipeline.chain import HANDLERS, REQUIRED
 from sinogate.pipeline.runner import Pipeline
@@ -51,17 +51,17 @@ STATE_FLUSH_SECONDS = 10.0
 
 def open_store(config: Config) -> Store:
     """The store the config names: ``sqlite:///path`` (default ``data_dir/sinogate.sqlite``) or
-    ``memory://`` (nothing survives the process; for tests). Raises ``StoreError``."""
+    ``memory://`` (nothing survives the process; for tests). Raises ``ConfigError``."""
     url = config.store_location()
     if url.startswith("sqlite:///"):
         # SQLAlchemy's rule: sqlite:///data/x.sqlite is relative, sqlite:////var/x.sqlite absolute.
         path = url.removeprefix("sqlite:///")
         if not path:
-            raise StoreError("store_url sqlite:/// names no file")
+            raise ConfigError("store_url sqlite:/// names no file")
         return SQLiteStore(Path(path), synchronous=config.sqlite_synchronous)
     if url == "memory://":
         return MemoryStore()
-    raise StoreError(f"unknown store URL {url!r}: use sqlite:///path or memory://")
+    raise ConfigError(f"unknown store URL {url!r}: use sqlite:///path or memory://")
 
 
 def token_service(store: Store) -> TokenService:
@@ -80,7 +80,8 @@ def build_channels(config: Config) -> list[Channel]:
     channels = []
     for index, listener in enumerate(config.listeners, start=1):
         if listener.protocol not in PROTOCOLS:
-            raise StoreError(f"listener {index}: unknown protocol {listener.protocol!r}; known: {', '.join(PROTOCOLS)}")
+            known = ", ".join(PROTOCOLS)
+            raise ConfigError(f"listener {index}: unknown protocol {listener.protocol!r}; known: {known}")
         protocol = spec(listener.protocol)
         channels.append(Channel(
             listener.id or index, listener.name or listener.protocol, protocol.name, protocol.id,
@@ -90,7 +91,7 @@ def build_channels(config: Config) -> list[Channel]:
         ))
     ids = [c.id for c in channels]
     if len(set(ids)) != len(ids):
-        raise StoreError("listeners: two channels have the same id")
+        raise ConfigError("listeners: two channels have the same id")
     return channels
 
 
@@ -99,10 +100,10 @@ def build_pipeline(config: Config) -> Pipeline:
     known = {h.name for h in HANDLERS}
     unknown = set(config.handlers_disabled) - known
     if unknown:
-        raise StoreError(f"handlers_disabled names unknown handlers: {', '.join(sorted(unknown))}")
+        raise ConfigError(f"handlers_disabled names unknown handlers: {', '.join(sorted(unknown))}")
     required = REQUIRED & set(config.handlers_disabled)
     if required:
-        raise StoreError(f"these handlers cannot be disabled: {', '.join(sorted(required))}")
+        raise ConfigError(f"these handlers cannot be disabled: {', '.join(sorted(required))}")
     return Pipeline([cls(config.handlers) for cls in HANDLERS if cls.name not in config.handlers_disabled])
 
 

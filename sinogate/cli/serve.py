@@ -28,8 +28,9 @@ def register(app: typer.Typer) -> None:
         log_level: str | None = typer.Option(None, help="DEBUG, INFO, WARNING"),
     ) -> None:
         """Run the gateway: device listeners, storage and the HTTP API."""
-        from sinogate.config import load_config
+        from sinogate.config import ConfigError, load_config
         from sinogate.runtime import Runtime
+        from sinogate.store.base import StoreError
 
         try:
             cfg = load_config(
@@ -51,6 +52,9 @@ def register(app: typer.Typer) -> None:
             runner = asyncio.run
         try:
             runner(Runtime(cfg).serve_forever())
+        except (ConfigError, StoreError) as exc:  # a bad listener, an unreadable database
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from exc
         except OSError as exc:  # a port in use, a data dir we cannot write: say so, no traceback
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2) from exc

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -100,7 +100,7 @@ class Slow(Handler):
     """Records when each batch of a device enters phase 1."""
 
     name = "slow"
-    seen: list[str] = []
+    seen: ClassVar[list[str]] = []
 
     def handle(self, message: Message, ctx: Context) -> Message:
         Slow.seen.append(message["tag"])
