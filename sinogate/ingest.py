@@ -15,7 +15,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Hashable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from sinogate.jsonenc import content_digest, device_digest
@@ -50,6 +50,7 @@ class Committed:
     ident: str | None
     messages: list[Message]
     now: float
+    events: list[dict[str, Any]] = field(default_factory=list)  # analytics events (see pipeline.base.Context)
 
     @property
     def device_id(self) -> int | None:
@@ -136,9 +137,10 @@ class IngestService:
                 digests = [by_object[id(m)] if id(m) in by_object else content_digest(m) for m in kept]
             batch.messages = kept
             batch.digests = digests
+            batch.events = ctx.events
             await self._store.ingest(batch)
-            if kept:
-                committed = Committed(source, device, ident, kept, now)
+            if kept or ctx.events:
+                committed = Committed(source, device, ident, kept, now, ctx.events)
                 for publisher in self._publishers:
                     try:
                         publisher.committed(committed)

@@ -1,6 +1,7 @@
 """``GET /gw/devices/{selector}/stream``: Server-Sent Events of what happens to devices, live.
 
-Each event is ``event: message|packet|command|log`` with ``data:`` the bus event as JSON
+Each event is ``event: message|packet|command|log|event|interval`` (``event``: an analytics event,
+``interval``: a calculator's interval opened, updated or closed) with ``data:`` the bus event as JSON
 (``{"type", "device_id", "protocol", "ident", "data"}``). A comment line ``: connected`` opens the
 stream (the subscription is in place from then on) and ``: heartbeat`` comes every 15 s of
 silence. Browsers' ``EventSource`` cannot send headers, so ``?token=`` is accepted on this GET.
@@ -22,7 +23,7 @@ from sinogate.store.base import NotFound
 
 router = APIRouter(tags=["live"])
 
-EVENT_TYPES = ("message", "packet", "command", "log")
+EVENT_TYPES = ("message", "packet", "command", "log", "event", "interval")
 
 
 def _accept(ctx: ApiContext, selector: str, auth: Auth, types: set[str]) -> Any:
@@ -50,14 +51,14 @@ def _accept(ctx: ApiContext, selector: str, auth: Auth, types: set[str]) -> Any:
 
 @router.get(
     "/gw/devices/{selector}/stream",
-    summary="Live Server-Sent Events: messages, packets, command status changes, connection logs",
+    summary="Live Server-Sent Events: messages, packets, commands, connection logs, analytics events, intervals",
     response_class=StreamingResponse,
     responses={200: {"content": {"text/event-stream": {}}}},
 )
 async def stream(
     request: Request,
     selector: str,
-    types: Annotated[str | None, Query(description="comma list of message,packet,command,log (default all)")] = None,
+    types: Annotated[str | None, Query(description=f"comma list of {','.join(EVENT_TYPES)} (default all)")] = None,
     auth: Auth = Depends(authenticate),
     ctx: ApiContext = Depends(get_context),
 ) -> StreamingResponse:

@@ -26,7 +26,7 @@ class Device(TypedDict):
     messages_ttl: int | None
 
 
-EventType = Literal["message", "packet", "command", "log"]
+EventType = Literal["message", "packet", "command", "log", "event", "interval"]
 
 
 class BusEvent(TypedDict):

@@ -33,6 +33,10 @@ class Context:
     channel_id: int
     protocol_id: int
     states: dict[str, Any] | None = field(default=None, repr=False)  # this device's handler states
+    events: list[dict[str, Any]] = field(default_factory=list)  # emitted while the batch ran
+    # Facts one handler tells the later ones about the current message (reset for each message):
+    # "late", "filtered" (see ``live``/``accepted``), "speed_limit" (km/h, from geofences).
+    scratch: dict[str, Any] = field(default_factory=dict)
 
     def state(self, name: str, factory: Callable[[], Any] = dict) -> Any:
         """The per-device state of handler ``name`` (created by ``factory`` on first use); ``None``
@@ -43,6 +47,32 @@ class Context:
         if value is None:
             value = self.states[name] = factory()
         return value
+
+
+    def emit(self, kind: str, message: Message, **fields: Any) -> dict[str, Any]:
+        """Records an event of ``kind`` (``alarm``, ``geofence.enter`` ...) caused by ``message``:
+        ``{"device.id", "timestamp" (the message's device time), "type", **fields, position}``.
+        It is stored with the batch and published after the commit."""
+        event: dict[str, Any] = {"device.id": self.device["id"] if self.device is not None else None,
+                                 "ident": message.get("ident"), "timestamp": message.get("timestamp"),
+                                 "type": kind, **fields}
+        lat, lon = message.get("position.latitude"), message.get("position.longitude")
+        if lat is not None and lon is not None:
+            event["position.latitude"] = lat
+            event["position.longitude"] = lon
+        self.events.append(event)
+        return event
+
+    @property
+    def live(self) -> bool:
+        """The current message is news: its device time is trustworthy and not older than what the
+        device already sent, so it may move state and fire events (see ``filters``)."""
+        return not self.scratch.get("late") and not self.scratch.get("flagged")
+
+    @property
+    def accepted(self) -> bool:
+        """The current message is live and carries a position the filters accepted."""
+        return self.live and bool(self.scratch.get("fix"))
 
 
 class Handler:

@@ -8,13 +8,20 @@ the server's ``handlers_disabled`` is simply absent from the chain.
 from __future__ import annotations
 
 from sinogate.pipeline.base import Handler
+from sinogate.pipeline.edges import StateEdges
 from sinogate.pipeline.enrich import Enrich
+from sinogate.pipeline.filters import Filters
+from sinogate.pipeline.odometer import Odometer
 from sinogate.pipeline.time_sanity import TimeSanity
 
 HANDLERS: tuple[type[Handler], ...] = (
     Enrich,
     TimeSanity,
+    Filters,
+    Odometer,
+    StateEdges,
 )
 
-# Handlers without which messages would be stored without device or reception fields.
-REQUIRED = frozenset({Enrich.name})
+# Without these, messages would lack device and reception fields (enrich) or analytics would
+# trust every fix (filters: the other handlers ask it what is live and accepted).
+REQUIRED = frozenset({Enrich.name, Filters.name})

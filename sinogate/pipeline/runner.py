@@ -25,6 +25,7 @@ class Pipeline:
         out = []
         handlers = self.handlers
         for message in messages:
+            ctx.scratch = {}
             current: Message | None = message
             for handler in handlers:
                 try:

@@ -54,7 +54,8 @@ class EventBus:
 
 
 class MessageEvents:
-    """After-commit publisher: every stored message becomes a ``message`` event on the bus."""
+    """After-commit publisher: every stored message becomes a ``message`` event on the bus, every
+    analytics event an ``event`` event."""
 
     name = "stream"
 
@@ -68,3 +69,5 @@ class MessageEvents:
         device_id, protocol, ident = batch.device_id, batch.source.protocol, batch.ident
         for m in batch.messages:
             bus.publish({"type": "message", "device_id": device_id, "protocol": protocol, "ident": ident, "data": m})
+        for e in batch.events:
+            bus.publish({"type": "event", "device_id": device_id, "protocol": protocol, "ident": ident, "data": e})

@@ -102,9 +102,10 @@ class IngestBatch:
     logs: list[LogRecord] = field(default_factory=list)
     idents: list[IdentSeen] = field(default_factory=list)
     digests: list[int] | None = None
+    events: list[dict[str, Any]] = field(default_factory=list)  # see EventStore
 
     def __bool__(self) -> bool:
-        return bool(self.messages or self.packets or self.logs or self.idents)
+        return bool(self.messages or self.packets or self.logs or self.idents or self.events)
 
     def extend(self, other: IngestBatch) -> None:
         """Appends ``other``'s records (digests are kept only while both sides have them)."""
@@ -119,6 +120,7 @@ class IngestBatch:
         self.packets.extend(other.packets)
         self.logs.extend(other.logs)
         self.idents.extend(other.idents)
+        self.events.extend(other.events)
 
 
 @dataclass(slots=True)
@@ -254,6 +256,17 @@ class TrafficStore(ABC):
         the most recently seen first."""
 
 
+class EventStore(ABC):
+    """Analytics events: ``{"id", "device.id", "timestamp" (device time of the message that caused
+    it), "type", ...}`` — flat dicts like messages. ``ingest`` stores ``IngestBatch.events`` in the
+    batch's transaction and sets each event's ``id`` (int, increasing) in place."""
+
+    @abstractmethod
+    async def events(self, device_ids: list[int] | None, query: TimeQuery,
+                     types: list[str] | None = None) -> list[dict[str, Any]]:
+        """Events of these devices (``None``: all) by time then id; ``types`` keeps those types."""
+
+
 class CommandStore(ABC):
     """Commands. A command dict has the columns of ``COMMAND_FIELDS``; ``properties``, ``reply``
     and ``match`` are JSON values, ``payload`` bytes, ``realtime`` and ``executed`` booleans.
@@ -316,7 +329,8 @@ class StateStore(ABC):
         """Replaces the saved state of each device given; others are left alone."""
 
 
-class Store(DeviceStore, MessageStore, TelemetryStore, TrafficStore, CommandStore, KeyValueStore, StateStore):
+class Store(DeviceStore, MessageStore, TelemetryStore, TrafficStore, EventStore, CommandStore, KeyValueStore,
+            StateStore):
     """Persistent state of the gateway: every role plus the lifecycle."""
 
     @abstractmethod

@@ -83,6 +83,7 @@ class MemoryStore(Store):
         self._dedup: dict[DedupKey, int] = {}
         self._packets: dict[int, dict[str, Any]] = {}
         self._logs: dict[int, dict[str, Any]] = {}
+        self._events: dict[int, tuple[int | None, float, str, str]] = {}  # id → device, ts, type, JSON
         self._idents: dict[tuple[str, str], dict[str, Any]] = {}
         self._commands: dict[int, dict[str, Any]] = {}  # JSON columns as text
         self._kv: dict[tuple[str, str], str] = {}
@@ -254,6 +255,8 @@ class MemoryStore(Store):
             for lg in batch.logs
         ]
         idents = [(i.protocol, i.ident, _real(i.timestamp), i.peer, bytes(i.sample), i.device_id) for i in batch.idents]
+        events = [(e.get("device.id"), float(e.get("timestamp") or 0.0), str(e["type"]),
+                   dumps({k: v for k, v in e.items() if k != "id"})) for e in batch.events]
         self._apply_telemetry([loads(row.data) for row in new_rows if row.device_id is not None])
         # Nothing below can fail.
         for row in new_rows:
@@ -266,6 +269,10 @@ class MemoryStore(Store):
         for log in logs:
             log_id = self._next_id("log")
             self._logs[log_id] = {"id": log_id, **log}
+        for event, event_row in zip(batch.events, events, strict=True):
+            event_id = self._next_id("event")
+            self._events[event_id] = event_row
+            event["id"] = event_id
         for protocol, ident, ts, peer, sample, device_id in idents:
             seen = self._idents.get((protocol, ident))
             if seen is None:
@@ -408,6 +415,18 @@ class MemoryStore(Store):
             and _in_range(lg["timestamp"], query)
         )
         return [dict(lg) for lg in _ordered(rows, lambda lg: (lg["timestamp"], lg["id"]), query)]
+
+    async def events(self, device_ids: list[int] | None, query: TimeQuery,
+                     types: list[str] | None = None) -> list[dict[str, Any]]:
+        self._check()
+        wanted = None if device_ids is None else set(device_ids)
+        kinds = None if types is None else set(types)
+        rows = (
+            (event_id, row) for event_id, row in self._events.items()
+            if (wanted is None or row[0] in wanted) and (kinds is None or row[2] in kinds) and _in_range(row[1], query)
+        )
+        return [{"id": event_id, **loads(row[3])}
+                for event_id, row in _ordered(rows, lambda r: (r[1][1], r[0]), query)]
 
     async def idents(self, protocol: str | None = None) -> list[dict[str, Any]]:
         self._check()

@@ -339,6 +339,9 @@ class SQLiteStore(Store):
             for lg in batch.logs
         ]
         idents = [(i.protocol, i.ident, i.timestamp, i.timestamp, i.peer, i.sample, i.device_id) for i in batch.idents]
+        events = batch.events
+        event_rows = [(e.get("device.id"), float(e.get("timestamp") or 0.0), str(e["type"]),
+                       _dumps({k: v for k, v in e.items() if k != "id"})) for e in events]
         messages = batch.messages
 
         def op(db: sqlite3.Connection) -> None:
@@ -369,6 +372,9 @@ class SQLiteStore(Store):
                     " device_id = COALESCE(excluded.device_id, idents.device_id)",
                     idents,
                 )
+            for event, event_row in zip(events, event_rows, strict=True):  # few: one statement each for the id
+                cur = db.execute("INSERT INTO events(device_id, ts, type, data) VALUES (?,?,?,?)", event_row)
+                event["id"] = cur.lastrowid
 
         await self._write(op)
 
@@ -499,6 +505,13 @@ class SQLiteStore(Store):
             rec["timestamp"] = rec.pop("ts")
             out.append(rec)
         return out
+
+    async def events(self, device_ids: list[int] | None, query: TimeQuery,
+                     types: list[str] | None = None) -> list[dict[str, Any]]:
+        where, args = _where(_in("device_id", device_ids), _in("type", types), _time_clause(query))
+        sql = f"SELECT id, data FROM events{where}{_order(query)}"
+        rows = await self._read(lambda db: db.execute(sql, args).fetchall())
+        return [{"id": r[0], **_loads(r[1])} for r in rows]
 
     async def idents(self, protocol: str | None = None) -> list[dict[str, Any]]:
         where, args = _where(_eq("protocol", protocol))

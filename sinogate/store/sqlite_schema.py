@@ -142,6 +142,16 @@ CREATE TABLE IF NOT EXISTS device_state (
     data TEXT NOT NULL
 );
 """),
+    Migration(3, "analytics events", """
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    device_id INTEGER,
+    ts REAL NOT NULL,
+    type TEXT NOT NULL,
+    data TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_device_ts ON events(device_id, ts);
+"""),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version

@@ -22,7 +22,7 @@ def ctx(device: dict[str, Any] | None = DEVICE, states: dict[str, Any] | None = 
 
 
 def test_chain_order_is_declared_once() -> None:
-    assert [h.name for h in HANDLERS] == ["enrich", "time_sanity"]
+    assert [h.name for h in HANDLERS] == ["enrich", "time_sanity", "filters", "odometer", "edges"]
 
 
 def test_enrich_adds_reception_and_device_fields() -> None:

@@ -1,0 +1,1 @@
+"""Pure analytics shared by the live pipeline handlers and recalculation over history."""
