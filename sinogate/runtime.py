@@ -20,6 +20,7 @@ import logging
 import signal
 import socket
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -95,8 +96,9 @@ def build_channels(config: Config) -> list[Channel]:
     return channels
 
 
-def build_pipeline(config: Config) -> Pipeline:
-    """The phase-1 chain in the order of ``pipeline.chain.HANDLERS``, minus disabled handlers."""
+def build_pipeline(config: Config, services: Mapping[str, object] | None = None) -> Pipeline:
+    """The phase-1 chain in the order of ``pipeline.chain.HANDLERS``, minus disabled handlers;
+    a handler gets the ``services`` it names in ``needs``."""
     known = {h.name for h in HANDLERS}
     unknown = set(config.handlers_disabled) - known
     if unknown:
@@ -104,7 +106,11 @@ def build_pipeline(config: Config) -> Pipeline:
     required = REQUIRED & set(config.handlers_disabled)
     if required:
         raise ConfigError(f"these handlers cannot be disabled: {', '.join(sorted(required))}")
-    return Pipeline([cls(config.handlers) for cls in HANDLERS if cls.name not in config.handlers_disabled])
+    services = services or {}
+    return Pipeline([
+        cls(config.handlers, **{name: services[name] for name in cls.needs})
+        for cls in HANDLERS if cls.name not in config.handlers_disabled
+    ])
 
 
 class Runtime:

@@ -82,6 +82,9 @@ class Handler:
 
     name: ClassVar[str] = ""
     options: ClassVar[Mapping[str, Any]] = {}
+    # Services the handler is built with (keyword arguments after ``config``), e.g. ("geofences",);
+    # the composition root passes them (``runtime.build_pipeline``).
+    needs: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config: Mapping[str, Any]) -> None:
         # Read once: server-wide values of this handler's options.
