@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Hashable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Hashable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from sinogate.jsonenc import content_digest, device_digest
 from sinogate.pipeline.base import Context, Message
@@ -25,6 +25,8 @@ from sinogate.pipeline.state import DeviceStates
 from sinogate.store.base import IngestBatch
 
 log = logging.getLogger("sinogate.ingest")
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +115,30 @@ class IngestService:
     def publishers(self) -> list[str]:
         return [p.name for p in self._publishers]
 
+    async def with_state(self, device_id: int, change: Callable[[dict[str, Any]], T]) -> T:
+        """Runs ``change`` on a device's handler states inside the device's turn, so it never
+        interleaves with the device's messages (setting the odometer, marking it offline)."""
+        async with self._turns.turn(device_id):
+            return change(self._states.for_device(device_id))
+
+    async def record_events(self, source: Source, device: Mapping[str, Any], events: list[dict[str, Any]],
+                            now: float) -> None:
+        """Stores events no message caused (``device.offline``) and runs phase 2 for them."""
+        if not events:
+            return
+        async with self._turns.turn(device["id"]):
+            await self._store.ingest(IngestBatch(events=events))
+            self._phase_two(Committed(source, device, device.get("ident"), [], now, events))
+
+    def _phase_two(self, committed: Committed) -> None:
+        for publisher in self._publishers:
+            try:
+                publisher.committed(committed)
+            except Exception:
+                self.publisher_failures += 1
+                log.exception("after-commit publisher %s failed on %d message(s) and %d event(s) of %s",
+                              publisher.name, len(committed.messages), len(committed.events), committed.ident)
+
     async def ingest(self, source: Source, device: Mapping[str, Any] | None, ident: str | None,
                      messages: list[Message], now: float, records: IngestBatch | None = None) -> list[Message]:
         """Runs ``messages`` (decoded, as the device sent them) through the pipeline, commits them
@@ -140,12 +166,5 @@ class IngestService:
             batch.events = ctx.events
             await self._store.ingest(batch)
             if kept or ctx.events:
-                committed = Committed(source, device, ident, kept, now, ctx.events)
-                for publisher in self._publishers:
-                    try:
-                        publisher.committed(committed)
-                    except Exception:
-                        self.publisher_failures += 1
-                        log.exception("after-commit publisher %s failed on %d message(s) of %s", publisher.name,
-                                      len(kept), ident)
+                self._phase_two(Committed(source, device, ident, kept, now, ctx.events))
         return kept

@@ -15,6 +15,7 @@ connections, drain tasks, flush state and deferred writes, close the store).
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 import logging
 import signal
@@ -30,8 +31,9 @@ from sinogate.api.tokens import TokenService, master_token
 from sinogate.codecs import PROTOCOLS, spec
 from sinogate.commands.service import CommandService
 from sinogate.config import Config, ConfigError
-from sinogate.ingest import IngestService
+from sinogate.ingest import IngestService, Source
 from sinogate.pipeline.chain import HANDLERS, REQUIRED
+from sinogate.pipeline.presence import Presence
 from sinogate.pipeline.runner import Pipeline
 from sinogate.pipeline.state import DeviceStates
 from sinogate.server.bus import EventBus, MessageEvents
@@ -177,6 +179,9 @@ class Runtime:
         if cfg.http_port:
             await self._start_http()
         self._loops = [self.tasks.spawn(self._sweep_idle()), self.tasks.spawn(self._housekeeping())]
+        presence = next((h for h in self.pipeline.handlers if isinstance(h, Presence)), None)
+        if presence is not None:
+            self._loops.append(self.tasks.spawn(self._watch_offline(presence)))
 
     async def _listen(self, channel: Channel) -> None:
         services = self.session_services
@@ -236,6 +241,21 @@ class Runtime:
         while True:
             await asyncio.sleep(interval)
             self.sessions.close_idle("tcp", time.time() - timeout, f"idle for {timeout:g} s")
+
+    async def _watch_offline(self, presence: Presence) -> None:
+        """Records ``device.offline`` for devices silent longer than their ``offline_after``."""
+        interval = max(0.2, min(30.0, float(presence.defaults["offline_after"]) / 4))
+        while True:
+            await asyncio.sleep(interval)
+            now = time.time()
+            for device in self.devices.all():
+                if self.states.peek(device["id"]) is None:
+                    continue  # never seen since it was created: neither online nor offline
+                event = await self.ingest.with_state(device["id"], functools.partial(presence.offline_event,
+                                                                                     device=device, now=now))
+                if event is not None:
+                    source = Source(device["protocol"], "server", "", 0, spec(device["protocol"]).id)
+                    await self.ingest.record_events(source, device, [event], now)
 
     async def _housekeeping(self) -> None:
         cfg = self.config

@@ -16,6 +16,7 @@ from fastapi.openapi.utils import get_openapi
 from sinogate import __version__
 from sinogate.api import (
     errors,
+    routes_analytics,
     routes_channels,
     routes_commands,
     routes_devices,
@@ -29,6 +30,7 @@ from sinogate.api.deps import JsonResponse
 
 ROUTERS: tuple[APIRouter, ...] = (
     routes_devices.router,
+    routes_analytics.router,
     routes_channels.router,
     routes_commands.router,
     routes_stream.router,

@@ -79,9 +79,20 @@ _EXTRA: tuple[Param, ...] = (
     Param("battery.voltage", "number", "volts", "Internal battery voltage", "Message ID 0x0200 vendor items"),
     Param("gsm.sim.iccid", "string", "", "SIM card ICCID", "Command *V19, Message ID 0x0200 item 0xEB, Message ID 0x0107"),
     Param("protocol.name", "string", "", "Name of the protocol that carried the message (h02, jt808)", ""),
-    Param("transport", "string", "", "tcp or udp", ""),
+    Param("transport", "string", "", "tcp, udp, or http for messages posted through the REST API", ""),
     Param("timestamp.flagged", "boolean", "",
           "Device time is more than a day ahead of the server or before 2000; kept, never used as latest", ""),
+    # Added by the analytics handlers (sinogate/pipeline/):
+    Param("message.late", "boolean", "",
+          "Device time older than the newest the device already sent (blind-area batch, buffer replay)", ""),
+    Param("position.filtered", "boolean", "",
+          "The fix is kept but analytics ignore it (see position.filter.reason)", ""),
+    Param("position.filter.reason", "string", "",
+          "Why the fix was filtered: invalid (not valid), zero (0,0), jump (implied speed above filter_max_speed)",
+          ""),
+    Param("position.distance", "number", "km", "Distance from the previous accepted fix", ""),
+    Param("odometer.computed", "number", "km",
+          "Running distance computed by the server from accepted fixes (apart from vehicle.mileage)", ""),
 )
 
 _REGISTRY: dict[str, Param] = {p.name: p for p in (*_CORE, *_EXTRA)}

@@ -12,6 +12,7 @@ from sinogate.pipeline.edges import StateEdges
 from sinogate.pipeline.enrich import Enrich
 from sinogate.pipeline.filters import Filters
 from sinogate.pipeline.odometer import Odometer
+from sinogate.pipeline.presence import Presence
 from sinogate.pipeline.time_sanity import TimeSanity
 
 HANDLERS: tuple[type[Handler], ...] = (
@@ -20,6 +21,7 @@ HANDLERS: tuple[type[Handler], ...] = (
     Filters,
     Odometer,
     StateEdges,
+    Presence,
 )
 
 # Without these, messages would lack device and reception fields (enrich) or analytics would
