@@ -60,8 +60,10 @@ class Config(BaseSettings):
     @field_validator("store_url")
     @classmethod
     def _store_url(cls, value: str | None) -> str | None:
-        if value is not None and not (value.startswith("sqlite:///") or value == "memory://"):
-            raise ValueError("must be sqlite:///path or memory://")
+        if value is not None and not (
+            value.startswith(("sqlite:///", "postgresql://", "postgres://")) or value == "memory://"
+        ):
+            raise ValueError("must be sqlite:///path, postgresql://user@host/db or memory://")
         return value
 
     def store_location(self) -> str:

@@ -53,8 +53,9 @@ STATE_FLUSH_SECONDS = 10.0
 
 
 def open_store(config: Config) -> Store:
-    """The store the config names: ``sqlite:///path`` (default ``data_dir/sinogate.sqlite``) or
-    ``memory://`` (nothing survives the process; for tests). Raises ``ConfigError``."""
+    """The store the config names: ``sqlite:///path`` (default ``data_dir/sinogate.sqlite``),
+    ``postgresql://user@host/db`` (or ``postgres://``) or ``memory://`` (nothing survives the
+    process; for tests). Raises ``ConfigError``."""
     url = config.store_location()
     if url.startswith("sqlite:///"):
         # SQLAlchemy's rule: sqlite:///data/x.sqlite is relative, sqlite:////var/x.sqlite absolute.
@@ -62,9 +63,13 @@ def open_store(config: Config) -> Store:
         if not path:
             raise ConfigError("store_url sqlite:/// names no file")
         return SQLiteStore(Path(path), synchronous=config.sqlite_synchronous)
+    if url.startswith(("postgresql://", "postgres://")):
+        from sinogate.store.postgres import PostgresStore  # loads asyncpg only when used
+
+        return PostgresStore(url)
     if url == "memory://":
         return MemoryStore()
-    raise ConfigError(f"unknown store URL {url!r}: use sqlite:///path or memory://")
+    raise ConfigError(f"unknown store URL {url!r}: use sqlite:///path, postgresql://user@host/db or memory://")
 
 
 def token_service(store: Store) -> TokenService:

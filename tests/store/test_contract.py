@@ -45,10 +45,15 @@ DEVICE_KEYS = {
 }
 
 
-@pytest.fixture(params=["sqlite", "memory"])
+@pytest.fixture(params=["sqlite", "memory", "postgresql"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
     if request.param == "sqlite":
         return SQLiteStore(tmp_path / "c.sqlite")
+    if request.param == "postgresql":  # a schema of its own per test (tests/store/pg.py)
+        from sinogate.store.postgres import PostgresStore
+        from tests.store.pg import schema_url
+
+        return PostgresStore(schema_url(request))
     return MemoryStore()
 
 

@@ -1,0 +1,1101 @@
+"""The store contract (``base``) on PostgreSQL, through asyncpg.
+
+- **Driver.** asyncpg: native asyncio (no thread hop on the event loop the gateway already runs
+  on), the binary protocol (floats, bytea and ints cross without text parsing), and prepared
+  statements cached per connection, so the batched ``unnest`` inserts below are parsed once.
+- **Writes** go through one writer connection and one task that commits everything queued since
+  the last commit in one transaction (group commit). Consecutive ``ingest`` calls of a group are
+  merged: one multi-row ``INSERT … SELECT FROM unnest(…) ON CONFLICT DO NOTHING`` per table. A call
+  resolves only after COMMIT returned. When a group fails, it runs again with each call in its own
+  savepoint, so the failing call gets its error and the others still commit.
+- **Reads** use a small pool; a write resolved before a read started is visible to it.
+- **Messages** live in a table partitioned by RANGE on the device time (``postgres_schema``):
+  monthly partitions created on demand inside the writing transaction, a default partition for
+  device times outside the window. ``purge`` drops a month whose every row is older than the
+  retention bound and deletes single rows elsewhere.
+- **Telemetry** follows ``sinogate.store.telemetry``: applied only to the messages the INSERT
+  actually stored (``RETURNING`` the dedup keys), written to the ``telemetry`` table in the same
+  transaction as those messages, and copied into the in-memory table only after COMMIT. Reads are
+  served from memory; a restart loads the table and needs no replay.
+
+URL: ``postgresql://user[:password]@host[:port]/database[?schema=NAME]`` (``postgres://`` too);
+``schema`` keeps the tables in that schema (created when missing), other query parameters are
+asyncpg's (``sslmode``…) or server settings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, TypeVar, cast
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import asyncpg
+
+from sinogate.jsonenc import dumps as _dumps
+from sinogate.jsonenc import dumps_bytes, encode_message
+from sinogate.jsonenc import loads as _loads
+from sinogate.store.base import (
+    COMMAND_FIELDS,
+    Conflict,
+    IngestBatch,
+    Message,
+    NotFound,
+    Store,
+    StoreError,
+    TimeQuery,
+)
+from sinogate.store.postgres_schema import MIGRATIONS, SCHEMA_VERSION, statements
+from sinogate.store.telemetry import TelemetryTable
+
+T = TypeVar("T")
+
+_DEVICE_COLUMNS = ("name", "ident", "protocol", "model", "phone", "settings", "enabled", "messages_ttl")
+_COMMAND_COLUMNS = tuple(f for f in COMMAND_FIELDS if f != "id")
+_COMMAND_JSON = ("properties", "reply", "match")
+_COMMAND_FLOAT = ("created", "expire", "sent", "finished")
+_COMMAND_INT = ("device_id", "attempts", "max_attempts")
+_COMMAND_BOOL = ("realtime", "executed")
+_COMMAND_TEXT = ("ident", "protocol", "name", "status", "response", "reason")
+
+# Monthly partitions exist for device times in [PARTITION_START, now + PARTITION_AHEAD); anything
+# else (a tracker whose clock says 1980 or 2080) goes to messages_default.
+PARTITION_START = datetime(2010, 1, 1, tzinfo=UTC).timestamp()
+PARTITION_AHEAD = 32 * 86400.0
+MAX_GROUP = 2000  # writes per transaction
+_LOCK_SALT = "sinogate"
+
+
+def _month(ts: float) -> int:
+    """Months since year 0 of the UTC month holding ``ts`` (year * 12 + month - 1)."""
+    t = datetime.fromtimestamp(ts, UTC)
+    return t.year * 12 + t.month - 1
+
+
+def _month_start(month: int) -> float:
+    return datetime(month // 12, month % 12 + 1, 1, tzinfo=UTC).timestamp()
+
+
+def _partition_name(month: int) -> str:
+    return f"messages_y{month // 12:04d}m{month % 12 + 1:02d}"
+
+
+def _affected(status: str) -> int:
+    """Rows of a command status such as ``DELETE 3`` or ``UPDATE 1``."""
+    tail = status.rsplit(" ", 1)[-1]
+    return int(tail) if tail.isdigit() else 0
+
+
+def split_url(url: str) -> tuple[str, str | None]:
+    """(DSN for asyncpg, schema) of a store URL; ``schema`` is ours, every other parameter asyncpg's."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("postgresql", "postgres"):
+        raise StoreError(f"not a PostgreSQL URL: {url!r}")
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    schema = next((v for k, v in query if k == "schema"), None)
+    rest = urlencode([(k, v) for k, v in query if k != "schema"])
+    return urlunsplit(parts._replace(query=rest)), schema or None
+
+
+def _quote(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+# --- rows --------------------------------------------------------------------------------------
+
+def _device_row(r: asyncpg.Record) -> dict[str, Any]:
+    return {
+        "id": r["id"],
+        "name": r["name"],
+        "ident": r["ident"],
+        "protocol": r["protocol"],
+        "model": r["model"],
+        "phone": r["phone"],
+        "settings": _loads(r["settings"]),
+        "enabled": r["enabled"],
+        "connected": r["connected"],
+        "last_active": r["last_active"],
+        "created": r["created"],
+        "messages_ttl": r["messages_ttl"],
+    }
+
+
+def _command_row(r: asyncpg.Record) -> dict[str, Any]:
+    out = {name: r[name] for name in COMMAND_FIELDS}
+    for col in _COMMAND_JSON:
+        if out[col] is not None:
+            out[col] = _loads(out[col])
+    return out
+
+
+def _command_values(fields: dict[str, Any]) -> dict[str, Any]:
+    values = {k: v for k, v in fields.items() if k in _COMMAND_COLUMNS}
+    for col, value in values.items():
+        if value is None:
+            continue
+        if col in _COMMAND_JSON:
+            values[col] = _dumps(value)
+        elif col in _COMMAND_FLOAT:
+            values[col] = float(value)
+        elif col in _COMMAND_INT:
+            values[col] = int(value)
+        elif col in _COMMAND_BOOL:
+            values[col] = bool(value)
+        elif col in _COMMAND_TEXT:
+            values[col] = str(value)
+        elif col == "payload":
+            values[col] = bytes(value)
+    return values
+
+
+class _Where:
+    """A WHERE clause with numbered parameters."""
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+        self.args: list[Any] = []
+
+    def arg(self, value: Any) -> str:
+        self.args.append(value)
+        return f"${len(self.args)}"
+
+    def any(self, column: str, values: list[Any] | None, cast_to: str) -> _Where:
+        if values is not None:
+            self.parts.append(f"{column} = ANY({self.arg(list(values))}::{cast_to}[])" if values else "FALSE")
+        return self
+
+    def eq(self, column: str, value: Any) -> _Where:
+        if value is not None:
+            self.parts.append(f"{column} = {self.arg(value)}")
+        return self
+
+    def time(self, query: TimeQuery, column: str = "ts") -> _Where:
+        if query.from_ts is not None:
+            self.parts.append(f"{column} >= {self.arg(float(query.from_ts))}")
+        if query.to_ts is not None:
+            self.parts.append(f"{column} <= {self.arg(float(query.to_ts))}")
+        return self
+
+    def sql(self) -> str:
+        return (" WHERE " + " AND ".join(self.parts)) if self.parts else ""
+
+
+def _order(query: TimeQuery, column: str = "ts") -> str:
+    direction = "DESC" if query.reverse else "ASC"
+    limit = f" LIMIT {int(query.count)}" if query.count is not None and query.count >= 0 else ""
+    return f" ORDER BY {column} {direction}, id {direction}{limit}"
+
+
+# --- the write path ----------------------------------------------------------------------------
+
+@dataclass(slots=True)
+class _Rows:
+    """One or more ``ingest`` calls as column arrays, ready for ``unnest``."""
+
+    msg_device: list[int | None] = field(default_factory=list)
+    msg_protocol: list[str] = field(default_factory=list)
+    msg_ident: list[str] = field(default_factory=list)
+    msg_ts: list[float] = field(default_factory=list)
+    msg_server_ts: list[float] = field(default_factory=list)
+    msg_flagged: list[bool] = field(default_factory=list)
+    msg_digest: list[int] = field(default_factory=list)
+    msg_data: list[str] = field(default_factory=list)
+    messages: list[Message] = field(default_factory=list)
+    months: set[int] = field(default_factory=set)
+    packets: list[list[Any]] = field(default_factory=lambda: [[] for _ in range(8)])
+    logs: list[list[Any]] = field(default_factory=lambda: [[] for _ in range(13)])
+    idents: list[tuple[Any, ...]] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)  # the caller's dicts: ids are set in place
+    event_rows: list[list[Any]] = field(default_factory=lambda: [[] for _ in range(4)])
+
+    def extend(self, other: _Rows) -> None:
+        for name in ("msg_device", "msg_protocol", "msg_ident", "msg_ts", "msg_server_ts", "msg_flagged",
+                     "msg_digest", "msg_data", "messages", "idents", "events"):
+            getattr(self, name).extend(getattr(other, name))
+        self.months |= other.months
+        for mine, theirs in zip(self.packets, other.packets, strict=True):
+            mine.extend(theirs)
+        for mine, theirs in zip(self.logs, other.logs, strict=True):
+            mine.extend(theirs)
+        for mine, theirs in zip(self.event_rows, other.event_rows, strict=True):
+            mine.extend(theirs)
+
+
+_ABSENT = object()
+
+
+class _Tx:
+    """What one group transaction changed besides the database: telemetry and partitions to take
+    over after COMMIT, with a journal per call so a rolled-back savepoint undoes its part."""
+
+    __slots__ = ("conn", "journal", "known", "telemetry")
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self.conn = conn
+        self.telemetry: dict[int, dict[str, Any] | None] = {}  # device → snapshot (None: dropped)
+        self.known: list[int] = []  # months whose partition exists for this transaction
+        self.journal: tuple[dict[int, Any], int] | None = None
+
+    def set_telemetry(self, device_id: int, snapshot: dict[str, Any] | None) -> None:
+        if self.journal is not None and device_id not in self.journal[0]:
+            self.journal[0][device_id] = self.telemetry.get(device_id, _ABSENT)
+        self.telemetry[device_id] = snapshot
+
+    def begin_call(self) -> None:
+        self.journal = ({}, len(self.known))
+
+    def undo_call(self) -> None:
+        assert self.journal is not None
+        saved, known = self.journal
+        for device_id, before in saved.items():
+            if before is _ABSENT:
+                self.telemetry.pop(device_id, None)
+            else:
+                self.telemetry[device_id] = before
+        del self.known[known:]
+        self.journal = None
+
+
+Op = Callable[[_Tx], Awaitable[Any]]
+_Work = _Rows | Op
+_STOP: Any = object()
+
+
+class PostgresStore(Store):
+    """The store contract on PostgreSQL (see the module docstring for the design)."""
+
+    def __init__(self, url: str, readers: int = 4) -> None:
+        self.url = url
+        self._dsn, self._schema = split_url(url)
+        self._readers = readers
+        self._pool: asyncpg.Pool | None = None
+        self._conn: asyncpg.Connection | None = None
+        self._queue: asyncio.Queue[tuple[_Work, asyncio.Future[Any]]] | None = None
+        self._writer: asyncio.Task[None] | None = None
+        self._open = False
+        self._telemetry = TelemetryTable()
+        self._partitions: set[int] = set()
+        self._lock_key = 0
+        self.commits = 0
+        self.migrated: list[int] = []  # schema versions the last open applied
+
+    # lifecycle -------------------------------------------------------------------------------
+    def _settings(self) -> dict[str, str]:
+        return {"search_path": _quote(self._schema)} if self._schema else {}
+
+    async def _connect(self) -> asyncpg.Connection:
+        return await asyncpg.connect(self._dsn, server_settings=self._settings())
+
+    async def open(self) -> None:
+        try:
+            conn = await self._connect()
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            raise StoreError(f"cannot connect to {self._safe_url()}: {exc}") from exc
+        try:
+            await self._prepare_schema(conn)
+            for row in await conn.fetch("SELECT device_id, data FROM telemetry"):
+                self._telemetry.load(row["device_id"], _loads(row["data"]))
+            await self._load_partitions(conn)
+            self._pool = await asyncpg.create_pool(
+                self._dsn, min_size=1, max_size=self._readers, server_settings=self._settings()
+            )
+        except BaseException as exc:
+            await conn.close()
+            if isinstance(exc, asyncpg.PostgresError):
+                raise StoreError(f"cannot open {self._safe_url()}: {exc}") from exc
+            raise
+        self._conn = conn
+        self._queue = asyncio.Queue()
+        self._writer = asyncio.create_task(self._write_loop(), name="postgres-writer")
+        self._open = True
+
+    def _safe_url(self) -> str:
+        parts = urlsplit(self.url)
+        if parts.password:
+            netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+            return urlunsplit(parts._replace(netloc=netloc))
+        return self.url
+
+    async def _prepare_schema(self, conn: asyncpg.Connection) -> None:
+        if self._schema:
+            await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {_quote(self._schema)}")
+        schema = await conn.fetchval("SELECT current_schema()")
+        if schema is None:
+            raise StoreError(f"{self._safe_url()}: no schema of the search_path exists (add ?schema=NAME)")
+        self._lock_key = int(await conn.fetchval("SELECT hashtext($1)", f"{_LOCK_SALT}:{schema}"))
+        self.migrated = await migrate(conn, self._lock_key)
+
+    async def _load_partitions(self, conn: asyncpg.Connection) -> None:
+        rows = await conn.fetch(
+            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+            " WHERE i.inhparent = 'messages'::regclass"
+        )
+        self._partitions = set()
+        for row in rows:
+            name = row["relname"]
+            if name.startswith("messages_y") and len(name) == len("messages_y0000m00"):
+                self._partitions.add(int(name[10:14]) * 12 + int(name[15:17]) - 1)
+
+    async def close(self) -> None:
+        if not self._open:
+            return
+        self._open = False
+        if self._queue is not None and self._writer is not None:
+            self._queue.put_nowait((_STOP, asyncio.get_running_loop().create_future()))
+            await self._writer
+        self._writer = None
+        if self._conn is not None:
+            await self._conn.close()
+            self._conn = None
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+    def _check(self) -> None:
+        if not self._open:
+            raise StoreError("store is closed")
+
+    @contextlib.asynccontextmanager
+    async def _reader(self) -> AsyncIterator[asyncpg.Connection]:
+        self._check()
+        assert self._pool is not None
+        async with self._pool.acquire() as conn:
+            yield conn
+
+    async def _fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
+        async with self._reader() as conn:
+            return cast(list[asyncpg.Record], await conn.fetch(sql, *args))
+
+    async def _fetchrow(self, sql: str, *args: Any) -> asyncpg.Record | None:
+        async with self._reader() as conn:
+            return await conn.fetchrow(sql, *args)
+
+    # the writer ------------------------------------------------------------------------------
+    def _submit(self, work: _Work) -> asyncio.Future[Any]:
+        self._check()
+        assert self._queue is not None
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait((work, future))
+        return future
+
+    async def _write(self, op: Callable[[_Tx], Awaitable[T]]) -> T:
+        return cast(T, await self._submit(op))
+
+    async def _write_loop(self) -> None:
+        assert self._queue is not None
+        queue = self._queue
+        while True:
+            item = await queue.get()
+            group = []
+            stop = item[0] is _STOP
+            if not stop:
+                group.append(item)
+            while not stop and len(group) < MAX_GROUP and not queue.empty():
+                nxt = queue.get_nowait()
+                if nxt[0] is _STOP:
+                    stop = True
+                else:
+                    group.append(nxt)
+            if group:
+                await self._commit(group)
+            if stop:
+                return
+
+    async def _commit(self, group: list[tuple[_Work, asyncio.Future[Any]]]) -> None:
+        works = [work for work, _ in group]
+        try:
+            conn = await self._writer_conn()
+            tx = _Tx(conn)
+            try:
+                results = await self._run_group(tx, works, isolate=False)
+            except Exception:
+                # Something in the group failed: run it again with each call in its own savepoint,
+                # so the failing call gets its error and the others still commit.
+                conn = await self._writer_conn()
+                tx = _Tx(conn)
+                results = await self._run_group(tx, works, isolate=True)
+        except Exception as exc:  # the commit itself failed: nothing of the group is durable
+            self._partitions.clear()
+            results = [(False, exc)] * len(group)
+        else:
+            self.commits += 1
+            for device_id, snapshot in tx.telemetry.items():
+                if snapshot is None:
+                    self._telemetry.drop(device_id)
+                else:
+                    self._telemetry.load(device_id, snapshot)
+            self._partitions.update(tx.known)
+        for (ok, value), (_work, future) in zip(results, group, strict=True):
+            if future.done():
+                continue
+            if ok:
+                future.set_result(value)
+            else:
+                future.set_exception(value)
+
+    async def _writer_conn(self) -> asyncpg.Connection:
+        if self._conn is None or self._conn.is_closed():
+            self._conn = await self._connect()
+        return self._conn
+
+    async def _run_group(self, tx: _Tx, works: list[_Work], isolate: bool) -> list[tuple[bool, Any]]:
+        results: list[tuple[bool, Any]] = []
+        async with tx.conn.transaction():
+            if isolate:
+                for work in works:
+                    tx.begin_call()
+                    try:
+                        async with tx.conn.transaction():  # a savepoint
+                            value = await self._run(tx, work)
+                    except Exception as exc:  # the caller gets it; the rest of the group commits
+                        tx.undo_call()
+                        self._partitions.clear()
+                        results.append((False, exc))
+                    else:
+                        results.append((True, value))
+                return results
+            i = 0
+            while i < len(works):
+                work = works[i]
+                if isinstance(work, _Rows):  # consecutive ingests become one statement per table
+                    j = i + 1
+                    while j < len(works) and isinstance(works[j], _Rows):
+                        j += 1
+                    merged = work
+                    if j > i + 1:
+                        merged = _Rows()
+                        for other in works[i:j]:
+                            merged.extend(cast(_Rows, other))
+                    await self._insert(tx, merged)
+                    results.extend([(True, None)] * (j - i))
+                    i = j
+                else:
+                    results.append((True, await work(tx)))
+                    i += 1
+        return results
+
+    async def _run(self, tx: _Tx, work: _Work) -> Any:
+        if isinstance(work, _Rows):
+            await self._insert(tx, work)
+            return None
+        return await work(tx)
+
+    # devices ---------------------------------------------------------------------------------
+    async def create_device(self, fields: dict[str, Any]) -> dict[str, Any]:
+        ident, protocol = fields.get("ident"), fields.get("protocol")
+        if not ident or not protocol:
+            raise StoreError("a device needs an ident and a protocol")
+        ident, protocol = str(ident), str(protocol)
+        ttl = fields.get("messages_ttl")
+        values = (
+            str(fields.get("name") or ""), ident, protocol, fields.get("model"), fields.get("phone"),
+            _dumps(fields.get("settings") or {}), bool(fields.get("enabled", True)), time.time(),
+            None if ttl is None else int(ttl),
+        )
+
+        async def op(tx: _Tx) -> dict[str, Any]:
+            try:
+                row = await tx.conn.fetchrow(
+                    "INSERT INTO devices(name, ident, protocol, model, phone, settings, enabled, created,"
+                    " messages_ttl) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9) RETURNING *",
+                    *values,
+                )
+            except asyncpg.UniqueViolationError as exc:
+                raise Conflict(f"a {protocol} device with ident {ident} already exists") from exc
+            device_id = row["id"]
+            # Claim what was stored while the ident was unknown.
+            for table in ("messages", "packets"):
+                await tx.conn.execute(
+                    f"UPDATE {table} SET device_id = $1 WHERE device_id IS NULL AND protocol = $2 AND ident = $3",
+                    device_id, protocol, ident,
+                )
+            await tx.conn.execute(
+                "UPDATE idents SET device_id = $1 WHERE protocol = $2 AND ident = $3", device_id, protocol, ident
+            )
+            return _device_row(row)
+
+        return await self._write(op)
+
+    async def update_device(self, device_id: int, fields: dict[str, Any]) -> dict[str, Any]:
+        sets = {k: v for k, v in fields.items() if k in _DEVICE_COLUMNS}
+        for column in ("name", "ident", "protocol"):
+            if column in sets:
+                if sets[column] is None:
+                    raise StoreError(f"a device's {column} cannot be null")
+                sets[column] = str(sets[column])
+        if "settings" in sets:
+            sets["settings"] = _dumps(sets["settings"] or {})
+        if "enabled" in sets:
+            sets["enabled"] = bool(sets["enabled"])
+        if sets.get("messages_ttl") is not None:
+            sets["messages_ttl"] = int(sets["messages_ttl"])
+
+        async def op(tx: _Tx) -> dict[str, Any]:
+            if sets:
+                assignments = ", ".join(f"{k} = ${n}" for n, k in enumerate(sets, start=2))
+                try:
+                    row = await tx.conn.fetchrow(
+                        f"UPDATE devices SET {assignments} WHERE id = $1 RETURNING *", device_id, *sets.values()
+                    )
+                except asyncpg.UniqueViolationError as exc:
+                    raise Conflict("another device already has that protocol and ident") from exc
+            else:
+                row = await tx.conn.fetchrow("SELECT * FROM devices WHERE id = $1", device_id)
+            if row is None:
+                raise NotFound(f"device {device_id} not found")
+            return _device_row(row)
+
+        return await self._write(op)
+
+    async def delete_device(self, device_id: int) -> None:
+        async def op(tx: _Tx) -> None:
+            if _affected(await tx.conn.execute("DELETE FROM devices WHERE id = $1", device_id)) == 0:
+                raise NotFound(f"device {device_id} not found")
+            await tx.conn.execute("DELETE FROM telemetry WHERE device_id = $1", device_id)
+            await tx.conn.execute("DELETE FROM device_state WHERE device_id = $1", device_id)
+            await tx.conn.execute("UPDATE idents SET device_id = NULL WHERE device_id = $1", device_id)
+            tx.set_telemetry(device_id, None)
+
+        await self._write(op)
+
+    async def list_devices(self) -> list[dict[str, Any]]:
+        return [_device_row(r) for r in await self._fetch("SELECT * FROM devices ORDER BY id")]
+
+    async def get_device(self, device_id: int) -> dict[str, Any]:
+        row = await self._fetchrow("SELECT * FROM devices WHERE id = $1", device_id)
+        if row is None:
+            raise NotFound(f"device {device_id} not found")
+        return _device_row(row)
+
+    async def set_connected(self, device_id: int, connected: bool, last_active: float | None) -> None:
+        active = None if last_active is None else float(last_active)
+
+        async def op(tx: _Tx) -> None:
+            await tx.conn.execute(
+                "UPDATE devices SET connected = $2, last_active = COALESCE($3, last_active) WHERE id = $1",
+                device_id, bool(connected), active,
+            )
+
+        await self._write(op)
+
+    # ingest ----------------------------------------------------------------------------------
+    async def ingest(self, batch: IngestBatch) -> None:
+        await self._submit(self._rows(batch))
+
+    def _rows(self, batch: IngestBatch) -> _Rows:
+        """Encodes the batch into column arrays (everything that can fail on the caller's side)."""
+        rows = _Rows()
+        digests = batch.digests
+        if digests is not None and len(digests) != len(batch.messages):
+            raise StoreError("digests must be parallel to messages")
+        low, high = PARTITION_START, time.time() + PARTITION_AHEAD
+        month_lo, month_hi, month = 0.0, 0.0, 0
+        for i, m in enumerate(batch.messages):
+            if digests is not None:
+                data, digest = dumps_bytes(m), digests[i]
+            else:
+                data, digest = encode_message(m)
+            device_id = m.get("device.id")
+            ts = float(m.get("timestamp") or 0.0)
+            rows.msg_device.append(None if device_id is None else int(device_id))
+            rows.msg_protocol.append(str(m.get("protocol.name", "")))
+            rows.msg_ident.append(str(m.get("ident", "")))
+            rows.msg_ts.append(ts)
+            rows.msg_server_ts.append(float(m.get("server.timestamp") or 0.0))
+            rows.msg_flagged.append(bool(m.get("timestamp.flagged")))
+            rows.msg_digest.append(int(digest))
+            rows.msg_data.append(data.decode())
+            if low <= ts < high and not month_lo <= ts < month_hi:
+                month = _month(ts)
+                month_lo, month_hi = _month_start(month), _month_start(month + 1)
+                rows.months.add(month)
+        rows.messages = list(batch.messages)
+        for p in batch.packets:
+            for column, value in zip(
+                rows.packets,
+                (float(p.timestamp), p.type, p.conn, p.protocol, p.peer, p.ident, p.device_id, bytes(p.data)),
+                strict=True,
+            ):
+                column.append(value)
+        for lg in batch.logs:
+            for column, value in zip(
+                rows.logs,
+                (
+                    float(lg.timestamp), lg.event, lg.protocol, lg.conn, lg.ident, lg.device_id, lg.peer,
+                    lg.transport, lg.recv, lg.send, lg.msgs, None if lg.duration is None else float(lg.duration),
+                    lg.reason,
+                ),
+                strict=True,
+            ):
+                column.append(value)
+        rows.idents = [
+            (i.protocol, i.ident, float(i.timestamp), i.peer, bytes(i.sample), i.device_id) for i in batch.idents
+        ]
+        rows.events = list(batch.events)
+        for e in batch.events:
+            device_id = e.get("device.id")
+            for column, value in zip(
+                rows.event_rows,
+                (None if device_id is None else int(device_id), float(e.get("timestamp") or 0.0), str(e["type"]),
+                 _dumps({k: v for k, v in e.items() if k != "id"})),
+                strict=True,
+            ):
+                column.append(value)
+        return rows
+
+    async def _insert(self, tx: _Tx, rows: _Rows) -> None:
+        conn = tx.conn
+        if rows.msg_data:
+            for month in sorted(rows.months - self._partitions):
+                await self._ensure_partition(tx, month)
+            stored = await conn.fetch(
+                "INSERT INTO messages(device_id, protocol, ident, ts, server_ts, flagged, digest, data)"
+                " SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::float8[], $5::float8[],"
+                " $6::bool[], $7::bigint[], $8::text[])"
+                " ON CONFLICT DO NOTHING RETURNING protocol, ident, ts, digest",
+                rows.msg_device, rows.msg_protocol, rows.msg_ident, rows.msg_ts, rows.msg_server_ts,
+                rows.msg_flagged, rows.msg_digest, rows.msg_data,
+            )
+            if stored:
+                await self._apply_telemetry(tx, rows, {tuple(r) for r in stored})
+        if rows.packets[0]:
+            await conn.execute(
+                "INSERT INTO packets(ts, type, conn, protocol, peer, ident, device_id, data)"
+                " SELECT * FROM unnest($1::float8[], $2::int[], $3::bigint[], $4::text[], $5::text[], $6::text[],"
+                " $7::bigint[], $8::bytea[])",
+                *rows.packets,
+            )
+        if rows.logs[0]:
+            await conn.execute(
+                "INSERT INTO logs(ts, event, protocol, conn, ident, device_id, peer, transport, recv, send, msgs,"
+                " duration, reason) SELECT * FROM unnest($1::float8[], $2::text[], $3::text[], $4::bigint[],"
+                " $5::text[], $6::bigint[], $7::text[], $8::text[], $9::bigint[], $10::bigint[], $11::bigint[],"
+                " $12::float8[], $13::text[])",
+                *rows.logs,
+            )
+        if rows.idents:
+            # One statement per record: an upsert may not touch one row twice in a statement.
+            await conn.executemany(
+                "INSERT INTO idents(protocol, ident, first_seen, last_seen, peer, sample, device_id)"
+                " VALUES ($1, $2, $3, $3, $4, $5, $6) ON CONFLICT (protocol, ident) DO UPDATE SET"
+                " last_seen = excluded.last_seen, peer = excluded.peer,"
+                " device_id = COALESCE(excluded.device_id, idents.device_id)",
+                rows.idents,
+            )
+        if rows.events:
+            # Ids drawn first, so they increase in the order of the events whatever order the
+            # INSERT writes its rows in.
+            ids = sorted(r[0] for r in await conn.fetch(
+                "SELECT nextval('events_id_seq') FROM generate_series(1, $1)", len(rows.events)
+            ))
+            await conn.execute(
+                "INSERT INTO events(id, device_id, ts, type, data)"
+                " SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::float8[], $4::text[], $5::text[])",
+                ids, *rows.event_rows,
+            )
+            for event, event_id in zip(rows.events, ids, strict=True):
+                event["id"] = event_id
+
+    async def _apply_telemetry(self, tx: _Tx, rows: _Rows, stored: set[tuple[Any, ...]]) -> None:
+        """The telemetry rule over the messages the INSERT stored (the first of equal keys), written
+        in this transaction and handed to memory after COMMIT."""
+        scratch = TelemetryTable()
+        touched: set[int] = set()
+        for i, m in enumerate(rows.messages):
+            device_id = rows.msg_device[i]
+            if device_id is None or rows.msg_flagged[i]:
+                continue
+            key = (rows.msg_protocol[i], rows.msg_ident[i], rows.msg_ts[i], rows.msg_digest[i])
+            if key not in stored:
+                continue  # a duplicate: skipped, touches nothing
+            stored.discard(key)
+            if device_id not in touched:
+                touched.add(device_id)
+                base = self._telemetry_base(tx, device_id)
+                if base is not None:
+                    scratch.load(device_id, base)
+            scratch.apply(m)
+        if not touched:
+            return
+        ids = sorted(touched)
+        snapshots = [scratch.snapshot(d) for d in ids]
+        await tx.conn.execute(
+            "INSERT INTO telemetry(device_id, data) SELECT * FROM unnest($1::bigint[], $2::text[])"
+            " ON CONFLICT (device_id) DO UPDATE SET data = excluded.data",
+            ids, [_dumps(s) for s in snapshots],
+        )
+        for device_id, snapshot in zip(ids, snapshots, strict=True):
+            tx.set_telemetry(device_id, snapshot)
+
+    def _telemetry_base(self, tx: _Tx, device_id: int) -> dict[str, Any] | None:
+        """The device's telemetry as this transaction sees it (None: nothing yet)."""
+        if device_id in tx.telemetry:
+            return tx.telemetry[device_id]
+        snapshot = self._telemetry.snapshot(device_id)
+        return snapshot if snapshot["times"] else None
+
+    async def _ensure_partition(self, tx: _Tx, month: int) -> None:
+        """Makes sure the month's partition exists (known to this transaction until COMMIT)."""
+        conn = tx.conn
+        name = _partition_name(month)
+        if month in tx.known:
+            return
+        if await conn.fetchval("SELECT to_regclass($1)", name) is None:
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", self._lock_key)
+            if await conn.fetchval("SELECT to_regclass($1)", name) is None:  # not made while we waited
+                await self._create_partition(conn, month)
+        tx.known.append(month)
+
+    @staticmethod
+    async def _create_partition(conn: asyncpg.Connection, month: int) -> None:
+        name = _partition_name(month)
+        lo, hi = _month_start(month), _month_start(month + 1)
+        await conn.execute(f"CREATE TABLE {name} (LIKE messages INCLUDING DEFAULTS)")
+        await conn.execute(
+            f"WITH moved AS (DELETE FROM messages_default WHERE ts >= {lo!r} AND ts < {hi!r} RETURNING *)"
+            f" INSERT INTO {name} SELECT * FROM moved"
+        )
+        await conn.execute(f"ALTER TABLE messages ATTACH PARTITION {name} FOR VALUES FROM ({lo!r}) TO ({hi!r})")
+
+    # time series -----------------------------------------------------------------------------
+    def _messages_sql(
+        self, device_ids: list[int] | None, query: TimeQuery, protocol: str | None
+    ) -> tuple[str, list[Any]]:
+        where = _Where().any("device_id", device_ids, "bigint").eq("protocol", protocol).time(query)
+        return f"SELECT data FROM messages{where.sql()}{_order(query)}", where.args
+
+    async def messages_raw(
+        self, device_ids: list[int] | None, query: TimeQuery, protocol: str | None = None
+    ) -> list[str]:
+        sql, args = self._messages_sql(device_ids, query, protocol)
+        return [r[0] for r in await self._fetch(sql, *args)]
+
+    async def messages(
+        self, device_ids: list[int] | None, query: TimeQuery, protocol: str | None = None
+    ) -> list[Message]:
+        return [_loads(r) for r in await self.messages_raw(device_ids, query, protocol)]
+
+    async def iter_messages(self, device_id: int, query: TimeQuery, chunk: int = 2000) -> AsyncIterator[Message]:
+        after: tuple[float, int] | None = None if query.from_ts is None else (float(query.from_ts), -1)
+        remaining = query.count
+        while remaining is None or remaining > 0:
+            where = _Where().eq("device_id", device_id)
+            if after is not None:
+                where.parts.append(f"(ts, id) > ({where.arg(after[0])}, {where.arg(after[1])})")
+            if query.to_ts is not None:
+                where.parts.append(f"ts <= {where.arg(float(query.to_ts))}")
+            limit = chunk if remaining is None else min(chunk, remaining)
+            rows = await self._fetch(
+                f"SELECT id, ts, data FROM messages{where.sql()} ORDER BY ts, id LIMIT {int(limit)}", *where.args
+            )
+            if not rows:
+                return
+            for row in rows:
+                yield _loads(row["data"])
+            after = (rows[-1]["ts"], rows[-1]["id"])
+            if remaining is not None:
+                remaining -= len(rows)
+            if len(rows) < chunk:
+                return
+
+    async def delete_messages(self, device_ids: list[int], query: TimeQuery) -> int:
+        if not device_ids:
+            self._check()
+            return 0
+        where = _Where().any("device_id", device_ids, "bigint").time(query)
+
+        async def op(tx: _Tx) -> int:
+            return _affected(await tx.conn.execute(f"DELETE FROM messages{where.sql()}", *where.args))
+
+        return await self._write(op)
+
+    async def telemetry(self, device_id: int, names: list[str] | None = None) -> dict[str, dict[str, Any]]:
+        self._check()
+        out: dict[str, dict[str, Any]] = _loads(dumps_bytes(self._telemetry.get(device_id, names)))
+        return out
+
+    async def delete_telemetry(self, device_id: int, names: list[str] | None = None) -> int:
+        async def op(tx: _Tx) -> int:
+            scratch = TelemetryTable()
+            base = self._telemetry_base(tx, device_id)
+            if base is not None:
+                scratch.load(device_id, base)
+            removed = scratch.forget(device_id, names)
+            if removed:
+                snapshot = scratch.snapshot(device_id)
+                await tx.conn.execute(
+                    "INSERT INTO telemetry(device_id, data) VALUES ($1, $2)"
+                    " ON CONFLICT (device_id) DO UPDATE SET data = excluded.data",
+                    device_id, _dumps(snapshot),
+                )
+                tx.set_telemetry(device_id, snapshot)
+            return removed
+
+        return await self._write(op)
+
+    # traffic ---------------------------------------------------------------------------------
+    async def packets(
+        self,
+        query: TimeQuery,
+        device_ids: list[int] | None = None,
+        protocol: str | None = None,
+        ident: str | None = None,
+    ) -> list[dict[str, Any]]:
+        where = _Where().any("device_id", device_ids, "bigint").eq("protocol", protocol).eq("ident", ident)
+        where.time(query)
+        rows = await self._fetch(f"SELECT * FROM packets{where.sql()}{_order(query)}", *where.args)
+        return [
+            {
+                "id": r["id"], "timestamp": r["ts"], "type": r["type"], "conn": r["conn"],
+                "protocol": r["protocol"], "peer": r["peer"], "ident": r["ident"],
+                "device_id": r["device_id"], "data": r["data"],
+            }
+            for r in rows
+        ]
+
+    async def logs(
+        self, query: TimeQuery, device_ids: list[int] | None = None, protocol: str | None = None
+    ) -> list[dict[str, Any]]:
+        where = _Where().any("device_id", device_ids, "bigint").eq("protocol", protocol).time(query)
+        rows = await self._fetch(f"SELECT * FROM logs{where.sql()}{_order(query)}", *where.args)
+        out = []
+        for r in rows:
+            record = dict(r)
+            record["timestamp"] = record.pop("ts")
+            out.append(record)
+        return out
+
+    async def events(self, device_ids: list[int] | None, query: TimeQuery,
+                     types: list[str] | None = None) -> list[dict[str, Any]]:
+        where = _Where().any("device_id", device_ids, "bigint").any("type", types, "text").time(query)
+        rows = await self._fetch(f"SELECT id, data FROM events{where.sql()}{_order(query)}", *where.args)
+        return [{"id": r[0], **_loads(r[1])} for r in rows]
+
+    async def idents(self, protocol: str | None = None) -> list[dict[str, Any]]:
+        where = _Where().eq("protocol", protocol)
+        rows = await self._fetch(f"SELECT * FROM idents{where.sql()} ORDER BY last_seen DESC", *where.args)
+        return [
+            {
+                "protocol": r["protocol"], "ident": r["ident"], "first_seen": r["first_seen"],
+                "last_seen": r["last_seen"], "peer": r["peer"], "sample": (r["sample"] or b"").hex(),
+                "device_id": r["device_id"],
+            }
+            for r in rows
+        ]
+
+    # commands --------------------------------------------------------------------------------
+    async def create_command(self, fields: dict[str, Any]) -> dict[str, Any]:
+        values = _command_values({"created": time.time(), "status": "queued", **fields})
+        if values.get("name") is None:
+            raise StoreError("a command needs a name")
+
+        async def op(tx: _Tx) -> dict[str, Any]:
+            placeholders = ",".join(f"${n}" for n in range(1, len(values) + 1))
+            try:
+                row = await tx.conn.fetchrow(
+                    f"INSERT INTO commands({', '.join(values)}) VALUES ({placeholders}) RETURNING *",
+                    *values.values(),
+                )
+            except asyncpg.NotNullViolationError as exc:
+                raise StoreError(f"a command's {exc.column_name} cannot be null") from exc
+            return _command_row(row)
+
+        return await self._write(op)
+
+    async def update_command(self, command_id: int, fields: dict[str, Any]) -> dict[str, Any]:
+        values = _command_values(fields)
+
+        async def op(tx: _Tx) -> dict[str, Any]:
+            if values:
+                assignments = ", ".join(f"{k} = ${n}" for n, k in enumerate(values, start=2))
+                try:
+                    row = await tx.conn.fetchrow(
+                        f"UPDATE commands SET {assignments} WHERE id = $1 RETURNING *", command_id, *values.values()
+                    )
+                except asyncpg.NotNullViolationError as exc:
+                    raise StoreError(f"a command's {exc.column_name} cannot be null") from exc
+            else:
+                row = await tx.conn.fetchrow("SELECT * FROM commands WHERE id = $1", command_id)
+            if row is None:
+                raise NotFound(f"command {command_id} not found")
+            return _command_row(row)
+
+        return await self._write(op)
+
+    async def get_command(self, command_id: int) -> dict[str, Any]:
+        row = await self._fetchrow("SELECT * FROM commands WHERE id = $1", command_id)
+        if row is None:
+            raise NotFound(f"command {command_id} not found")
+        return _command_row(row)
+
+    async def commands(
+        self,
+        device_ids: list[int] | None = None,
+        statuses: tuple[str, ...] | None = None,
+        query: TimeQuery | None = None,
+    ) -> list[dict[str, Any]]:
+        query = query or TimeQuery()
+        where = _Where().any("device_id", device_ids, "bigint")
+        where.any("status", list(statuses) if statuses is not None else None, "text").time(query, "created")
+        rows = await self._fetch(f"SELECT * FROM commands{where.sql()}{_order(query, 'created')}", *where.args)
+        return [_command_row(r) for r in rows]
+
+    # key/value -------------------------------------------------------------------------------
+    async def kv_get(self, namespace: str, key: str) -> Any | None:
+        row = await self._fetchrow("SELECT value FROM kv WHERE namespace = $1 AND key = $2", namespace, key)
+        return None if row is None else _loads(row[0])
+
+    async def kv_set(self, namespace: str, key: str, value: Any) -> None:
+        text = _dumps(value)
+
+        async def op(tx: _Tx) -> None:
+            await tx.conn.execute(
+                "INSERT INTO kv(namespace, key, value) VALUES ($1, $2, $3)"
+                " ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value",
+                namespace, key, text,
+            )
+
+        await self._write(op)
+
+    async def kv_delete(self, namespace: str, key: str) -> None:
+        async def op(tx: _Tx) -> None:
+            await tx.conn.execute("DELETE FROM kv WHERE namespace = $1 AND key = $2", namespace, key)
+
+        await self._write(op)
+
+    async def kv_list(self, namespace: str) -> dict[str, Any]:
+        # COLLATE "C": byte order, as SQLite sorts ("Beta" before "alpha") whatever the database locale.
+        rows = await self._fetch(
+            'SELECT key, value FROM kv WHERE namespace = $1 ORDER BY key COLLATE "C"', namespace
+        )
+        return {r[0]: _loads(r[1]) for r in rows}
+
+    # handler state ---------------------------------------------------------------------------
+    async def load_states(self) -> dict[int, dict[str, Any]]:
+        rows = await self._fetch("SELECT device_id, data FROM device_state")
+        return {r[0]: _loads(r[1]) for r in rows}
+
+    async def save_states(self, states: dict[int, dict[str, Any]]) -> None:
+        ids = [int(d) for d in states]
+        texts = [_dumps(s) for s in states.values()]
+        if not ids:
+            self._check()
+            return
+
+        async def op(tx: _Tx) -> None:
+            await tx.conn.execute(
+                "INSERT INTO device_state(device_id, data) SELECT * FROM unnest($1::bigint[], $2::text[])"
+                " ON CONFLICT (device_id) DO UPDATE SET data = excluded.data",
+                ids, texts,
+            )
+
+        await self._write(op)
+
+    # retention -------------------------------------------------------------------------------
+    async def purge(self, messages_before: float | None, packets_before: float | None) -> dict[str, int]:
+        async def op(tx: _Tx) -> dict[str, int]:
+            conn = tx.conn
+            out = {"messages": 0, "packets": 0, "logs": 0}
+            if messages_before is not None:
+                before = float(messages_before)
+                out["messages"] = await self._drop_old_partitions(tx, before)
+                out["messages"] += _affected(
+                    await conn.execute("DELETE FROM messages WHERE server_ts < $1", before)
+                )
+            if packets_before is not None:
+                before = float(packets_before)
+                out["packets"] = _affected(await conn.execute("DELETE FROM packets WHERE ts < $1", before))
+                out["logs"] = _affected(await conn.execute("DELETE FROM logs WHERE ts < $1", before))
+            return out
+
+        return await self._write(op)
+
+    async def _drop_old_partitions(self, tx: _Tx, before: float) -> int:
+        """Drops the monthly partitions whose every message was received before ``before``; returns
+        how many messages went with them. (The newest reception time of a partition is one index
+        probe; the count is paid once, when the partition goes.)"""
+        conn = tx.conn
+        await self._load_partitions(conn)
+        dropped = 0
+        for month in sorted(self._partitions):
+            name = _partition_name(month)
+            newest = await conn.fetchval(f"SELECT max(server_ts) FROM {name}")
+            if newest is None or newest >= before:
+                continue
+            dropped += int(await conn.fetchval(f"SELECT count(*) FROM {name}"))
+            await conn.execute(f"DROP TABLE {name}")
+            self._partitions.discard(month)  # recreated on demand; a rollback clears the cache anyway
+        return dropped
+
+    # helpers for ``sinogate migrate`` ---------------------------------------------------------
+    async def copy_rows(self, table: str, columns: list[str], rows: list[tuple[Any, ...]]) -> None:
+        """Bulk-loads rows as they are (ids included) through COPY; messages go through the
+        partition bookkeeping first. For the copy from another store only."""
+        if table == "messages":
+            ts_index = columns.index("ts")
+            high = time.time() + PARTITION_AHEAD
+            months = {_month(r[ts_index]) for r in rows if PARTITION_START <= r[ts_index] < high}
+        else:
+            months = set()
+
+        async def op(tx: _Tx) -> None:
+            for month in sorted(months - self._partitions):
+                await self._ensure_partition(tx, month)
+            await tx.conn.copy_records_to_table(table, records=rows, columns=columns)
+
+        await self._write(op)
+
+    async def finish_copy(self) -> None:
+        """After ``copy_rows``: moves every id sequence past the copied ids and reloads telemetry."""
+        from sinogate.store.postgres_schema import SEQUENCES
+
+        async def op(tx: _Tx) -> None:
+            for table, sequence in SEQUENCES.items():
+                await tx.conn.execute(
+                    f"SELECT setval('{sequence}', GREATEST((SELECT max(id) FROM {table}), 0) + 1, false)"
+                )
+
+        await self._write(op)
+        rows = await self._fetch("SELECT device_id, data FROM telemetry")
+        for row in rows:
+            self._telemetry.load(row["device_id"], _loads(row["data"]))
+
+    async def count(self, table: str) -> int:
+        """Rows of one table (for the verification of ``sinogate migrate``)."""
+        row = await self._fetchrow(f"SELECT count(*) FROM {_quote(table)}")
+        assert row is not None
+        return int(row[0])
+
+
+async def migrate(conn: asyncpg.Connection, lock_key: int) -> list[int]:
+    """Brings the schema of ``conn``'s search_path to ``SCHEMA_VERSION``; returns the versions
+    applied. Each migration commits with its record; raises ``StoreError`` for a schema written by
+    a newer release."""
+    applied: list[int] = []
+    for migration in MIGRATIONS:
+        async with conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", lock_key)
+            await conn.execute(
+                "CREATE TABLE IF NOT EXISTS migrations"
+                " (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied DOUBLE PRECISION NOT NULL)"
+            )
+            done = {r[0] for r in await conn.fetch("SELECT version FROM migrations")}
+            newest = max(done, default=0)
+            if newest > SCHEMA_VERSION:
+                raise StoreError(
+                    f"the database has schema version {newest}; this release knows up to {SCHEMA_VERSION}"
+                )
+            if migration.version in done:
+                continue
+            for statement in statements(migration.sql):
+                await conn.execute(statement)
+            await conn.execute(
+                "INSERT INTO migrations(version, name, applied) VALUES ($1, $2, $3)",
+                migration.version, migration.name, time.time(),
+            )
+        applied.append(migration.version)
+    return applied
