@@ -49,7 +49,7 @@ from sinogate.store.base import (
     StoreError,
     TimeQuery,
 )
-from sinogate.store.postgres_schema import MIGRATIONS, SCHEMA_VERSION, statements
+from sinogate.store.postgres_schema import MIGRATIONS, SCHEMA_VERSION, SEQUENCES, statements
 from sinogate.store.telemetry import TelemetryTable
 
 T = TypeVar("T")
@@ -1049,19 +1049,20 @@ class PostgresStore(Store):
 
         await self._write(op)
 
-    async def finish_copy(self) -> None:
-        """After ``copy_rows``: moves every id sequence past the copied ids and reloads telemetry."""
-        from sinogate.store.postgres_schema import SEQUENCES
+    async def finish_copy(self, floors: dict[str, int] | None = None) -> None:
+        """After ``copy_rows``: moves every id sequence past the copied ids (and past ``floors``,
+        ids the source handed out once) and loads the copied telemetry."""
+        floors = floors or {}
 
         async def op(tx: _Tx) -> None:
             for table, sequence in SEQUENCES.items():
+                floor = int(floors.get(table, 0))
                 await tx.conn.execute(
-                    f"SELECT setval('{sequence}', GREATEST((SELECT max(id) FROM {table}), 0) + 1, false)"
+                    f"SELECT setval('{sequence}', GREATEST((SELECT max(id) FROM {table}), $1) + 1, false)", floor
                 )
 
         await self._write(op)
-        rows = await self._fetch("SELECT device_id, data FROM telemetry")
-        for row in rows:
+        for row in await self._fetch("SELECT device_id, data FROM telemetry"):
             self._telemetry.load(row["device_id"], _loads(row["data"]))
 
     async def count(self, table: str) -> int:
