@@ -25,6 +25,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from sinogate.analytics.address import AddressBook
+from sinogate.analytics.cells import CellDatabase
+from sinogate.analytics.plugins import PluginRunner, PluginSet
 from sinogate.api.app import create_app
 from sinogate.api.context import ApiContext
 from sinogate.api.tokens import TokenService, master_token
@@ -134,7 +137,13 @@ class Runtime:
         self.sessions = SessionRegistry(self.devices, self.store, self.tasks, self.later, self.bus)
         self.states = DeviceStates(self.store)
         self.devices.on_delete(self.states.forget)
-        self.pipeline = build_pipeline(config)
+        self.plugins = PluginSet(self.store)
+        self.devices.on_delete(self.plugins.device_changed)
+        self.cells = CellDatabase(config.data_dir / "cells.sqlite")
+        self.addresses = AddressBook()
+        self.pipeline = build_pipeline(config, {
+            "plugins": self.plugins, "plugin_runner": PluginRunner(self.cells, self.addresses),
+        })
         self.commands = CommandService(self.store, self.store, self.sessions, self.tasks, self.bus, self.later)
         # Phase 2, in order: replies close their commands before anyone sees the message.
         self.ingest = IngestService(self.store, self.pipeline, self.states,
@@ -163,7 +172,7 @@ class Runtime:
             store=self.store, devices=self.devices, sessions=self.sessions, commands=self.commands,
             ingest=self.ingest, bus=self.bus, tokens=token_service(self.store),
             master_token=master_token(self.config.token, self.config.data_dir), channels=self.channels,
-            ports=self.ports, started=self.started, is_stopping=lambda: self.stopping,
+            ports=self.ports, started=self.started, is_stopping=lambda: self.stopping, plugins=self.plugins,
         )
 
     # lifecycle ---------------------------------------------------------------------------------
@@ -173,6 +182,7 @@ class Runtime:
         await self.store.open()
         await self.devices.load()
         await self.states.load()
+        await self.plugins.load()
         stale = [d["id"] for d in self.devices.all() if d.get("connected")]  # nothing is connected yet
         for device_id in stale:
             self.devices.mark(device_id, False, None)
@@ -183,7 +193,8 @@ class Runtime:
             await self._listen(channel)
         if cfg.http_port:
             await self._start_http()
-        self._loops = [self.tasks.spawn(self._sweep_idle()), self.tasks.spawn(self._housekeeping())]
+        self._loops = [self.tasks.spawn(self._sweep_idle()), self.tasks.spawn(self._housekeeping()),
+                       self.tasks.spawn(self.addresses.run())]
         presence = next((h for h in self.pipeline.handlers if isinstance(h, Presence)), None)
         if presence is not None:
             self._loops.append(self.tasks.spawn(self._watch_offline(presence)))

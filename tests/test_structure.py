@@ -94,6 +94,8 @@ def test_no_import_cycle_inside_the_package() -> None:
 SERVICES = frozenset({
     "SQLiteStore", "MemoryStore", "DeviceRegistry", "SessionRegistry", "EventBus", "IngestService",
     "CommandService", "Pipeline", "DeviceStates", "Tasks", "DeferredWrites", "TokenService", "MessageEvents",
+    "GeofenceService",
+    "PluginSet", "PluginRunner", "CellDatabase", "AddressBook",
 })
 
 

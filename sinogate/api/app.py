@@ -22,6 +22,7 @@ from sinogate.api import (
     routes_devices,
     routes_export,
     routes_platform,
+    routes_plugins,
     routes_stream,
     routes_web,
 )
@@ -36,6 +37,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     routes_stream.router,
     routes_export.router,
     routes_platform.router,
+    routes_plugins.router,
     routes_web.router,
 )
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from sinogate.analytics.geofences import GeofenceService
+from sinogate.analytics.plugins import PluginSet
 from sinogate.api.tokens import TokenService
 from sinogate.commands.service import CommandService
 from sinogate.ingest import IngestService
@@ -31,6 +33,8 @@ class ApiContext:
     ports: dict[str, int]
     started: float
     is_stopping: Callable[[], bool]
+    geofences: GeofenceService
+    plugins: PluginSet
     heartbeat: float = 15.0  # seconds between SSE heartbeat comments
     stop_minutes: float = 5.0  # default stop duration in track exports
     extra: dict[str, object] = field(default_factory=dict)

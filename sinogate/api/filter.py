@@ -164,6 +164,32 @@ def _fn_tonumber(v: Value) -> Value:
     return _number(v)
 
 
+def _fn_tostring(v: Value) -> str:
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    return str(v)
+
+
+def _fn_round(v: Value, digits: Value) -> Value:
+    places = _number(digits)
+    if not isinstance(places, int) and not float(places).is_integer():
+        raise _EvalError("round() digits must be whole")
+    if not -15 <= places <= 15:
+        raise _EvalError("round() digits out of range")
+    return round(_number(v), int(places))
+
+
+def _fn_extreme(pick: Callable[..., Value], values: list[Value]) -> Value:
+    return pick(_number(v) for v in values)
+
+
+PREVIOUS_PREFIX = "previous:"  # key of a parameter's previous value in an expression's scope
+
+
 _FUNCTIONS: dict[str, tuple[int, Callable[..., Value]]] = {
     "not": (1, lambda v: not truthy(v)),
     "abs": (1, lambda v: abs(_number(v))),
@@ -171,6 +197,7 @@ _FUNCTIONS: dict[str, tuple[int, Callable[..., Value]]] = {
     "isstring": (1, lambda v: isinstance(v, str)),
     "isnull": (1, lambda v: v is None),
     "round": (1, lambda v: round(_number(v))),
+    "tostring": (1, lambda v: _fn_tostring(v)),
     "floor": (1, lambda v: math.floor(_number(v))),
     "ceil": (1, lambda v: math.ceil(_number(v))),
 }
@@ -181,6 +208,7 @@ class _Parser:
         self.tokens = tokenize(text)
         self.i = 0
         self.depth = 0
+        self.previous: set[str] = set()  # parameters named in previous('...')
 
     # helpers
     def peek(self) -> tuple[str, Any, int]:
@@ -353,6 +381,16 @@ class _Parser:
 
     def call(self, name: str, pos: int) -> Node:
         self.expect("(")
+        if name == "previous":
+            # previous('param'): the device's value of param before this message (null if none);
+            # the caller puts it in the scope under PREVIOUS_PREFIX + param.
+            kind, value, _ = self.take()
+            if kind != "str":
+                raise FilterSyntaxError(f"previous() takes one quoted parameter name (position {pos})")
+            self.expect(")")
+            self.previous.add(str(value))
+            key = PREVIOUS_PREFIX + str(value)
+            return lambda m: m.get(key)
         self.nest()
         args: list[Node] = []
         if not self.at_op(")"):
@@ -367,6 +405,15 @@ class _Parser:
                 raise FilterSyntaxError(f"if() takes 3 arguments (position {pos})")
             cond, yes, no = args
             return lambda m: yes(m) if truthy(cond(m)) else no(m)
+        if name in ("min", "max"):
+            if not args:
+                raise FilterSyntaxError(f"{name}() takes at least 1 argument (position {pos})")
+            pick = min if name == "min" else max
+            return lambda m: _fn_extreme(pick, [a(m) for a in args])
+        if name == "round" and len(args) == 2:
+            value, digits = args
+            return lambda m: _fn_round(value(m), digits(m))
+
         spec = _FUNCTIONS.get(name)
         if spec is None:
             raise FilterSyntaxError(f"unknown function {name!r} at position {pos}")
@@ -380,7 +427,7 @@ class _Parser:
 class Filter:
     """A compiled expression; ``matches(message)`` never raises."""
 
-    __slots__ = ("_node", "text")
+    __slots__ = ("_node", "previous", "text")
 
     def __init__(self, text: str) -> None:
         if not isinstance(text, str):
@@ -391,7 +438,9 @@ class Filter:
             raise FilterSyntaxError("filter is empty")
         self.text = text
         try:
-            self._node = _Parser(text).parse()
+            parser = _Parser(text)
+            self._node = parser.parse()
+            self.previous = frozenset(parser.previous)
         except RecursionError as exc:  # pragma: no cover - MAX_DEPTH keeps us well below the limit
             raise FilterSyntaxError("expression too deeply nested") from exc
         except IndexError as exc:  # pragma: no cover - defensive: ran past the end token

@@ -12,12 +12,14 @@ from sinogate.pipeline.edges import StateEdges
 from sinogate.pipeline.enrich import Enrich
 from sinogate.pipeline.filters import Filters
 from sinogate.pipeline.odometer import Odometer
+from sinogate.pipeline.plugins import Plugins
 from sinogate.pipeline.presence import Presence
 from sinogate.pipeline.time_sanity import TimeSanity
 
 HANDLERS: tuple[type[Handler], ...] = (
     Enrich,
     TimeSanity,
+    Plugins,
     Filters,
     Odometer,
     StateEdges,
