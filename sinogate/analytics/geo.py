@@ -1,14 +1,21 @@
-"""Distances on the Earth (WGS 84), through geographiclib's geodesic solution."""
+"""Distances on the Earth for the odometer, the jump filter and trips.
+
+Haversine on a sphere of the WGS 84 mean radius (6371.0088 km): within 0.5 % of the geodesic
+distance anywhere (usually far better), about 1 µs a call — it runs for every accepted fix, where
+an exact geodesic solution in Python (tens of µs) would cost a noticeable share of ingest.
+"""
 
 from __future__ import annotations
 
-from geographiclib.geodesic import Geodesic
+from math import asin, cos, radians, sin, sqrt
 
-_WGS84 = Geodesic.WGS84
+EARTH_RADIUS_KM = 6371.0088
 
 
 def distance_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
-    """Geodesic distance between two points in degrees, in km (accurate to well under a metre)."""
+    """Great-circle distance between two points in degrees, in km."""
     if lat1 == lat2 and lon1 == lon2:
         return 0.0
-    return float(_WGS84.Inverse(lat1, lon1, lat2, lon2, Geodesic.DISTANCE)["s12"]) / 1000.0
+    p1, p2 = radians(lat1), radians(lat2)
+    a = sin((p2 - p1) / 2) ** 2 + cos(p1) * cos(p2) * sin(radians(lon2 - lon1) / 2) ** 2
+    return 2 * EARTH_RADIUS_KM * asin(min(1.0, sqrt(a)))

@@ -1,8 +1,10 @@
 """Events on state edges: alarms (false → true) and ignition (on ↔ off).
 
-Every boolean parameter a codec produces whose name ends in ``.alarm`` or ``.event`` (``sos.alarm``,
-``power.cut.alarm``, ``crash.event`` ...) fires one ``alarm`` event when it turns true, not on every
-message that still carries it; ``alarm`` is the name without the suffix (``sos``, ``power.cut``).
+Every registered boolean parameter whose name ends in ``.alarm`` or ``.event`` (``sos.alarm``,
+``power.cut.alarm``, ``crash.event`` ...; ``sinogate params``) fires one ``alarm`` event when it turns
+true, not on every message that still carries it; ``alarm`` is the name without the suffix (``sos``,
+``power.cut``). The registry's names are matched against each message as one set intersection,
+instead of testing every key of every message.
 ``engine.ignition.status`` changing fires ``ignition.on`` / ``ignition.off`` (a first known value
 fires nothing: there is no edge yet). Only live messages count (see ``filters``): a late batch
 replays the past and fires nothing. A bad fix still fires its alarms: an SOS is news whatever the GPS.
@@ -10,9 +12,11 @@ replays the past and fires nothing. A bad fix still fires its alarms: an SOS is 
 
 from __future__ import annotations
 
+from sinogate.model.params import all_params
 from sinogate.pipeline.base import Context, Handler, Message
 
 SUFFIXES = (".alarm", ".event")
+ALARMS = frozenset(p.name for p in all_params() if p.type == "boolean" and p.name.endswith(SUFFIXES))
 
 
 def alarm_name(param: str) -> str:
@@ -32,11 +36,22 @@ class StateEdges(Handler):
         if state is None:
             return message
         flags: dict[str, bool] = state.setdefault("alarms", {})
-        for key, value in message.items():
-            if value.__class__ is bool and key.endswith(SUFFIXES):
-                if value and not flags.get(key):
-                    ctx.emit("alarm", message, alarm=alarm_name(key), **{key: True})
-                flags[key] = value
+        present = ALARMS.intersection(message)
+        if present:
+            fired = []
+            for key in present:
+                value = message[key]
+                if value is True:
+                    if not flags.get(key):
+                        flags[key] = True
+                        fired.append(key)
+                elif value is False and flags.get(key):
+                    flags[key] = False
+            if len(fired) > 1:  # in the message's order, so events come out the same every time
+                order = list(message)
+                fired.sort(key=order.index)
+            for key in fired:
+                ctx.emit("alarm", message, alarm=alarm_name(key), **{key: True})
         ignition = message.get("engine.ignition.status")
         if isinstance(ignition, bool):
             before = state.get("ignition")

@@ -22,7 +22,9 @@ def ctx(device: dict[str, Any] | None = DEVICE, states: dict[str, Any] | None = 
 
 
 def test_chain_order_is_declared_once() -> None:
-    assert [h.name for h in HANDLERS] == ["enrich", "time_sanity", "filters", "odometer", "edges"]
+    names = [h.name for h in HANDLERS]
+    assert names[:7] == ["enrich", "time_sanity", "plugins", "filters", "odometer", "edges", "geofencing"]
+    assert names.index("overspeed") > names.index("geofencing")  # it reads the fences' speed limits
 
 
 def test_enrich_adds_reception_and_device_fields() -> None:

@@ -128,7 +128,7 @@ def test_offline_address() -> None:
 class _Nominatim(BaseHTTPRequestHandler):
     hits: list[str] = []  # noqa: RUF012 - the test reads what the fake service saw
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+    def do_GET(self) -> None:
         _Nominatim.hits.append(self.path)
         body = (b'{"display_name": "Unter den Linden 1, 10117 Berlin, Germany", "address": {"road": "Unter den'
                 b' Linden", "house_number": "1", "city": "Berlin", "country": "Germany", "country_code": "de"}}')
