@@ -34,6 +34,9 @@ class Context:
     protocol_id: int
     states: dict[str, Any] | None = field(default=None, repr=False)  # this device's handler states
     events: list[dict[str, Any]] = field(default_factory=list)  # emitted while the batch ran
+    # Interval changes (calcs): closed ones ("active" false) are stored with the batch; all are
+    # published after the commit (see ``sinogate.pipeline.calcs``).
+    intervals: list[dict[str, Any]] = field(default_factory=list)
     # Facts one handler tells the later ones about the current message (reset for each message):
     # "late", "filtered" (see ``live``/``accepted``), "speed_limit" (km/h, from geofences).
     scratch: dict[str, Any] = field(default_factory=dict)

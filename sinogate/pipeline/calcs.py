@@ -1,0 +1,237 @@
+"""Calculators: intervals (trips, stops, geofence visits, overspeed, ignition, offline, the user's
+calcs) computed live from each device's messages, the machines of ``sinogate.analytics.intervals``.
+
+Runs after ``geofencing`` and ``overspeed`` and reads their facts (``ctx.scratch["geofences"]``,
+``ctx.scratch["speed_limit"]``). Only live messages count (a late batch is left to the
+recalculation of its span); position-based calcs (trips, stops, visits, overspeed) take only the
+fixes the filters accepted. Open intervals live in the device's state under the calc's id; a
+closed interval goes to ``ctx.intervals`` and is stored in the batch's transaction, a newly
+confirmed one goes there as ``"active": true`` (published, not stored). A confirmed trip fires
+``trip.start``, its end ``trip.end`` (with its distance and duration).
+
+The same handler, on a fresh state, rebuilds intervals from stored messages
+(``sinogate.analytics.recalc``): the same messages in the same order give the same intervals.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from typing import Any, ClassVar
+
+from sinogate.analytics.calcs import (
+    BUILTINS,
+    GEOFENCE_VISITS,
+    IGNITION,
+    OFFLINE,
+    OPTIONS,
+    OVERSPEED,
+    STOPS,
+    TRIPS,
+    Calc,
+    CalcRegistry,
+)
+from sinogate.analytics.intervals import Change, Keyed, Machine, Motion, Rule, Stats, interval, offline_step
+from sinogate.pipeline.base import Context, Handler, Message
+
+_BUILTIN_KEYS = frozenset(str(c.id) for c in BUILTINS)
+_OVERSPEED = next(c for c in BUILTINS if c.id == OVERSPEED)
+
+
+def _number(value: Any) -> float | None:
+    if value.__class__ is bool or not isinstance(value, int | float) or not math.isfinite(value):
+        return None
+    return float(value)
+
+
+def record(calc_id: int, device_id: int, stats: Stats, active: bool, calc: Calc | None = None,
+           **extra: Any) -> dict[str, Any]:
+    """An interval as the API and the store show it (``id`` comes from the store)."""
+    counters = calc.counters if calc is not None else ()
+    return {"calc.id": calc_id, "device.id": device_id, **interval(stats, counters), "active": active, **extra}
+
+
+class Calcs(Handler):
+    name = "calcs"
+    options: ClassVar[Mapping[str, Any]] = {**OPTIONS, "speed_limit": None}
+    needs = ("calcs",)
+
+    def __init__(self, config: Mapping[str, Any], calcs: CalcRegistry) -> None:
+        super().__init__(config)
+        self.calcs = calcs
+        self._motions: dict[tuple[float, float, float], Motion] = {}
+        self._machines: dict[Rule, Machine] = {}
+        self._visits = Keyed(Rule())
+
+    # options -------------------------------------------------------------------------------------
+    def option(self, device: Mapping[str, Any] | None, key: str) -> Any:
+        """The device's value of option ``key`` (its ``settings`` override the server default);
+        a number that is not one falls back to the default."""
+        default = self.defaults[key]
+        settings = (device or {}).get("settings") or {}
+        value = settings.get(key)
+        if value is None:
+            return default
+        if isinstance(default, bool):
+            return value if isinstance(value, bool) else default
+        number = _number(value)
+        return number if number is not None and number >= 0 else default
+
+    def motion(self, device: Mapping[str, Any] | None) -> Motion:
+        key = (float(self.option(device, "stop_min_duration")), float(self.option(device, "trip_max_gap")),
+               float(self.option(device, "trip_min_distance")))
+        machine = self._motions.get(key)
+        if machine is None:
+            machine = self._motions[key] = Motion(*key)
+        return machine
+
+    def machine(self, rule: Rule) -> Machine:
+        machine = self._machines.get(rule)
+        if machine is None:
+            if len(self._machines) > 4096:
+                self._machines.clear()
+            machine = self._machines[rule] = Machine(rule)
+        return machine
+
+    def _overspeed(self, device: Mapping[str, Any] | None) -> Machine:
+        return self.machine(Rule(min_duration=float(self.option(device, "overspeed_min_duration")),
+                                 max_gap=float(self.option(device, "trip_max_gap")), counters=_OVERSPEED.counters))
+
+    def _ignition(self, device: Mapping[str, Any] | None) -> Machine:
+        return self.machine(Rule(max_gap=float(self.option(device, "trip_max_gap"))))
+
+    @staticmethod
+    def _user_rule(calc: Calc) -> Rule:
+        return Rule(min_duration=calc.min_duration, max_gap=calc.max_gap, counters=calc.counters)
+
+    # the handler -----------------------------------------------------------------------------------
+    def handle(self, message: Message, ctx: Context) -> Message:
+        if not ctx.live:
+            return message
+        state = ctx.state(self.name)
+        device = ctx.device
+        if state is None or device is None or _number(message.get("timestamp")) is None:
+            return message
+        device_id = int(device["id"])
+        fix = ctx.accepted
+        out = ctx.intervals
+
+        gap = offline_step(state.setdefault(str(OFFLINE), {}), message, fix,
+                           float(self.option(device, "offline_after")))
+        if gap is not None:
+            out.append(record(OFFLINE, device_id, gap, False))
+
+        ignition = message.get("engine.ignition.status")
+        motion_state: dict[str, Any] = state.setdefault(str(TRIPS), {})
+        if ignition.__class__ is bool:
+            motion_state["ign"] = ignition
+            self._emit(ctx, device_id, IGNITION, None,
+                       self._ignition(device).step(state.setdefault(str(IGNITION), {}), message, fix, ignition))
+
+        if fix:
+            self._position(message, ctx, state, motion_state, device)
+
+        users = self.calcs.for_device(device)
+        for calc in users:
+            key = str(calc.id)
+            st = state.get(key)
+            version = calc.version
+            if st is None or st.get("v") != version:
+                st = state[key] = {"v": version}
+            assert calc.filter is not None
+            truth = calc.filter.matches(message)
+            self._emit(ctx, device_id, calc.id, calc, self.machine(self._user_rule(calc)).step(st, message, fix, truth))
+
+        others = [k for k in state if k not in _BUILTIN_KEYS]
+        if len(others) != len(users):  # a deleted calc, or one that no longer applies to the device
+            keep = {str(c.id) for c in users}
+            for key in others:
+                if key not in keep:
+                    del state[key]
+        return message
+
+    def _position(self, message: Message, ctx: Context, state: dict[str, Any], motion_state: dict[str, Any],
+                  device: Mapping[str, Any]) -> None:
+        device_id = int(device["id"])
+        speed = _number(message.get("position.speed"))
+        trip_speed = float(self.option(device, "trip_speed"))
+        moving = speed is not None and speed >= trip_speed
+        if self.option(device, "trip_use_ignition") and isinstance(motion_state.get("ign"), bool):
+            moving = bool(motion_state["ign"])
+        for kind, change in self.motion(device).step(motion_state, message, moving):
+            calc_id = TRIPS if kind == "trip" else STOPS
+            if change.kind == "drop":
+                continue
+            closed = change.kind == "close"
+            item = record(calc_id, device_id, change.stats, not closed)
+            ctx.intervals.append(item)
+            if calc_id == TRIPS:
+                fields = {"calc.id": TRIPS, "begin": item["begin"], "distance": item["distance"]}
+                if closed:
+                    fields.update({"end": item["end"], "duration": item["duration"], "max.speed": item["max.speed"],
+                                   "avg.speed": item["avg.speed"]})
+                ctx.emit("trip.end" if closed else "trip.start", message, **fields)
+
+        if "speed_limit" in ctx.scratch:
+            limit = _number(ctx.scratch["speed_limit"])
+        else:
+            limit = _number(self.option(device, "speed_limit"))
+        over = speed is not None and limit is not None and limit > 0 and speed > limit
+        # The limit in force becomes the interval's speed.limit counter (its last value).
+        seen = {**message, "speed.limit": limit} if over else message
+        changes = self._overspeed(device).step(state.setdefault(str(OVERSPEED), {}), seen, True, over)
+        self._emit(ctx, device_id, OVERSPEED, _OVERSPEED, changes)
+
+        fences = ctx.scratch.get("geofences")
+        if fences is not None:
+            keys = {str(k): v for k, v in fences.items()}
+            visits = state.setdefault(str(GEOFENCE_VISITS), {})
+            for key, fence_name, change in self._visits.step(visits, message, True, keys):
+                if change.kind != "drop":
+                    ctx.intervals.append(record(GEOFENCE_VISITS, device_id, change.stats, change.kind == "confirm",
+                                                **_fence(key, fence_name)))
+
+    @staticmethod
+    def _emit(ctx: Context, device_id: int, calc_id: int, calc: Calc | None, changes: Iterable[Change]) -> None:
+        for change in changes:
+            if change.kind != "drop":
+                ctx.intervals.append(record(calc_id, device_id, change.stats, change.kind == "confirm", calc))
+
+    # active intervals ------------------------------------------------------------------------------
+    def active(self, states: Mapping[str, Any] | None, device: Mapping[str, Any], now: float) -> list[dict[str, Any]]:
+        """The intervals open now (``"active": true``), from the device's handler states."""
+        state = (states or {}).get(self.name) or {}
+        device_id = int(device["id"])
+        out: list[dict[str, Any]] = []
+        motion_state = state.get(str(TRIPS)) or {}
+        trip, stop = self.motion(device).active(motion_state)
+        if trip is not None:
+            out.append(record(TRIPS, device_id, trip, True))
+        if stop is not None:
+            out.append(record(STOPS, device_id, stop, True))
+        for key, fence_name, stats in self._visits.active(state.get(str(GEOFENCE_VISITS)) or {}):
+            out.append(record(GEOFENCE_VISITS, device_id, stats, True, **_fence(key, fence_name)))
+        overspeed = Machine.active(state.get(str(OVERSPEED)) or {})
+        if overspeed is not None:
+            out.append(record(OVERSPEED, device_id, overspeed, True, _OVERSPEED))
+        ignition = Machine.active(state.get(str(IGNITION)) or {})
+        if ignition is not None:
+            out.append(record(IGNITION, device_id, ignition, True))
+        offline = state.get(str(OFFLINE)) or {}
+        last = offline.get("last")
+        if last is not None and now - last > float(self.option(device, "offline_after")):
+            out.append({"calc.id": OFFLINE, "device.id": device_id, "begin": last, "end": now,
+                        "duration": round(now - last, 3), "active": True, "distance": 0.0, "max.speed": None,
+                        "avg.speed": None, "begin.position.latitude": (offline.get("lp") or [None])[0],
+                        "begin.position.longitude": (offline.get("lp") or [None, None])[1],
+                        "end.position.latitude": None, "end.position.longitude": None})
+        for calc in self.calcs.for_device(device):
+            st = state.get(str(calc.id)) or {}
+            current = Machine.active(st) if st.get("v") == calc.version else None
+            if current is not None:
+                out.append(record(calc.id, device_id, current, True, calc))
+        return out
+
+
+def _fence(key: str, name: Any) -> dict[str, Any]:
+    return {"geofence.id": int(key) if key.isdigit() else key, "geofence.name": name}
