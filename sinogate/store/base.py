@@ -103,9 +103,10 @@ class IngestBatch:
     idents: list[IdentSeen] = field(default_factory=list)
     digests: list[int] | None = None
     events: list[dict[str, Any]] = field(default_factory=list)  # see EventStore
+    intervals: list[dict[str, Any]] = field(default_factory=list)  # closed intervals, see IntervalStore
 
     def __bool__(self) -> bool:
-        return bool(self.messages or self.packets or self.logs or self.idents or self.events)
+        return bool(self.messages or self.packets or self.logs or self.idents or self.events or self.intervals)
 
     def extend(self, other: IngestBatch) -> None:
         """Appends ``other``'s records (digests are kept only while both sides have them)."""
@@ -121,6 +122,7 @@ class IngestBatch:
         self.logs.extend(other.logs)
         self.idents.extend(other.idents)
         self.events.extend(other.events)
+        self.intervals.extend(other.intervals)
 
 
 @dataclass(slots=True)
@@ -267,6 +269,32 @@ class EventStore(ABC):
         """Events of these devices (``None``: all) by time then id; ``types`` keeps those types."""
 
 
+class IntervalStore(ABC):
+    """Closed intervals of calculators (``sinogate.analytics``): flat dicts ``{"id", "calc.id",
+    "device.id", "begin", "end", "duration", ...}`` stored as given (JSON) apart from ``id``.
+    ``ingest`` stores ``IngestBatch.intervals`` in the batch's transaction and sets each
+    interval's ``id`` (int, increasing) in place, like events. Open (active) intervals are never
+    stored: they live in the handler state."""
+
+    @abstractmethod
+    async def intervals(self, calc_ids: list[int] | None, device_ids: list[int] | None,
+                        query: TimeQuery) -> list[dict[str, Any]]:
+        """Intervals of these calcs and devices (``None``: all) that overlap the query's span
+        (``end`` ≥ ``from_ts`` and ``begin`` ≤ ``to_ts``, bounds inclusive), ordered by ``begin``
+        then id (both descending when ``reverse``), ``count`` applied after ordering."""
+
+    @abstractmethod
+    async def replace_intervals(self, calc_id: int, device_id: int, begin: float, end: float | None,
+                                intervals: list[dict[str, Any]]) -> list[int]:
+        """Recalculation, in one transaction: deletes the calc's intervals of the device whose
+        ``begin`` lies in [``begin``, ``end``] (``end`` None: no upper bound), stores ``intervals``
+        (setting their ``id`` in place) and returns the ids it deleted, ascending."""
+
+    @abstractmethod
+    async def delete_intervals(self, calc_id: int, device_ids: list[int] | None = None) -> int:
+        """Deletes every interval of the calc (of these devices only, when given); returns how many."""
+
+
 class CommandStore(ABC):
     """Commands. A command dict has the columns of ``COMMAND_FIELDS``; ``properties``, ``reply``
     and ``match`` are JSON values, ``payload`` bytes, ``realtime`` and ``executed`` booleans.
@@ -329,8 +357,8 @@ class StateStore(ABC):
         """Replaces the saved state of each device given; others are left alone."""
 
 
-class Store(DeviceStore, MessageStore, TelemetryStore, TrafficStore, EventStore, CommandStore, KeyValueStore,
-            StateStore):
+class Store(DeviceStore, MessageStore, TelemetryStore, TrafficStore, EventStore, IntervalStore, CommandStore,
+            KeyValueStore, StateStore):
     """Persistent state of the gateway: every role plus the lifecycle."""
 
     @abstractmethod

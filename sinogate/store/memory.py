@@ -61,6 +61,12 @@ class _MessageRow:
     data: str
 
 
+def _interval_row(item: dict[str, Any]) -> tuple[int, int, float, float, str]:
+    """(calc, device, begin, end, JSON without id) of an interval, as SQLite keeps it."""
+    return (int(item["calc.id"]), int(item["device.id"]), float(item["begin"]), float(item["end"]),
+            dumps({k: v for k, v in item.items() if k != "id"}))
+
+
 def _in_range(ts: float, query: TimeQuery) -> bool:
     return (query.from_ts is None or ts >= query.from_ts) and (query.to_ts is None or ts <= query.to_ts)
 
@@ -84,12 +90,13 @@ class MemoryStore(Store):
         self._packets: dict[int, dict[str, Any]] = {}
         self._logs: dict[int, dict[str, Any]] = {}
         self._events: dict[int, tuple[int | None, float, str, str]] = {}  # id → device, ts, type, JSON
+        self._intervals: dict[int, tuple[int, int, float, float, str]] = {}  # id → calc, device, begin, end, JSON
         self._idents: dict[tuple[str, str], dict[str, Any]] = {}
         self._commands: dict[int, dict[str, Any]] = {}  # JSON columns as text
         self._kv: dict[tuple[str, str], str] = {}
         self._states: dict[int, str] = {}
         self._telemetry = TelemetryTable()
-        self._last_id = {"device": 0, "message": 0, "packet": 0, "log": 0, "command": 0}
+        self._last_id = {"device": 0, "message": 0, "packet": 0, "log": 0, "command": 0, "event": 0, "interval": 0}
 
     def _next_id(self, table: str) -> int:
         self._last_id[table] += 1
@@ -257,6 +264,7 @@ class MemoryStore(Store):
         idents = [(i.protocol, i.ident, _real(i.timestamp), i.peer, bytes(i.sample), i.device_id) for i in batch.idents]
         events = [(e.get("device.id"), float(e.get("timestamp") or 0.0), str(e["type"]),
                    dumps({k: v for k, v in e.items() if k != "id"})) for e in batch.events]
+        intervals = [_interval_row(i) for i in batch.intervals]
         self._apply_telemetry([loads(row.data) for row in new_rows if row.device_id is not None])
         # Nothing below can fail.
         for row in new_rows:
@@ -273,6 +281,7 @@ class MemoryStore(Store):
             event_id = self._next_id("event")
             self._events[event_id] = event_row
             event["id"] = event_id
+        self._add_intervals(batch.intervals, intervals)
         for protocol, ident, ts, peer, sample, device_id in idents:
             seen = self._idents.get((protocol, ident))
             if seen is None:
@@ -427,6 +436,48 @@ class MemoryStore(Store):
         )
         return [{"id": event_id, **loads(row[3])}
                 for event_id, row in _ordered(rows, lambda r: (r[1][1], r[0]), query)]
+
+    # intervals -------------------------------------------------------------------------------
+    def _add_intervals(self, intervals: list[dict[str, Any]], rows: list[tuple[int, int, float, float, str]]) -> None:
+        for item, row in zip(intervals, rows, strict=True):
+            interval_id = self._next_id("interval")
+            self._intervals[interval_id] = row
+            item["id"] = interval_id
+
+    async def intervals(self, calc_ids: list[int] | None, device_ids: list[int] | None,
+                        query: TimeQuery) -> list[dict[str, Any]]:
+        self._check()
+        calcs = None if calc_ids is None else set(calc_ids)
+        devices = None if device_ids is None else set(device_ids)
+        rows = (
+            (interval_id, row) for interval_id, row in self._intervals.items()
+            if (calcs is None or row[0] in calcs) and (devices is None or row[1] in devices)
+            and (query.from_ts is None or row[3] >= query.from_ts) and (query.to_ts is None or row[2] <= query.to_ts)
+        )
+        return [{**loads(row[4]), "id": interval_id}
+                for interval_id, row in _ordered(rows, lambda r: (r[1][2], r[0]), query)]
+
+    async def replace_intervals(self, calc_id: int, device_id: int, begin: float, end: float | None,
+                                intervals: list[dict[str, Any]]) -> list[int]:
+        self._check()
+        rows = [_interval_row(i) for i in intervals]
+        doomed = sorted(
+            interval_id for interval_id, row in self._intervals.items()
+            if row[0] == calc_id and row[1] == device_id and row[2] >= begin and (end is None or row[2] <= end)
+        )
+        for interval_id in doomed:
+            del self._intervals[interval_id]
+        self._add_intervals(intervals, rows)
+        return doomed
+
+    async def delete_intervals(self, calc_id: int, device_ids: list[int] | None = None) -> int:
+        self._check()
+        devices = None if device_ids is None else set(device_ids)
+        doomed = [interval_id for interval_id, row in self._intervals.items()
+                  if row[0] == calc_id and (devices is None or row[1] in devices)]
+        for interval_id in doomed:
+            del self._intervals[interval_id]
+        return len(doomed)
 
     async def idents(self, protocol: str | None = None) -> list[dict[str, Any]]:
         self._check()

@@ -66,6 +66,18 @@ def _command_row(row: sqlite3.Row) -> dict[str, Any]:
     return out
 
 
+def _interval_row(item: dict[str, Any]) -> tuple[int, int, float, float, str]:
+    return (int(item["calc.id"]), int(item["device.id"]), float(item["begin"]), float(item["end"]),
+            _dumps({k: v for k, v in item.items() if k != "id"}))
+
+
+def _insert_intervals(db: sqlite3.Connection, intervals: list[dict[str, Any]],
+                      rows: list[tuple[int, int, float, float, str]]) -> None:
+    for item, row in zip(intervals, rows, strict=True):  # few: one statement each for the id
+        cur = db.execute("INSERT INTO intervals(calc_id, device_id, ts_begin, ts_end, data) VALUES (?,?,?,?,?)", row)
+        item["id"] = cur.lastrowid
+
+
 def _time_clause(query: TimeQuery, column: str = "ts") -> tuple[str, list[Any]]:
     parts: list[str] = []
     args: list[Any] = []
@@ -342,6 +354,8 @@ class SQLiteStore(Store):
         events = batch.events
         event_rows = [(e.get("device.id"), float(e.get("timestamp") or 0.0), str(e["type"]),
                        _dumps({k: v for k, v in e.items() if k != "id"})) for e in events]
+        intervals = batch.intervals
+        interval_rows = [_interval_row(i) for i in intervals]
         messages = batch.messages
 
         def op(db: sqlite3.Connection) -> None:
@@ -375,6 +389,7 @@ class SQLiteStore(Store):
             for event, event_row in zip(events, event_rows, strict=True):  # few: one statement each for the id
                 cur = db.execute("INSERT INTO events(device_id, ts, type, data) VALUES (?,?,?,?)", event_row)
                 event["id"] = cur.lastrowid
+            _insert_intervals(db, intervals, interval_rows)
 
         await self._write(op)
 
@@ -512,6 +527,33 @@ class SQLiteStore(Store):
         sql = f"SELECT id, data FROM events{where}{_order(query)}"
         rows = await self._read(lambda db: db.execute(sql, args).fetchall())
         return [{"id": r[0], **_loads(r[1])} for r in rows]
+
+    async def intervals(self, calc_ids: list[int] | None, device_ids: list[int] | None,
+                        query: TimeQuery) -> list[dict[str, Any]]:
+        where, args = _where(_in("calc_id", calc_ids), _in("device_id", device_ids),
+                             _time_clause(TimeQuery(None, query.to_ts), "ts_begin"),
+                             _time_clause(TimeQuery(query.from_ts, None), "ts_end"))
+        sql = f"SELECT id, data FROM intervals{where}{_order(query, 'ts_begin')}"
+        rows = await self._read(lambda db: db.execute(sql, args).fetchall())
+        return [{**_loads(r[1]), "id": r[0]} for r in rows]
+
+    async def replace_intervals(self, calc_id: int, device_id: int, begin: float, end: float | None,
+                                intervals: list[dict[str, Any]]) -> list[int]:
+        rows = [_interval_row(i) for i in intervals]
+        where, args = _where(_eq("calc_id", calc_id), _eq("device_id", device_id),
+                             _time_clause(TimeQuery(begin, end), "ts_begin"))
+
+        def op(db: sqlite3.Connection) -> list[int]:
+            doomed = [r[0] for r in db.execute(f"SELECT id FROM intervals{where} ORDER BY id", args)]
+            db.execute(f"DELETE FROM intervals{where}", args)
+            _insert_intervals(db, intervals, rows)
+            return doomed
+
+        return await self._write(op)
+
+    async def delete_intervals(self, calc_id: int, device_ids: list[int] | None = None) -> int:
+        where, args = _where(_eq("calc_id", calc_id), _in("device_id", device_ids))
+        return await self._write(lambda db: db.execute(f"DELETE FROM intervals{where}", args).rowcount)
 
     async def idents(self, protocol: str | None = None) -> list[dict[str, Any]]:
         where, args = _where(_eq("protocol", protocol))

@@ -152,6 +152,18 @@ CREATE TABLE IF NOT EXISTS events (
 );
 CREATE INDEX IF NOT EXISTS events_device_ts ON events(device_id, ts);
 """),
+    Migration(4, "calculator intervals", """
+CREATE TABLE IF NOT EXISTS intervals (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    calc_id INTEGER NOT NULL,
+    device_id INTEGER NOT NULL,
+    ts_begin REAL NOT NULL,
+    ts_end REAL NOT NULL,
+    data TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS intervals_calc_device_begin ON intervals(calc_id, device_id, ts_begin);
+CREATE INDEX IF NOT EXISTS intervals_device_begin ON intervals(device_id, ts_begin);
+"""),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version

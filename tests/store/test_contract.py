@@ -960,3 +960,88 @@ def test_integers_beyond_64_bits_come_back_exactly(store: Store) -> None:
         assert await s.kv_get("ns", "big") == {"n": -(2**65) - 1}
 
     run(store, body)
+
+
+# --- intervals ---------------------------------------------------------------------------------------
+
+def interval(calc: int, device: int, begin: float, end: float, **extra: Any) -> dict[str, Any]:
+    """A closed interval as the calcs handler makes it (no id yet)."""
+    return {"calc.id": calc, "device.id": device, "begin": begin, "end": end, "duration": end - begin,
+            "active": False, "distance": 1.5, "max.speed": 60.0, "avg.speed": None,
+            "begin.position.latitude": 52.0, "begin.position.longitude": 13.0, "end.position.latitude": 52.1,
+            "end.position.longitude": 13.1, **extra}
+
+
+def test_intervals_are_stored_with_the_batch_and_get_ids(store: Store) -> None:
+    async def body(s: Store) -> None:
+        d = await new_device(s, ident="1")
+        e = await new_device(s, ident="2")
+        items = [interval(1, d, 100.0, 200.0), interval(2, d, 200.0, 500.0),
+                 interval(3, d, 150.0, 160.0, **{"geofence.id": 4, "geofence.name": "depot"}),
+                 interval(1, e, 50.0, 120.0)]
+        await s.ingest(IngestBatch(messages=[msg("1", 100.0, device=d)], intervals=items))
+        ids = [i["id"] for i in items]
+        assert all(isinstance(i, int) for i in ids) and ids == sorted(ids) and len(set(ids)) == 4
+        got = await s.intervals(None, None, TimeQuery())
+        assert got == sorted(items, key=lambda i: i["begin"])  # every field comes back, the id too
+        assert await s.intervals([1], [d], TimeQuery()) == [items[0]]
+        assert await s.intervals([1, 2], None, TimeQuery()) == [items[3], items[0], items[1]]
+        # The query's span selects what overlaps it, bounds inclusive.
+        assert await s.intervals(None, [d], TimeQuery(200.0, 210.0)) == [items[0], items[1]]
+        assert await s.intervals(None, [d], TimeQuery(161.0, 199.0)) == [items[0]]
+        assert await s.intervals(None, [d], TimeQuery(None, 149.0)) == [items[0]]
+        assert await s.intervals(None, [d], TimeQuery(501.0, None)) == []
+        assert await s.intervals(None, None, TimeQuery(reverse=True, count=2)) == [items[1], items[2]]
+        assert await s.intervals([], None, TimeQuery()) == []
+
+    run(store, body)
+
+
+def test_an_ingest_that_raises_stores_no_interval(store: Store) -> None:
+    async def body(s: Store) -> None:
+        d = await new_device(s, ident="1")
+        bad = msg("1", 200.0, {"v": {1, 2}}, device=d)  # JSON cannot encode a set
+        with pytest.raises(TypeError):
+            await s.ingest(IngestBatch(messages=[bad], intervals=[interval(1, d, 100.0, 200.0)]))
+        assert await s.intervals(None, None, TimeQuery()) == []
+        await s.ingest(IngestBatch(intervals=[interval(1, d, 100.0, 200.0)]))  # intervals alone are a batch
+        assert len(await s.intervals(None, None, TimeQuery())) == 1
+
+    run(store, body)
+
+
+def test_replace_intervals_for_a_recalculation(store: Store) -> None:
+    async def body(s: Store) -> None:
+        d = await new_device(s, ident="1")
+        e = await new_device(s, ident="2")
+        old = [interval(1, d, 100.0, 200.0), interval(1, d, 300.0, 400.0), interval(1, d, 500.0, 600.0),
+               interval(2, d, 300.0, 310.0), interval(1, e, 300.0, 400.0)]
+        await s.ingest(IngestBatch(intervals=old))
+        new = [interval(1, d, 290.0, 420.0, distance=9.0), interval(1, d, 450.0, 460.0)]
+        # Intervals of calc 1 and device d that begin within [250, 500] go; others stay.
+        deleted = await s.replace_intervals(1, d, 250.0, 500.0, new)
+        assert deleted == [old[1]["id"], old[2]["id"]]
+        assert all(isinstance(i["id"], int) and i["id"] > old[-1]["id"] for i in new)
+        assert await s.intervals([1], [d], TimeQuery()) == [old[0], *new]
+        assert await s.intervals([2], None, TimeQuery()) == [old[3]]
+        assert await s.intervals(None, [e], TimeQuery()) == [old[4]]
+        # No upper bound: everything from begin on.
+        assert await s.replace_intervals(1, d, 100.0, None, []) == sorted([old[0]["id"], *(i["id"] for i in new)])
+        assert await s.intervals([1], [d], TimeQuery()) == []
+
+    run(store, body)
+
+
+def test_delete_intervals_of_a_calc(store: Store) -> None:
+    async def body(s: Store) -> None:
+        d = await new_device(s, ident="1")
+        e = await new_device(s, ident="2")
+        items = [interval(100, d, 1.0, 2.0), interval(100, e, 1.0, 2.0), interval(101, d, 1.0, 2.0)]
+        await s.ingest(IngestBatch(intervals=items))
+        assert await s.delete_intervals(100, [e]) == 1
+        assert await s.intervals(None, None, TimeQuery()) == [items[0], items[2]]
+        assert await s.delete_intervals(100) == 1
+        assert await s.delete_intervals(100) == 0
+        assert await s.intervals(None, None, TimeQuery()) == [items[2]]
+
+    run(store, body)

@@ -72,7 +72,7 @@ def test_release_0_1_opens_migrated_with_every_record_intact(old_db: Path) -> No
     messages_before = raw_rows(RELEASE_0_1, "SELECT data FROM messages ORDER BY ts, id")
 
     async def body(store: SQLiteStore) -> None:
-        assert store.migrated == [1, 2, 3] == [m.version for m in MIGRATIONS]
+        assert store.migrated == [1, 2, 3, 4] == [m.version for m in MIGRATIONS]
 
         devices = await store.list_devices()
         assert [(d["id"], d["protocol"], d["ident"], d["name"]) for d in devices] == [
@@ -179,7 +179,7 @@ def test_messages_of_release_0_1_keep_deduplicating(old_db: Path) -> None:
 
 def test_reopening_a_migrated_database_applies_nothing(old_db: Path) -> None:
     async def first(store: SQLiteStore) -> None:
-        assert store.migrated == [1, 2, 3]
+        assert store.migrated == [1, 2, 3, 4]
 
     async def second(store: SQLiteStore) -> None:
         assert store.migrated == []
