@@ -53,6 +53,7 @@ class Committed:
     messages: list[Message]
     now: float
     events: list[dict[str, Any]] = field(default_factory=list)  # analytics events (see pipeline.base.Context)
+    intervals: list[dict[str, Any]] = field(default_factory=list)  # interval changes (see pipeline.calcs)
 
     @property
     def device_id(self) -> int | None:
@@ -121,6 +122,14 @@ class IngestService:
         async with self._turns.turn(device_id):
             return change(self._states.for_device(device_id))
 
+    @asynccontextmanager
+    async def device_turn(self, device_id: int) -> AsyncIterator[dict[str, Any]]:
+        """Holds the device's turn (none of its messages is processed meanwhile) and gives its
+        handler states, for work that awaits while it must not interleave with the device's
+        messages (a recalculation swapping in the state it rebuilt)."""
+        async with self._turns.turn(device_id):
+            yield self._states.for_device(device_id)
+
     async def record_events(self, source: Source, device: Mapping[str, Any], events: list[dict[str, Any]],
                             now: float) -> None:
         """Stores events no message caused (``device.offline``) and runs phase 2 for them."""
@@ -164,7 +173,8 @@ class IngestService:
             batch.messages = kept
             batch.digests = digests
             batch.events = ctx.events
+            batch.intervals = [i for i in ctx.intervals if not i["active"]]  # open ones live in the state
             await self._store.ingest(batch)
-            if kept or ctx.events:
-                self._phase_two(Committed(source, device, ident, kept, now, ctx.events))
+            if kept or ctx.events or ctx.intervals:
+                self._phase_two(Committed(source, device, ident, kept, now, ctx.events, ctx.intervals))
         return kept
