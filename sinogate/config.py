@@ -48,6 +48,7 @@ class Config(BaseSettings):
     handlers_disabled: list[str] = Field(default_factory=list, description="Pipeline handlers to leave out")
     http_host: str = Field("0.0.0.0", description="Address the HTTP API binds to")
     http_port: int = Field(8080, ge=0, le=65535, description="HTTP API port (0 disables)")
+    http_max_body: int = Field(8 * 1024 * 1024, ge=1024, description="Largest message upload (bytes); 413 above")
     token: str | None = Field(None, description="Master API token; generated and stored when unset")
     auto_register: bool = Field(True, description="Create a device for every new ident")
     idle_timeout: float = Field(600.0, gt=0, description="Close a device connection silent this long (s)")

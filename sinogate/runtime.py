@@ -173,6 +173,7 @@ class Runtime:
             ingest=self.ingest, bus=self.bus, tokens=token_service(self.store),
             master_token=master_token(self.config.token, self.config.data_dir), channels=self.channels,
             ports=self.ports, started=self.started, is_stopping=lambda: self.stopping, plugins=self.plugins,
+            max_body=self.config.http_max_body,
         )
 
     # lifecycle ---------------------------------------------------------------------------------
@@ -228,7 +229,8 @@ class Runtime:
     async def _start_http(self) -> None:
         import uvicorn
 
-        app = create_app(self.api_context())
+        self.api = self.api_context()
+        app = create_app(self.api)
         config = uvicorn.Config(app, host=self.config.http_host, port=self.config.http_port,
                                 log_level="warning", access_log=False, lifespan="off")
         server = uvicorn.Server(config)

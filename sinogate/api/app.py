@@ -28,6 +28,7 @@ from sinogate.api import (
 )
 from sinogate.api.context import ApiContext
 from sinogate.api.deps import JsonResponse
+from sinogate.api.security import Hardening
 
 ROUTERS: tuple[APIRouter, ...] = (
     routes_devices.router,
@@ -81,6 +82,7 @@ def create_app(context: ApiContext) -> FastAPI:
     )
     app.state.context = context
     errors.install(app, JsonResponse)
+    app.add_middleware(Hardening, max_body=context.max_body)
 
     @app.get("/health", tags=["server"], summary="Liveness check (no token needed)")
     async def health() -> dict[str, Any]:

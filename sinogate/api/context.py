@@ -36,6 +36,8 @@ class ApiContext:
     geofences: GeofenceService
     plugins: PluginSet
     heartbeat: float = 15.0  # seconds between SSE heartbeat comments
+    max_body: int = 8 * 1024 * 1024  # bytes of a message upload (other routes: api.security.SMALL_BODY)
+    token_recheck: float = 5.0  # seconds between re-checks of a live stream's token
     stop_minutes: float = 5.0  # default stop duration in track exports
     extra: dict[str, object] = field(default_factory=dict)
 

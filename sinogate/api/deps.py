@@ -120,8 +120,9 @@ def _token_from(request: Request) -> str | None:
         if scheme.lower() in ("flespitoken", "bearer") and value.strip():
             return value.strip()
         return None
-    # EventSource (browsers) cannot send headers: accept ?token= on GET requests.
-    if request.method == "GET":
+    # EventSource (browsers) cannot send headers: ?token= only on the live stream, so a token
+    # never lands in access logs, histories or Referer headers for anything else.
+    if request.method == "GET" and request.url.path.endswith("/stream"):
         return request.query_params.get("token") or None
     return None
 
@@ -188,7 +189,9 @@ def resolve_devices(ctx: ApiContext, selector: str, auth: Auth) -> list[dict[str
         candidates = [d for p in PROTOCOLS if (d := ctx.devices.find(p, ident)) is not None]
     else:
         candidates = ctx.devices.all()
-    devices = [d for d in candidates if sel.matches(d) and auth.allows(d)]
+    if auth.limited:  # the token's own set first: a costly pattern only runs on what it may see
+        candidates = [d for d in candidates if auth.allows(d)]
+    devices = [d for d in candidates if sel.matches(d)]
     devices.sort(key=lambda d: d["id"])
     return devices
 

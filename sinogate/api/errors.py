@@ -41,6 +41,12 @@ STATUS: tuple[tuple[type[Exception], int], ...] = (
     (CommandFailed, 400),
 )
 
+# Bad input that surfaces as a Python error deep in parsing: a reason, never a 500.
+INPUT_ERRORS: dict[type[Exception], str] = {
+    RecursionError: "input nested too deeply",
+    UnicodeEncodeError: "text is not valid Unicode (a lone surrogate?)",
+}
+
 
 def error_body(reason: str, code: int = 0) -> dict[str, Any]:
     return {"errors": [{"code": code, "reason": reason}]}
@@ -87,6 +93,13 @@ def install(app: FastAPI, response: type[Response]) -> None:
         assert isinstance(exc, StarletteHTTPException)
         reason = exc.detail if isinstance(exc.detail, str) else "request failed"
         return response(error_body(reason, exc.status_code), status_code=exc.status_code, headers=exc.headers)
+
+    async def bad_input(_request: Request, exc: Exception) -> Response:
+        reason = next(text for cls, text in INPUT_ERRORS.items() if isinstance(exc, cls))
+        return response(error_body(reason, 400), status_code=400)
+
+    for cls in INPUT_ERRORS:
+        app.add_exception_handler(cls, bad_input)
 
     async def bug(request: Request, exc: Exception) -> Response:
         log.error("%s %s failed", request.method, request.url.path, exc_info=exc)

@@ -150,6 +150,10 @@ async def get_devices(
 async def _update(ctx: ApiContext, selector: str, auth: Auth, body: DeviceUpdate, merge: bool) -> Response:
     require_write(auth)
     fields = _device_fields(body, partial=True)
+    if auth.limited and ("ident" in fields or "protocol" in fields):
+        # Re-pointing a device at another tracker's ident would hand that tracker's data to a
+        # token that was never given it.
+        raise ApiError(403, "changing a device's ident or protocol needs a token that covers every device", 403)
     devices = resolve_devices(ctx, selector, auth)
     out = []
     for device in devices:

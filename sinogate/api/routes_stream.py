@@ -4,7 +4,9 @@ Each event is ``event: message|packet|command|log|event|interval`` (``event``: a
 ``interval``: a calculator's interval opened, updated or closed) with ``data:`` the bus event as JSON
 (``{"type", "device_id", "protocol", "ident", "data"}``). A comment line ``: connected`` opens the
 stream (the subscription is in place from then on) and ``: heartbeat`` comes every 15 s of
-silence. Browsers' ``EventSource`` cannot send headers, so ``?token=`` is accepted on this GET.
+silence. Browsers' ``EventSource`` cannot send headers, so ``?token=`` is accepted on this GET (and
+only here). A limited token is re-checked every few seconds: once deleted or expired, the stream
+sends ``event: error`` and ends.
 """
 
 from __future__ import annotations
@@ -77,7 +79,14 @@ async def stream(
             yield "retry: 3000\n: connected\n\n"
             last = time.monotonic()
             reported = 0
+            recheck = last + ctx.token_recheck
             while not ctx.stopping:
+                if not auth.master and time.monotonic() >= recheck:
+                    # A deleted or expired token ends the stream within token_recheck seconds.
+                    recheck = time.monotonic() + ctx.token_recheck
+                    if await ctx.tokens.lookup(auth.token) is None:
+                        yield f"event: error\ndata: {dumps({'reason': 'token deleted or expired'})}\n\n"
+                        return
                 try:
                     event = await asyncio.wait_for(sub.get(), min(1.0, heartbeat))
                 except TimeoutError:

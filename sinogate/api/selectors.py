@@ -26,7 +26,7 @@ _FIELDS: dict[str, str] = {
     "last_active": "last_active",
     "messages_ttl": "messages_ttl",
 }
-MAX_SELECTOR = 4096
+MAX_SELECTOR = 1024
 
 
 class SelectorError(ValueError):

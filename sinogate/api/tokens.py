@@ -53,7 +53,8 @@ def master_token(token: str | None, data_dir: Path, announce: bool = True) -> st
     with os.fdopen(fd, "w") as fh:
         fh.write(generated + "\n")
     if announce:
-        log.warning("generated the master API token (stored in %s): %s", path, generated)
+        # The token itself stays out of the log (logs get shipped and shared); the file is 0600.
+        log.warning("generated the master API token, stored in %s; show it with: sinogate token master", path)
     return generated
 
 
