@@ -27,6 +27,7 @@ from typing import Any
 
 from sinogate.analytics.address import AddressBook
 from sinogate.analytics.cells import CellDatabase
+from sinogate.analytics.geofences import GeofenceService
 from sinogate.analytics.plugins import PluginRunner, PluginSet
 from sinogate.api.app import create_app
 from sinogate.api.context import ApiContext
@@ -137,11 +138,13 @@ class Runtime:
         self.sessions = SessionRegistry(self.devices, self.store, self.tasks, self.later, self.bus)
         self.states = DeviceStates(self.store)
         self.devices.on_delete(self.states.forget)
+        self.geofences = GeofenceService(self.store)
         self.plugins = PluginSet(self.store)
         self.devices.on_delete(self.plugins.device_changed)
         self.cells = CellDatabase(config.data_dir / "cells.sqlite")
         self.addresses = AddressBook()
         self.pipeline = build_pipeline(config, {
+            "geofences": self.geofences,
             "plugins": self.plugins, "plugin_runner": PluginRunner(self.cells, self.addresses),
         })
         self.commands = CommandService(self.store, self.store, self.sessions, self.tasks, self.bus, self.later)
@@ -170,7 +173,7 @@ class Runtime:
     def api_context(self) -> ApiContext:
         return ApiContext(
             store=self.store, devices=self.devices, sessions=self.sessions, commands=self.commands,
-            ingest=self.ingest, bus=self.bus, tokens=token_service(self.store),
+            ingest=self.ingest, bus=self.bus, tokens=token_service(self.store), geofences=self.geofences,
             master_token=master_token(self.config.token, self.config.data_dir), channels=self.channels,
             ports=self.ports, started=self.started, is_stopping=lambda: self.stopping, plugins=self.plugins,
             max_body=self.config.http_max_body,
@@ -183,6 +186,7 @@ class Runtime:
         await self.store.open()
         await self.devices.load()
         await self.states.load()
+        await self.geofences.load()
         await self.plugins.load()
         stale = [d["id"] for d in self.devices.all() if d.get("connected")]  # nothing is connected yet
         for device_id in stale:

@@ -11,7 +11,9 @@ from sinogate.pipeline.base import Handler
 from sinogate.pipeline.edges import StateEdges
 from sinogate.pipeline.enrich import Enrich
 from sinogate.pipeline.filters import Filters
+from sinogate.pipeline.geofencing import Geofencing
 from sinogate.pipeline.odometer import Odometer
+from sinogate.pipeline.overspeed import Overspeed
 from sinogate.pipeline.plugins import Plugins
 from sinogate.pipeline.presence import Presence
 from sinogate.pipeline.time_sanity import TimeSanity
@@ -23,6 +25,8 @@ HANDLERS: tuple[type[Handler], ...] = (
     Filters,
     Odometer,
     StateEdges,
+    Geofencing,
+    Overspeed,
     Presence,
 )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import math
 import random
 from typing import Any
@@ -20,7 +21,7 @@ from sinogate.analytics.geofences import (
     compile_fence,
     normalize,
 )
-from sinogate.store.memory import MemoryStore
+from tests.analytics.kv import DictKV
 
 G = Geodesic.WGS84
 
@@ -114,7 +115,7 @@ def test_a_corridor_is_the_path_widened_by_half_its_width_on_each_side() -> None
     road = [(48.10, 11.50), (48.15, 11.58), (48.16, 11.70)]
     fence = compile_fence({"id": 1, "name": "road", "geometry": {
         "type": "corridor", "path": [pt(*p) for p in road], "width": 0.1}})
-    for a, b in zip(road[:-1], road[1:], strict=True):
+    for a, b in itertools.pairwise(road):
         for fraction in (0.2, 0.5, 0.8):
             for side in (1.0, -1.0):
                 assert fence.contains(*_along(a, b, fraction, side * 0.049))
@@ -264,8 +265,7 @@ def test_the_devices_selector_limits_a_fence() -> None:
 
 def test_the_service_keeps_fences_in_the_store_and_never_reuses_an_id() -> None:
     async def main() -> None:
-        store = MemoryStore()
-        await store.open()
+        store = DictKV()
         service = GeofenceService(store)
         await service.load()
         depot, yard = await service.create([
