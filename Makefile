@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test bench lint clean
+.PHONY: install run test bench lint clean vendor
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -26,6 +26,11 @@ bench: $(STAMP)
 	@for b in api commands ingest; do \
 		if [ -f bench/$$b.py ]; then echo; echo "== bench/$$b.py"; $(BIN)/python bench/$$b.py || exit 1; fi; \
 	done
+
+# Refresh the web app's browser libraries (Leaflet, markercluster, leaflet-geoman, Swagger UI) from
+# the npm registry into sinogate/web/vendor/ (versions pinned in the script; needs npm).
+vendor:
+	sh sinogate/web/vendor/refresh.sh
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -57,6 +57,11 @@ class Config(BaseSettings):
     packets_ttl_days: float | None = Field(30.0, description="Delete raw packets and logs older than this")
     sqlite_synchronous: str = Field("NORMAL", description="SQLite synchronous pragma: NORMAL or FULL")
     log_level: str = Field("INFO")
+    map_tiles_url: str = Field(
+        "https://tile.openstreetmap.org/{z}/{x}/{y}.png",
+        description="Web map tile URL ({z}/{x}/{y}); empty: no tiles, markers and tracks on a blank background",
+    )
+    map_tiles_attribution: str | None = Field(None, description="Attribution shown on the map (default: OSM's)")
 
     @field_validator("store_url")
     @classmethod

@@ -177,6 +177,9 @@ class Runtime:
             master_token=master_token(self.config.token, self.config.data_dir), channels=self.channels,
             ports=self.ports, started=self.started, is_stopping=lambda: self.stopping, plugins=self.plugins,
             max_body=self.config.http_max_body,
+            extra={"map_tiles_url": self.config.map_tiles_url,
+                   "map_tiles_attribution": self.config.map_tiles_attribution,
+                   "engine_stop_max_speed": getattr(self.config, "engine_stop_max_speed", 20.0)},
         )
 
     # lifecycle ---------------------------------------------------------------------------------

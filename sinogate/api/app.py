@@ -78,7 +78,7 @@ def create_app(context: ApiContext) -> FastAPI:
         title="sinogate",
         version=__version__,
         description=DESCRIPTION,
-        docs_url="/docs",
+        docs_url=None,  # routes_web serves /docs from the vendored Swagger UI (works offline)
         redoc_url=None,
         openapi_url="/openapi.json",
     )
