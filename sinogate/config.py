@@ -57,6 +57,24 @@ class Config(BaseSettings):
     packets_ttl_days: float | None = Field(30.0, description="Delete raw packets and logs older than this")
     sqlite_synchronous: str = Field("NORMAL", description="SQLite synchronous pragma: NORMAL or FULL")
     log_level: str = Field("INFO")
+    # Integrations (MQTT bridge, notifications, metrics): see sinogate/integrations/.
+    mqtt_url: str | None = Field(None, description="MQTT broker: mqtt://user:pass@host:1883/ or mqtts://; unset: off")
+    mqtt_prefix: str = Field("flespi", description="Topic prefix (flespi's layout under it)")
+    mqtt_commands: bool = Field(False, description="Queue commands published to {prefix}/rest/post/gw/devices/"
+                                                   "{id}/commands-queue")
+    mqtt_homeassistant: bool = Field(False, description="Publish Home Assistant MQTT discovery configs")
+    mqtt_homeassistant_prefix: str = Field("homeassistant", description="Home Assistant discovery prefix")
+    mqtt_qos: int = Field(1, ge=0, le=2, description="QoS of every publish")
+    mqtt_client_id: str | None = Field(None, description="MQTT client id (default sinogate-<host name>)")
+    mqtt_keepalive: int = Field(60, ge=5, le=65535, description="MQTT keepalive (s)")
+    mqtt_queue: int = Field(10000, ge=10, description="Batches waiting for the broker before new ones are dropped")
+    notify_timeout: float = Field(10.0, gt=0, description="Webhook/Apprise request timeout (s)")
+    notify_retries: int = Field(5, ge=0, le=20, description="Retries of a failed delivery before dead-lettering")
+    notify_backoff: float = Field(2.0, gt=0, description="First retry delay (s), doubled on each retry")
+    notify_queue: int = Field(1000, ge=1, description="Deliveries waiting per target before new ones are dropped")
+    metrics_token: str | None = Field(None, description="Token for GET /metrics (the master token works too)")
+    metrics_host: str = Field("127.0.0.1", description="Bind address of the separate metrics listener")
+    metrics_port: int = Field(0, ge=0, le=65535, description="Separate /metrics listener without token (0: off)")
     map_tiles_url: str = Field(
         "https://tile.openstreetmap.org/{z}/{x}/{y}.png",
         description="Web map tile URL ({z}/{x}/{y}); empty: no tiles, markers and tracks on a blank background",

@@ -36,6 +36,11 @@ from sinogate.codecs import PROTOCOLS, spec
 from sinogate.commands.service import CommandService
 from sinogate.config import Config, ConfigError
 from sinogate.ingest import IngestService, Source
+from sinogate.integrations.metrics import Metrics
+from sinogate.integrations.mqtt import MqttBridge
+from sinogate.integrations.mqtt import settings_from as mqtt_settings
+from sinogate.integrations.notifications import NotificationService
+from sinogate.integrations.targets import Senders
 from sinogate.pipeline.chain import HANDLERS, REQUIRED
 from sinogate.pipeline.presence import Presence
 from sinogate.pipeline.runner import Pipeline
@@ -152,6 +157,20 @@ class Runtime:
         self.ingest = IngestService(self.store, self.pipeline, self.states,
                                     publishers=[self.commands, MessageEvents(self.bus)])
         self.sessions.add_listener(self.commands)
+        # Integrations: each only queues in phase 2, so a dead broker or webhook never slows ingest.
+        self.mqtt = (MqttBridge(mqtt_settings(config), self.store, self.devices, self.commands, self.bus)
+                     if config.mqtt_url else None)
+        self.notifications = NotificationService(
+            self.store, self.devices, Senders(config.notify_timeout, self.mqtt), retries=config.notify_retries,
+            backoff=config.notify_backoff, queue=config.notify_queue)
+        self.metrics = Metrics(self.sessions, self.devices, self.bus)
+        self.metrics.watch(mqtt=self.mqtt, notifications=self.notifications, ingest=self.ingest)
+        for integration in (self.metrics, self.notifications, self.mqtt):
+            if integration is not None:
+                self.ingest.add_publisher(integration)
+        if self.mqtt is not None:
+            self.sessions.add_listener(self.mqtt)
+            self.devices.on_delete(self.mqtt.forget)
         self.channels = build_channels(config)
         self.session_services = SessionServices(
             self.ingest, self.devices, self.sessions, self.store, self.later, self.bus, config.garbage_limit
@@ -176,6 +195,7 @@ class Runtime:
             ingest=self.ingest, bus=self.bus, tokens=token_service(self.store), geofences=self.geofences,
             master_token=master_token(self.config.token, self.config.data_dir), channels=self.channels,
             ports=self.ports, started=self.started, is_stopping=lambda: self.stopping, plugins=self.plugins,
+            notifications=self.notifications, metrics=self.metrics, metrics_token=self.config.metrics_token,
             max_body=self.config.http_max_body,
             extra={"map_tiles_url": self.config.map_tiles_url,
                    "map_tiles_attribution": self.config.map_tiles_attribution,
@@ -197,6 +217,12 @@ class Runtime:
         # Concurrent, so the writer folds them into a few transactions instead of one each.
         await asyncio.gather(*(self.store.set_connected(device_id, False, None) for device_id in stale))
         self.commands.start()
+        await self.notifications.start(self.tasks)
+        self.metrics.start(self.tasks)
+        if self.mqtt is not None:
+            self.mqtt.start(self.tasks)
+        if cfg.metrics_port:
+            self.ports["metrics"] = await self.metrics.serve(cfg.metrics_host, cfg.metrics_port, self.tasks)
         for channel in self.channels:
             await self._listen(channel)
         if cfg.http_port:
@@ -323,6 +349,10 @@ class Runtime:
                 await asyncio.wait_for(server.wait_closed(), 5)
             except TimeoutError:
                 pass
+        if self.mqtt is not None:
+            await self.mqtt.stop()  # publishes what is queued (a few seconds at most), then disconnects
+        await self.notifications.stop()
+        await self.metrics.stop()
         await self.tasks.drain(10)
         await self.states.flush()
         await self.later.flush()

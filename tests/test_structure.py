@@ -96,6 +96,7 @@ SERVICES = frozenset({
     "CommandService", "Pipeline", "DeviceStates", "Tasks", "DeferredWrites", "TokenService", "MessageEvents",
     "GeofenceService",
     "PluginSet", "PluginRunner", "CellDatabase", "AddressBook",
+    "MqttBridge", "NotificationService", "Senders", "Metrics",
 })
 
 

@@ -11,6 +11,8 @@ from sinogate.analytics.plugins import PluginSet
 from sinogate.api.tokens import TokenService
 from sinogate.commands.service import CommandService
 from sinogate.ingest import IngestService
+from sinogate.integrations.metrics import Metrics
+from sinogate.integrations.notifications import NotificationService
 from sinogate.interfaces import DeviceConnection
 from sinogate.server.bus import EventBus
 from sinogate.server.channels import Channel
@@ -39,6 +41,9 @@ class ApiContext:
     max_body: int = 8 * 1024 * 1024  # bytes of a message upload (other routes: api.security.SMALL_BODY)
     token_recheck: float = 5.0  # seconds between re-checks of a live stream's token
     stop_minutes: float = 5.0  # default stop duration in track exports
+    notifications: NotificationService | None = None
+    metrics: Metrics | None = None
+    metrics_token: str | None = None  # besides the master token, the one token GET /metrics accepts
     extra: dict[str, object] = field(default_factory=dict)
 
     @property
