@@ -49,7 +49,7 @@ NAMESPACE = "geofences"
 COUNTER = ("counters", "geofences")  # (namespace, key) of the next id
 KINDS = ("circle", "polygon", "corridor")
 MAX_EXTENT_KM = 1000.0  # how far any part of a fence may reach from its centre
-MAX_POINTS = 10_000
+MAX_POINTS = 5_000  # a path this long still fits the API's 256 KiB request body
 MAX_NAME = 256
 MAX_SPEED_LIMIT = 1000.0  # km/h
 MIN_WIDTH_KM = 0.001  # a polygon narrower than this on average (2·area / perimeter) is a line
@@ -426,6 +426,8 @@ class GeofenceIndex:
 
     def inside(self, lat: float, lon: float, device: Mapping[str, Any] | None = None) -> dict[int, str]:
         """``{id: name}`` of the fences that contain the point and apply to ``device``."""
+        if not self.fences:
+            return {}
         return {f.id: f.name for f in self.candidates(lat, lon) if f.applies(device) and f.contains(lat, lon)}
 
 

@@ -18,11 +18,10 @@ from sinogate.analytics.geofences import MAX_EXTENT_KM, MAX_NAME, MAX_POINTS, Ge
 from sinogate.api.context import ApiContext
 from sinogate.api.deps import ApiError, Auth, authenticate, get_context, require_write, result
 from sinogate.api.filter import Filter, FilterSyntaxError, wildcard_match
+from sinogate.api.selectors import MAX_SELECTOR
 from sinogate.api.views import check_text
 
 router = APIRouter(tags=["geofences"])
-
-MAX_SELECTOR = 4096
 
 
 # --- models (OpenAPI; the service checks everything again, with the reasons) -------------------
