@@ -57,6 +57,8 @@ class Config(BaseSettings):
     packets_ttl_days: float | None = Field(30.0, description="Delete raw packets and logs older than this")
     sqlite_synchronous: str = Field("NORMAL", description="SQLite synchronous pragma: NORMAL or FULL")
     log_level: str = Field("INFO")
+    engine_stop_max_speed: float = Field(20.0, ge=0, description="engine.stop waits while the device reports a "
+                                                                 "higher speed (km/h) unless forced")
     # Integrations (MQTT bridge, notifications, metrics): see sinogate/integrations/.
     mqtt_url: str | None = Field(None, description="MQTT broker: mqtt://user:pass@host:1883/ or mqtts://; unset: off")
     mqtt_prefix: str = Field("flespi", description="Topic prefix (flespi's layout under it)")

@@ -34,6 +34,7 @@ from sinogate.api.context import ApiContext
 from sinogate.api.tokens import TokenService, master_token
 from sinogate.codecs import PROTOCOLS, spec
 from sinogate.commands.service import CommandService
+from sinogate.commands.support import CommandSupport
 from sinogate.config import Config, ConfigError
 from sinogate.ingest import IngestService, Source
 from sinogate.integrations.metrics import Metrics
@@ -152,10 +153,14 @@ class Runtime:
             "geofences": self.geofences,
             "plugins": self.plugins, "plugin_runner": PluginRunner(self.cells, self.addresses),
         })
-        self.commands = CommandService(self.store, self.store, self.sessions, self.tasks, self.bus, self.later)
+        self.commands = CommandService(self.store, self.store, self.sessions, self.tasks, self.bus, self.later,
+                                       telemetry=self.store, engine_stop_max_speed=config.engine_stop_max_speed)
+        self.support = CommandSupport(self.store, self.sessions, self.tasks)
+        self.commands.observers.append(self.support.observe)
+        self.devices.on_delete(self.support.forget)
         # Phase 2, in order: replies close their commands before anyone sees the message.
         self.ingest = IngestService(self.store, self.pipeline, self.states,
-                                    publishers=[self.commands, MessageEvents(self.bus)])
+                                    publishers=[self.commands, self.support, MessageEvents(self.bus)])
         self.sessions.add_listener(self.commands)
         # Integrations: each only queues in phase 2, so a dead broker or webhook never slows ingest.
         self.mqtt = (MqttBridge(mqtt_settings(config), self.store, self.devices, self.commands, self.bus)
@@ -197,7 +202,7 @@ class Runtime:
             ports=self.ports, started=self.started, is_stopping=lambda: self.stopping, plugins=self.plugins,
             notifications=self.notifications, metrics=self.metrics, metrics_token=self.config.metrics_token,
             max_body=self.config.http_max_body,
-            extra={"map_tiles_url": self.config.map_tiles_url,
+            support=self.support, extra={"map_tiles_url": self.config.map_tiles_url,
                    "map_tiles_attribution": self.config.map_tiles_attribution,
                    "engine_stop_max_speed": getattr(self.config, "engine_stop_max_speed", 20.0)},
         )
@@ -211,6 +216,7 @@ class Runtime:
         await self.states.load()
         await self.geofences.load()
         await self.plugins.load()
+        await self.support.load()
         stale = [d["id"] for d in self.devices.all() if d.get("connected")]  # nothing is connected yet
         for device_id in stale:
             self.devices.mark(device_id, False, None)

@@ -94,7 +94,7 @@ def test_no_import_cycle_inside_the_package() -> None:
 SERVICES = frozenset({
     "SQLiteStore", "MemoryStore", "DeviceRegistry", "SessionRegistry", "EventBus", "IngestService",
     "CommandService", "Pipeline", "DeviceStates", "Tasks", "DeferredWrites", "TokenService", "MessageEvents",
-    "GeofenceService",
+    "GeofenceService", "CommandSupport",
     "PluginSet", "PluginRunner", "CellDatabase", "AddressBook",
     "MqttBridge", "NotificationService", "Senders", "Metrics",
 })

@@ -27,6 +27,7 @@ from sinogate.api import (
     routes_platform,
     routes_plugins,
     routes_stream,
+    routes_support,
     routes_web,
 )
 from sinogate.api.context import ApiContext
@@ -38,6 +39,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     routes_analytics.router,
     routes_channels.router,
     routes_commands.router,
+    routes_support.router,
     routes_stream.router,
     routes_export.router,
     routes_geofences.router,

@@ -10,6 +10,7 @@ from sinogate.analytics.geofences import GeofenceService
 from sinogate.analytics.plugins import PluginSet
 from sinogate.api.tokens import TokenService
 from sinogate.commands.service import CommandService
+from sinogate.commands.support import CommandSupport
 from sinogate.ingest import IngestService
 from sinogate.integrations.metrics import Metrics
 from sinogate.integrations.notifications import NotificationService
@@ -45,6 +46,7 @@ class ApiContext:
     metrics: Metrics | None = None
     metrics_token: str | None = None  # besides the master token, the one token GET /metrics accepts
     extra: dict[str, object] = field(default_factory=dict)
+    support: CommandSupport | None = None  # command knowledge learned from traffic
 
     @property
     def stopping(self) -> bool:

@@ -61,6 +61,9 @@ async def _items(request: Request) -> list[dict[str, Any]]:
             raise ApiError(400, "every command needs a 'name'", 400)
         if item.get("properties") is not None and not isinstance(item["properties"], dict):
             raise ApiError(400, f"command {item['name']!r}: 'properties' must be an object", 400)
+        for flag in ("confirm", "force"):
+            if item.get(flag) is not None and not isinstance(item[flag], bool):
+                raise ApiError(400, f"command {item['name']!r}: {flag!r} must be true or false", 400)
     return body
 
 
@@ -69,7 +72,8 @@ def _precheck(devices: list[dict[str, Any]], items: list[dict[str, Any]]) -> Non
     for device in devices:
         for item in items:
             try:
-                catalog.check(device["protocol"], item["name"], item.get("properties"))
+                props = catalog.check(device["protocol"], item["name"], item.get("properties"))
+                catalog.check_confirmed(device["protocol"], item["name"], props, item.get("confirm"))
             except CommandError as exc:
                 raise ApiError(400, f"device {device['id']}: {exc.reason}", 400) from exc
 
@@ -110,7 +114,8 @@ async def send_commands(selector: str, request: Request, auth: Auth = Depends(au
     _precheck(devices, items)
     jobs = [(device, item) for device in devices for item in items]
     outcomes = await asyncio.gather(
-        *(service.send_realtime(d, i["name"], i.get("properties"), float(i.get("timeout", TIMEOUT_DEFAULT)))
+        *(service.send_realtime(d, i["name"], i.get("properties"), float(i.get("timeout", TIMEOUT_DEFAULT)),
+                                confirm=i.get("confirm") is True, force=i.get("force") is True)
           for d, i in jobs),
         return_exceptions=True,
     )
@@ -145,7 +150,8 @@ async def queue_commands(selector: str, request: Request, auth: Auth = Depends(a
     for device in devices:
         for item in items:
             out.append(await service.enqueue(device, item["name"], item.get("properties"),
-                                             ttl=item.get("ttl"), expire=item.get("expire")))
+                                             ttl=item.get("ttl"), expire=item.get("expire"),
+                                             confirm=item.get("confirm") is True, force=item.get("force") is True))
     return result(out)
 
 

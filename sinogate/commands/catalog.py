@@ -52,14 +52,111 @@ def catalog_for(protocol: str) -> list[dict[str, Any]]:
         if note:
             description = f"{description} SMS: {note}".strip()
         examples = examples_of.get(name) or (_default_example(schema),)
-        out.append({
+        entry: dict[str, Any] = {
             "name": name,
             "description": description,
             "address": address,
             "schema": schema,
             "examples": [{"name": name, "properties": props} for props in examples],
-        })
+            "destructive": name in DESTRUCTIVE,
+        }
+        if name in DESTRUCTIVE:
+            entry["warning"] = DESTRUCTIVE[name]
+        elif name in DESTRUCTIVE_WHEN:
+            entry["warning"] = f"destructive when {DESTRUCTIVE_WHEN[name]}"
+        out.append(entry)
     return out
+
+
+# --- destructive commands ---------------------------------------------------------------------------
+
+DESTRUCTIVE: dict[str, str] = {
+    "engine.stop": "cuts fuel/power to the vehicle",
+    "server.set": "points the device at another server: a wrong address loses it",
+    "reboot": "restarts the device",
+    "factory.reset": "erases every setting (server, APN, intervals, password)",
+    "password.set": "changes the SMS password: a mistake locks you out of SMS commands",
+}
+"""Commands that are destructive whatever their properties: name → why (the API's 400 says it)."""
+
+DESTRUCTIVE_WHEN: dict[str, str] = {
+    "custom": "its text cuts the engine, changes the server or password, reboots or resets the unit",
+    "mode.set": "mode is 'sms' (the unit stops reporting over GPRS)",
+    "terminal.control": "the command word stops the engine, shuts down, resets or disconnects the terminal",
+    "params.set": "it changes the server address or port (0x0013, 0x0017, 0x0018, 0x0019)",
+}
+"""Commands that are destructive for some properties: name → when."""
+
+_TEXT_RULES: tuple[tuple[re.Pattern[str], str, bool], ...] = (
+    (re.compile(r"^940\d{4,8}$"), "cuts fuel/power to the vehicle (940<password>)", True),
+    (re.compile(r"(^|,)S20,(\d{6},)?1,1#?$"), "cuts fuel/power to the vehicle (S20,1,1)", True),
+    (re.compile(r"^RELAY,1#?$"), "cuts fuel/power to the vehicle (RELAY,1)", True),
+    (re.compile(r"^804\d{4,8}\s"), "points the device at another server (804<password>)", False),
+    (re.compile(r"(^|,)S23,"), "points the device at another server (S23)", False),
+    (re.compile(r"^700\d{4,8}$"), "switches the unit to SMS mode: no more GPRS reports (700<password>)", False),
+    (re.compile(r"^777\d{8,}$"), "changes the SMS password (777<new><old>)", False),
+    (re.compile(r"^(RESTART|CQ|RESET|REBOOT)$"), "restarts the device", False),
+    (re.compile(r"^FORMAT$"), "erases every setting (factory reset)", False),
+)
+_ENGINE_WORDS = {0xF0: "cuts fuel/power to the vehicle", 0x64: "cuts fuel/power to the vehicle"}
+_TERMINAL_WORDS = {2: "connects the terminal to another server", 3: "shuts the terminal down",
+                   4: "resets the terminal", 5: "restores the terminal's factory settings",
+                   6: "closes the terminal's data connection", 7: "closes every wireless connection of the terminal"}
+_SERVER_PARAMS = {0x0013, 0x0017, 0x0018, 0x0019}
+
+
+def _text_of(properties: dict[str, Any]) -> str:
+    text = properties.get("payload", properties.get("text", properties.get("data")))
+    return text.strip().upper() if isinstance(text, str) else ""
+
+
+def _param_ids(params: Any) -> set[int]:
+    out = set()
+    for key in params if isinstance(params, dict) else ():
+        try:
+            out.add(int(key, 0) if isinstance(key, str) else int(key))
+        except (TypeError, ValueError):
+            continue
+    return out
+
+
+def destructive(protocol: str, name: str, properties: dict[str, Any] | None) -> str | None:
+    """Why this command (with these properties) is destructive, or ``None`` when it is not."""
+    props = properties or {}
+    if name in DESTRUCTIVE:
+        return DESTRUCTIVE[name]
+    if name == "custom":
+        text = _text_of(props)
+        return next((why for rule, why, _engine in _TEXT_RULES if rule.search(text)), None)
+    if name == "mode.set" and props.get("mode") == "sms":
+        return "switches the unit to SMS mode: it stops reporting over GPRS"
+    if name == "terminal.control":
+        word = props.get("command")
+        return _ENGINE_WORDS.get(word) or _TERMINAL_WORDS.get(word) if isinstance(word, int) else None
+    if name == "params.set" and _param_ids(props.get("params")) & _SERVER_PARAMS:
+        return "changes the server address or port"
+    return None
+
+
+def stops_engine(protocol: str, name: str, properties: dict[str, Any] | None) -> bool:
+    """Whether the command cuts the engine (held while the vehicle moves faster than
+    ``engine_stop_max_speed`` unless forced)."""
+    props = properties or {}
+    if name == "engine.stop":
+        return True
+    if name == "custom":
+        text = _text_of(props)
+        return any(engine and rule.search(text) for rule, _why, engine in _TEXT_RULES)
+    if name == "terminal.control":
+        return props.get("command") in _ENGINE_WORDS
+    return False
+
+
+def check_confirmed(protocol: str, name: str, properties: dict[str, Any] | None, confirm: Any) -> None:
+    """Raises ``CommandError`` for a destructive command without ``"confirm": true``."""
+    why = destructive(protocol, name, properties)
+    if why is not None and confirm is not True:
+        raise CommandError(f"command {name!r} is destructive ({why}): send it again with \"confirm\": true")
 
 
 def _default_example(schema: dict[str, Any]) -> dict[str, Any]:

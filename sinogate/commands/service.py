@@ -37,13 +37,23 @@ from sinogate.commands.settings import SettingsShadow
 from sinogate.commands.sms import DEFAULT_PASSWORD, password_of
 from sinogate.ingest import Committed
 from sinogate.interfaces import Clock, DeviceConnection, EventSink, LaterWriter, SessionLookup, TaskRunner
-from sinogate.store.base import CommandStore, IngestBatch, KeyValueStore, LogRecord, NotFound, StoreError
+from sinogate.store.base import (
+    CommandStore,
+    IngestBatch,
+    KeyValueStore,
+    LogRecord,
+    NotFound,
+    StoreError,
+    TelemetryStore,
+)
 
 log = logging.getLogger("sinogate.commands")
 
 ACTIVE: tuple[str, ...] = tuple(str(s) for s in lifecycle.ACTIVE)
 FINAL: tuple[str, ...] = tuple(str(s) for s in lifecycle.FINAL)
 TTL_MIN, TTL_MAX, TTL_DEFAULT = 60.0, 2592000.0, 86400.0
+DESTRUCTIVE_TTL_DEFAULT = 600.0  # a queued destructive command must not go out a day later by surprise
+ENGINE_STOP_MAX_SPEED = 20.0  # km/h: engine.stop is held while the device reports more
 MAX_ATTEMPTS = 10
 REPLY_TYPES = frozenset({"V4", "SMS", "LINK", "0x0001", "0x0104"}) | matching.JT808_TEXT_TYPES
 REBOOT_TEXTS = frozenset({"RESTART", "CQ", "RESET", "REBOOT"})
@@ -90,6 +100,12 @@ def public(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _options(row: dict[str, Any]) -> dict[str, Any]:
+    """Options of the request kept with the command (in its ``match`` column): ``force``."""
+    match = row.get("match") or {}
+    return {"force": True} if isinstance(match, dict) and match.get("force") else {}
+
+
 def _is_reboot(row: dict[str, Any]) -> bool:
     if row["name"] == "reboot":
         return True
@@ -107,7 +123,9 @@ class CommandService:
     name = "commands"
 
     def __init__(self, store: CommandStore, kv: KeyValueStore, sessions: SessionLookup, tasks: TaskRunner,
-                 events: EventSink, later: LaterWriter, clock: Clock = time.time) -> None:
+                 events: EventSink, later: LaterWriter, clock: Clock = time.time,
+                 telemetry: TelemetryStore | None = None,
+                 engine_stop_max_speed: float = ENGINE_STOP_MAX_SPEED) -> None:
         self.store = store
         self.kv = kv  # the settings shadow's values
         self.sessions = sessions
@@ -115,6 +133,10 @@ class CommandService:
         self.events = events
         self.later = later
         self.clock = clock
+        self.telemetry = telemetry  # the latest speed, for holding engine.stop while the vehicle moves
+        self.engine_stop_max_speed = engine_stop_max_speed
+        self.observers: list[Callable[[dict[str, Any]], None]] = []  # see every status change (command support)
+        self._held: dict[int, str] = {}  # command id → why it is held (engine.stop while moving)
         self.settings = SettingsShadow(self, kv)
         self.tick = 1.0  # how often TTLs are checked, s
         self.text_grace = 30.0  # how long an acknowledged JT/T 808 text command waits for its text, s
@@ -196,6 +218,7 @@ class CommandService:
         self._queued.setdefault(row["device_id"], []).append(row)
 
     def _forget(self, command_id: int) -> None:
+        self._held.pop(command_id, None)
         row = self._rows.pop(command_id, None)
         self._conn.pop(command_id, None)
         if row is None:
@@ -221,6 +244,11 @@ class CommandService:
             self.later.store_later(IngestBatch(logs=[record]))
 
     def _publish(self, row: dict[str, Any], **extra: Any) -> None:
+        for observe in self.observers:
+            try:
+                observe(row)
+            except Exception:
+                log.exception("command observer failed on command %s", row.get("id"))
         self._event(row.get("device_id"), row.get("protocol"), row.get("ident"), lambda: {**public(row), **extra})
 
     def _log(self, row: dict[str, Any], text: str) -> None:
@@ -277,6 +305,52 @@ class CommandService:
                 return {**props, "password": pwd}
         return props
 
+    # engine.stop while moving ------------------------------------------------------------------
+    async def speed_of(self, device_id: int) -> float | None:
+        """The device's latest reported speed (km/h), ``None`` when unknown."""
+        if self.telemetry is None:
+            return None
+        try:
+            found = await self.telemetry.telemetry(device_id, ["position.speed"])
+        except StoreError:
+            return None
+        value = (found.get("position.speed") or {}).get("value")
+        return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+    async def _moving(self, device_id: int) -> str | None:
+        """Why an engine stop must wait now (the speed), or ``None``."""
+        speed = await self.speed_of(device_id)
+        if speed is None or speed <= self.engine_stop_max_speed:
+            return None
+        return (f"device is moving at {speed:.1f} km/h, above engine_stop_max_speed "
+                f"{self.engine_stop_max_speed:g} km/h")
+
+    async def _hold(self, row: dict[str, Any]) -> bool:
+        """Keeps an engine stop queued while the vehicle moves (unless forced); publishes why once."""
+        if _options(row).get("force") or not catalog.stops_engine(row.get("protocol") or "", row["name"],
+                                                                   row.get("properties")):
+            return False
+        why = await self._moving(row["device_id"])
+        if why is None:
+            return False
+        reason = f"held: {why}; sent once it drops"
+        if self._held.get(row["id"]) != reason:
+            self._held[row["id"]] = reason
+            row["reason"] = reason
+            with contextlib.suppress(StoreError):
+                await self.store.update_command(row["id"], {"reason": reason})
+            self._publish(row, held=True)
+        return True
+
+    async def _release(self, device_id: int) -> None:
+        """A device with held commands reported: deliver what may go now."""
+        session = self.sessions.session_for(device_id)
+        if session is None or session.closed:
+            return
+        for row in list(self._queued.get(device_id, [])):
+            if row["id"] in self._held:
+                await self._deliver(session, row)
+
     # delivery --------------------------------------------------------------------------------
     def _register_sent(self, session: DeviceConnection, row: dict[str, Any], match: dict[str, Any],
                        expects: tuple[str, ...]) -> None:
@@ -294,6 +368,8 @@ class CommandService:
         if row.get("attempts", 0) >= row.get("max_attempts", MAX_ATTEMPTS):
             await self._finish(row, "canceled", reason=f"no reply after {row['attempts']} attempts")
             return
+        if await self._hold(row) or row not in queued:
+            return
         now = self.clock()
         try:
             encoded = session.encode_command(row["name"], row.get("properties") or {}, now)
@@ -309,7 +385,11 @@ class CommandService:
         self._register_sent(session, row, encoded.match, encoded.expects)
         status = lifecycle.transition(row["status"], lifecycle.CommandEvent.WRITTEN)
         fields = {"status": str(status), "sent": now, "attempts": row.get("attempts", 0) + 1,
-                  "match": {**encoded.match, "expects": list(encoded.expects)}, "payload": encoded.data}
+                  "match": {**encoded.match, "expects": list(encoded.expects), **_options(row)},
+                  "payload": encoded.data}
+        if row.get("reason") and row["id"] in self._held:
+            del self._held[row["id"]]
+            fields["reason"] = None
         try:
             await self._update(row, fields)
         except StoreError:
@@ -365,6 +445,9 @@ class CommandService:
         if device_id is None:
             return
         protocol = batch.source.protocol
+        if self._held and batch.messages and any(
+                r["id"] in self._held for r in self._queued.get(device_id, ())):
+            self.tasks.spawn(self._release(device_id))
         pending = self._sent.get(device_id, [])  # only async code adds a device's list; none runs in here
         for message in batch.messages:
             if message.get("message.type") not in REPLY_TYPES:
@@ -404,11 +487,19 @@ class CommandService:
                 "name": name, "properties": props, "max_attempts": MAX_ATTEMPTS, "created": self.clock()}
 
     async def send_realtime(self, device: dict[str, Any], name: str, properties: Any,
-                            timeout: float = 15.0) -> dict[str, Any]:
+                            timeout: float = 15.0, *, confirm: bool = False, force: bool = False) -> dict[str, Any]:
         """Writes the command to the connected device and waits for its reply.
 
+        A destructive command needs ``confirm``; an engine stop is refused while the vehicle moves
+        faster than ``engine_stop_max_speed`` unless ``force`` (queue it instead: it waits).
         Raises ``CommandError`` (bad request) or ``CommandFailed`` (offline, no reply)."""
         props = self._prepare(device, name, catalog.check(device["protocol"], name, properties))
+        catalog.check_confirmed(device["protocol"], name, props, confirm)
+        if not force and catalog.stops_engine(device["protocol"], name, props):
+            why = await self._moving(device["id"])
+            if why is not None:
+                raise CommandError(f"{why}: queue the command (it is sent once the speed drops) "
+                                   f"or send it with \"force\": true")
         session = self.sessions.session_for(device["id"])
         if session is None:
             raise CommandFailed(f"failed to deliver command '{name}' with timeout {timeout:g} s, "
@@ -450,9 +541,15 @@ class CommandService:
         return public(row)
 
     async def enqueue(self, device: dict[str, Any], name: str, properties: Any, ttl: Any = None,
-                      expire: Any = None) -> dict[str, Any]:
-        """Stores the command and writes it now if the device is connected."""
+                      expire: Any = None, *, confirm: bool = False, force: bool = False) -> dict[str, Any]:
+        """Stores the command and writes it now if the device is connected.
+
+        A destructive command needs ``confirm`` and defaults to a short TTL; an engine stop waits
+        while the vehicle moves faster than ``engine_stop_max_speed`` unless ``force``."""
         props = self._prepare(device, name, catalog.check(device["protocol"], name, properties))
+        catalog.check_confirmed(device["protocol"], name, props, confirm)
+        if ttl is None and expire is None and catalog.destructive(device["protocol"], name, props):
+            ttl = DESTRUCTIVE_TTL_DEFAULT
         now = self.clock()
         if expire is not None:
             if isinstance(expire, bool) or not isinstance(expire, int | float) or not now < expire <= now + TTL_MAX:
@@ -465,6 +562,7 @@ class CommandService:
             deadline = now + float(ttl)
         row = await self.store.create_command({
             **self._new_row(device, name, props), "status": "queued", "realtime": False, "expire": deadline,
+            **({"match": {"force": True}} if force else {}),
         })
         self._remember_queued(row)
         self._publish(row)

@@ -50,7 +50,8 @@ def test_cli_send_wait_and_list(gateway_server: Any) -> None:
 
     thread = threading.Thread(target=answer, daemon=True)
     thread.start()
-    out = cli(gateway_server, "command", "send", "--device", dev.ident, "engine.stop", "--wait", "--timeout", "10")
+    out = cli(gateway_server, "command", "send", "--device", dev.ident, "engine.stop", "--wait", "--timeout", "10",
+              "--confirm")
     thread.join(10)
     assert out.returncode == 0, out.stderr
     assert "engine.stop: processed (executed)" in out.stdout
@@ -66,7 +67,7 @@ def test_cli_send_wait_and_list(gateway_server: Any) -> None:
     assert "engine.stop" in out.stdout and "interval.set" in out.stdout
     dev.close()
 
-    out = cli(gateway_server, "command", "send", "--device", dev.ident, "reboot", "--wait")
+    out = cli(gateway_server, "command", "send", "--device", dev.ident, "reboot", "--wait", "--confirm")
     assert out.returncode == 1 and "is not connected" in out.stderr
 
 

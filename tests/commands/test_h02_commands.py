@@ -25,7 +25,7 @@ def h02(gateway_server: Any) -> Any:
 
 def test_realtime_engine_stop_full_v4(gateway_server: Any, h02: H02Device) -> None:
     box = in_thread(api, gateway_server, "POST", f"/gw/devices/{h02.id}/commands",
-                    json=[{"name": "engine.stop", "properties": {}, "timeout": 10}])
+                    json=[{"name": "engine.stop", "properties": {}, "timeout": 10, "confirm": True}])
     frame = h02.read_command()
     assert re.fullmatch(rb"\*HQ,4210051415,S20,\d{6},1,1#", frame), frame
     t = command_time(frame)
@@ -43,7 +43,7 @@ def test_realtime_engine_stop_full_v4(gateway_server: Any, h02: H02Device) -> No
 
 def test_realtime_short_v4_ack_and_failure(gateway_server: Any, h02: H02Device) -> None:
     box = in_thread(api, gateway_server, "POST", f"/gw/devices/{h02.id}/commands",
-                    json=[{"name": "custom", "properties": {"payload": "S20,1,1"}}])
+                    json=[{"name": "custom", "properties": {"payload": "S20,1,1"}, "confirm": True}])
     frame = h02.read_command()
     assert re.fullmatch(rb"\*HQ,4210051415,S20,\d{6},1,1#", frame), frame
     h02.send(f"*HQ,{h02.ident},V4,S20,{command_time(frame)},1,1#")  # short ack, no position
@@ -74,7 +74,7 @@ def test_raw_text_command_answered_by_sms(gateway_server: Any, h02: H02Device) -
 def test_offline_device_gets_code_2(gateway_server: Any) -> None:
     device = gateway_server.run(gateway_server.runtime.devices.create(
         {"ident": "4210051499", "protocol": "h02", "name": "parked"}))
-    resp = api(gateway_server, "POST", f"/gw/devices/{device['id']}/commands", json=[{"name": "engine.stop"}])
+    resp = api(gateway_server, "POST", f"/gw/devices/{device['id']}/commands", json=[{"name": "engine.stop", "confirm": True}])
     assert resp.status_code == 400
     err = resp.json()["errors"][0]
     assert err["code"] == 2
@@ -108,7 +108,7 @@ def test_validation_errors(gateway_server: Any, h02: H02Device) -> None:
     resp = api(gateway_server, "POST", f"/gw/devices/{h02.id}/commands", json=[{"name": "reboot", "timeout": 99}])
     assert resp.status_code == 400 and "'timeout' must be between" in resp.json()["errors"][0]["reason"]
     resp = api(gateway_server, "POST", f"/gw/devices/{h02.id}/commands-queue",
-               json=[{"name": "reboot", "ttl": 5}])
+               json=[{"name": "reboot", "ttl": 5, "confirm": True}])
     assert resp.status_code == 400 and "ttl" in resp.json()["errors"][0]["reason"]
 
 

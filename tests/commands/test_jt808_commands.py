@@ -24,7 +24,7 @@ def jt(gateway_server: Any) -> Any:
 
 def realtime(server: Any, dev: JT808Device, name: str, props: dict[str, Any] | None = None) -> dict[str, Any]:
     return in_thread(api, server, "POST", f"/gw/devices/{dev.id}/commands",
-                     json=[{"name": name, "properties": props or {}, "timeout": 10}])
+                     json=[{"name": name, "properties": props or {}, "timeout": 10, "confirm": True}])
 
 
 def test_engine_stop_exact_bytes_and_general_response(gateway_server: Any, jt: JT808Device) -> None:

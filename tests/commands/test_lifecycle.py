@@ -141,7 +141,7 @@ def test_written_then_replied_by_the_committed_reply() -> None:
         clock = Clock(1_700_000_000.0)
         service, store, lookup, device = await _service(clock)
         connection = lookup.connections[device["id"]] = FakeConnection(device["id"])
-        command = await service.enqueue(device, "custom", {"payload": "S20,1,1"})
+        command = await service.enqueue(device, "custom", {"payload": "S20,1,1"}, confirm=True)
         assert connection.sent and connection.sent[0].startswith(b"*HQ,4210051415,S20,")
         assert (await store.get_command(command["id"]))["status"] == "sent"
         hhmmss = connection.sent[0].split(b",")[3].decode()

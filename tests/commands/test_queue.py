@@ -33,7 +33,7 @@ def result_of(server: Any, dev: int, cid: int) -> dict[str, Any] | None:
 def test_queued_while_offline_then_delivered_and_resent_after_disconnect(gateway_server: Any) -> None:
     dev = make_device(gateway_server)
     resp = api(gateway_server, "POST", f"/gw/devices/{dev}/commands-queue",
-               json=[{"name": "engine.stop", "ttl": 600}, {"name": "custom", "properties": {"payload": "CXZT"}}])
+               json=[{"name": "engine.stop", "ttl": 600, "confirm": True}, {"name": "custom", "properties": {"payload": "CXZT"}}])
     assert resp.status_code == 200, resp.text
     first, second = resp.json()["result"]
     assert first["status"] == "queued" and second["status"] == "queued"
@@ -79,7 +79,7 @@ def test_queue_survives_a_restart(tmp_path: Path) -> None:
         device.close()
         wait_for(lambda: not server.runtime.session_for(dev))
         expiring = api(server, "POST", f"/gw/devices/{dev}/commands-queue",
-                       json=[{"name": "reboot", "expire": time.time() + 1.0}]).json()["result"][0]
+                       json=[{"name": "reboot", "expire": time.time() + 1.0, "confirm": True}]).json()["result"][0]
         assert expiring["status"] == "queued"
     time.sleep(1.2)  # the reboot's TTL passes while the server is down
     with start_gateway(data) as server:
@@ -102,7 +102,7 @@ def test_queue_survives_a_restart(tmp_path: Path) -> None:
 def test_ttl_expiry_and_cancel(gateway_server: Any) -> None:
     dev = make_device(gateway_server)
     short = api(gateway_server, "POST", f"/gw/devices/{dev}/commands-queue",
-                json=[{"name": "engine.stop", "expire": time.time() + 1.0}]).json()["result"][0]
+                json=[{"name": "engine.stop", "expire": time.time() + 1.0, "confirm": True}]).json()["result"][0]
     long = api(gateway_server, "POST", f"/gw/devices/{dev}/commands-queue",
                json=[{"name": "engine.resume", "ttl": 3600}]).json()["result"][0]
     done = wait_for(lambda: result_of(gateway_server, dev, short["id"]), timeout=5)

@@ -86,7 +86,7 @@ def test_gateway_on_postgresql_end_to_end(gateway_factory: Any, tmp_path: Path, 
 
             # A command round trip: API → device → its answer → the command's result.
             box = in_thread(api, server, "POST", f"/gw/devices/{d}/commands",
-                            json=[{"name": "engine.stop", "properties": {}, "timeout": 10}])
+                            json=[{"name": "engine.stop", "properties": {}, "timeout": 10, "confirm": True}])
             frame = dev.read_command()
             assert re.fullmatch(rb"\*HQ,4210051415,S20,\d{6},1,1#", frame), frame
             dev.send(f"*HQ,{IDENT},V4,S20,DONE,{command_time(frame)},{dev.position_block()}#")

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from sinogate.codecs.base import CodecError, EncodedCommand
+from sinogate.codecs.h02.texts import TEXT_COMMANDS, text_of
 
 # an H02 command code: S20, D1, R12... alone or with parameters; letters-only codes (SCF) need a comma,
 # so that bare SMS-style words (CQ, RCONF) stay raw
@@ -107,12 +108,23 @@ COMMANDS: Final[dict[str, dict[str, Any]]] = {
 }
 
 
+# Sinotrack settings that exist only as SMS texts, sent raw over GPRS (``texts``).
+COMMANDS.update({name: entry.schema for name, entry in TEXT_COMMANDS.items()})
+
 # Example properties per command for the catalog; the first one is what `commands list` prints.
 EXAMPLES: Final[dict[str, tuple[dict[str, Any], ...]]] = {
     "custom": ({"payload": "S20,1,1"}, {"payload": "RCONF"}, {"payload": "CXZT"},
                {"payload": "S71,22,30", "mode": "wrapped"}, {"payload": "8040000 1.2.3.4 5013", "mode": "raw"}),
     "interval.set": ({"seconds": 30}, {"seconds": 60, "alternative": True}),
     "server.set": ({"host": "1.2.3.4", "port": 5013},),
+    "apn.set": ({"apn": "internet"}, {"apn": "web.example", "apn_user": "user", "apn_password": "secret"}),
+    "timezone.set": ({"hours": 0}, {"hours": -5}),
+    "mode.set": ({"mode": "gprs"},),
+    "interval.acc_on.set": ({"seconds": 30},),
+    "interval.acc_off.set": ({"seconds": 600},),
+    "overspeed.set": ({"speed": 120}, {"speed": 0}),
+    "power.alarm.set": ({"enabled": True},),
+    "password.set": ({"new_password": "1234"},),
 }
 
 
@@ -235,4 +247,9 @@ def encode(ident: str | None, name: str, properties: dict[str, Any], now: float,
     fixed = _FIXED.get(name)
     if fixed is not None:
         return _wrapped(ident, fixed[0], t, fixed[1])
+    if name in TEXT_COMMANDS:
+        try:
+            return _raw(_ascii(name, text_of(name, properties)))
+        except ValueError as exc:
+            raise CodecError(f"{name}: {exc}") from exc
     return _SPECIAL[name](ident, properties, t)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+from sinogate.codecs.h02.texts import TEXT_COMMANDS
 from sinogate.codecs.sms import CUSTOM_NOTE, custom_text
 from sinogate.codecs.spec import SmsText
 
@@ -38,6 +39,7 @@ SMS_TEXTS: Final[dict[str, SmsText]] = {
     "reboot": (lambda _p, _pwd: "RESTART", "RESTART."),
     "status.query": (lambda _p, _pwd: "CXZT", "CXZT (status text)."),
     "mileage.query": (lambda _p, pwd: f"143{pwd}", "143<password> (mileage query)."),
+    **{name: (entry.build, entry.note) for name, entry in TEXT_COMMANDS.items()},
 }
 """Command name → (builder(properties, password) -> text, note)."""
 
