@@ -79,6 +79,79 @@ class H02Device:
         self.sock.close()
 
 
+class SinotrackUnit(H02Device):
+    """A scripted Sinotrack unit in a thread: it ignores the wrapped codes in ``ignores`` (like the
+    ST-906L firmware that drops ``S71``), confirms other wrapped commands with ``V4``, answers raw
+    texts by their first word from ``texts`` (``{"RCONF": "ST906... IP:1.2.3.4 5013"}``; a word it
+    does not know gets ``"<text> OK"``), and sends a position every ``report`` seconds."""
+
+    def __init__(self, port: int, ident: str = "4210051415", ignores: frozenset[str] = frozenset(),
+                 texts: dict[str, str] | None = None, report: float = 0.2, speed_knots: float = 0.0) -> None:
+        super().__init__(port, ident)
+        self.ignores = ignores
+        self.texts = texts or {}
+        self.report = report
+        self.speed_knots = speed_knots
+        self.received: list[bytes] = []
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> SinotrackUnit:
+        self.hello()
+        self._thread.start()
+        return self
+
+    def position(self) -> None:
+        t, d = h02_now()
+        block = f"{t},A,2235.1777,N,11357.8913,E,{self.speed_knots:06.2f},0,{d},FFFFFBFF"
+        with self._lock:
+            self.send(f"*HQ,{self.ident},V1,{block}#")
+
+    def _answer(self, frame: bytes) -> None:
+        text = frame.decode("latin-1")
+        if text.startswith("*"):
+            fields = text.strip("*#").split(",")
+            code, t = fields[2], fields[3] if len(fields) > 3 else ""
+            if code in self.ignores:
+                return
+            with self._lock:
+                self.send(f"*HQ,{self.ident},V4,{code},{t},{self.position_block()}#")
+            return
+        word = text.strip().split(" ")[0].upper()
+        word = word[:3] if word[:3].isdigit() else word
+        answer = self.texts.get(word, f"{text.strip()} OK")
+        with self._lock:
+            self.send(f"*HQ,{self.ident},SMS,{answer}#")
+
+    def _run(self) -> None:
+        next_report = time.time()
+        while not self._stop.is_set():
+            if time.time() >= next_report:
+                try:
+                    self.position()
+                except OSError:
+                    return
+                next_report = time.time() + self.report
+            try:
+                frame = self.read_command(timeout=min(self.report, 0.2))
+            except TimeoutError:
+                continue
+            except (OSError, ConnectionError):
+                return
+            self.received.append(frame)
+            try:
+                self._answer(frame)
+            except OSError:
+                return
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(5)
+        super().close()
+
+
 def command_time(frame: bytes) -> str:
     """HHMMSS of a wrapped command ``*HQ,<id>,<CMD>,<HHMMSS>,...#``."""
     return frame.decode().strip("*#").split(",")[3]
