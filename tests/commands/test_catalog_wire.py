@@ -128,7 +128,8 @@ def test_text_commands_answer_by_sms_and_refuse_bad_properties() -> None:
 
 DESTRUCTIVE = [
     ("h02", "engine.stop", {}), ("h02", "server.set", {"host": "1.2.3.4", "port": 1}), ("h02", "reboot", {}),
-    ("h02", "factory.reset", {}), ("h02", "password.set", {"new_password": "1234"}), ("h02", "mode.set", {"mode": "sms"}),
+    ("h02", "factory.reset", {}), ("h02", "password.set", {"new_password": "1234"}),
+    ("h02", "mode.set", {"mode": "sms"}),
     ("h02", "custom", {"payload": "9400000"}), ("h02", "custom", {"payload": "S20,1,1"}),
     ("h02", "custom", {"payload": "*HQ,4210051415,S20,010203,1,1#"}), ("h02", "custom", {"payload": "RESTART"}),
     ("h02", "custom", {"payload": "8040000 1.2.3.4 5013"}), ("h02", "custom", {"payload": "format"}),

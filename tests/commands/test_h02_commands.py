@@ -74,7 +74,8 @@ def test_raw_text_command_answered_by_sms(gateway_server: Any, h02: H02Device) -
 def test_offline_device_gets_code_2(gateway_server: Any) -> None:
     device = gateway_server.run(gateway_server.runtime.devices.create(
         {"ident": "4210051499", "protocol": "h02", "name": "parked"}))
-    resp = api(gateway_server, "POST", f"/gw/devices/{device['id']}/commands", json=[{"name": "engine.stop", "confirm": True}])
+    resp = api(gateway_server, "POST", f"/gw/devices/{device['id']}/commands",
+               json=[{"name": "engine.stop", "confirm": True}])
     assert resp.status_code == 400
     err = resp.json()["errors"][0]
     assert err["code"] == 2

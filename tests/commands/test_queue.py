@@ -33,7 +33,8 @@ def result_of(server: Any, dev: int, cid: int) -> dict[str, Any] | None:
 def test_queued_while_offline_then_delivered_and_resent_after_disconnect(gateway_server: Any) -> None:
     dev = make_device(gateway_server)
     resp = api(gateway_server, "POST", f"/gw/devices/{dev}/commands-queue",
-               json=[{"name": "engine.stop", "ttl": 600, "confirm": True}, {"name": "custom", "properties": {"payload": "CXZT"}}])
+               json=[{"name": "engine.stop", "ttl": 600, "confirm": True},
+                     {"name": "custom", "properties": {"payload": "CXZT"}}])
     assert resp.status_code == 200, resp.text
     first, second = resp.json()["result"]
     assert first["status"] == "queued" and second["status"] == "queued"
