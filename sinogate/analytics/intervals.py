@@ -393,14 +393,14 @@ class Motion:
                     st.pop("snap", None)
                     if st.get("stop") is None:
                         self._stop_from(st, change.tail)
-            if trip.get("open") is None:
-                if st.get("stop") is None and not moving:
-                    st["stop"] = add(new_stats(), m, True)
-                    st["sok"] = False
-                stop = st.get("stop")
-                if stop is not None and not st.get("sok") and duration(stop) >= self.stop_min_duration:
-                    st["sok"] = True
-                    out.append(("stop", Change("confirm", stop)))
+        if trip.get("open") is None:
+            if st.get("stop") is None and not moving:
+                st["stop"] = add(new_stats(), m, True)
+                st["sok"] = False
+            stop = st.get("stop")
+            if stop is not None and not st.get("sok") and duration(stop) >= self.stop_min_duration:
+                st["sok"] = True
+                out.append(("stop", Change("confirm", stop)))
         return out
 
     def _stop_from(self, st: State, tail: Stats | None) -> None:
