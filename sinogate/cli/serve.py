@@ -26,6 +26,14 @@ def register(app: typer.Typer) -> None:
         idle_timeout: float | None = typer.Option(None, help="Seconds before a silent connection is closed"),
         token: str | None = typer.Option(None, help="Master API token"),
         log_level: str | None = typer.Option(None, help="DEBUG, INFO, WARNING"),
+        mqtt_url: str | None = typer.Option(None, help="MQTT broker, mqtt://user:pass@host:1883/ (mqtts:// for TLS)"),
+        mqtt_prefix: str | None = typer.Option(None, help="MQTT topic prefix (default flespi)"),
+        mqtt_commands: bool | None = typer.Option(None, "--mqtt-commands/--no-mqtt-commands",
+                                                  help="Queue commands published over MQTT"),
+        mqtt_homeassistant: bool | None = typer.Option(None, "--mqtt-homeassistant/--no-mqtt-homeassistant",
+                                                       help="Home Assistant MQTT discovery"),
+        metrics_port: int | None = typer.Option(None, help="Separate /metrics listener without token (0: off)"),
+        metrics_host: str | None = typer.Option(None, help="Address of the separate /metrics listener"),
     ) -> None:
         """Run the gateway: device listeners, storage and the HTTP API."""
         from sinogate.config import ConfigError, load_config
@@ -37,6 +45,8 @@ def register(app: typer.Typer) -> None:
                 config, data_dir=data_dir, host=host, h02_port=h02_port, jt808_port=jt808_port,
                 http_port=http_port, http_host=http_host, udp=udp, auto_register=auto_register,
                 idle_timeout=idle_timeout, token=token, log_level=log_level,
+                mqtt_url=mqtt_url, mqtt_prefix=mqtt_prefix, mqtt_commands=mqtt_commands,
+                mqtt_homeassistant=mqtt_homeassistant, metrics_port=metrics_port, metrics_host=metrics_host,
             )
         except Exception as exc:
             typer.echo(f"configuration error: {exc}", err=True)
