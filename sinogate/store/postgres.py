@@ -13,10 +13,14 @@
   monthly partitions created on demand inside the writing transaction, a default partition for
   device times outside the window. ``purge`` drops a month whose every row is older than the
   retention bound and deletes single rows elsewhere.
-- **Telemetry** follows ``sinogate.store.telemetry``: applied only to the messages the INSERT
-  actually stored (``RETURNING`` the dedup keys), written to the ``telemetry`` table in the same
-  transaction as those messages, and copied into the in-memory table only after COMMIT. Reads are
-  served from memory; a restart loads the table and needs no replay.
+- **Telemetry** follows ``sinogate.store.telemetry`` in memory, applied after COMMIT and only for
+  the messages the INSERT actually stored (``RETURNING`` their ids and dedup keys). It is written
+  back every ``TELEMETRY_FLUSH_SECONDS``: each device's row carries ``upto``, the id of the last
+  message it reflects, and ``checkpoints.telemetry`` the last id every row covers. ``open`` loads
+  the rows and replays the messages past the checkpoint whose id is past their device's ``upto``,
+  so a crash loses nothing, a deleted device's telemetry stays deleted (its row is gone and its
+  messages are skipped) and forgotten values stay forgotten (``delete_telemetry`` writes its row
+  at once, with the device's ``upto``).
 
 URL: ``postgresql://user[:password]@host[:port]/database[?schema=NAME]`` (``postgres://`` too);
 ``schema`` keeps the tables in that schema (created when missing), other query parameters are
@@ -27,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -53,6 +58,7 @@ from sinogate.store.postgres_schema import MIGRATIONS, SCHEMA_VERSION, SEQUENCES
 from sinogate.store.telemetry import TelemetryTable
 
 T = TypeVar("T")
+log = logging.getLogger("sinogate.store")
 
 _DEVICE_COLUMNS = ("name", "ident", "protocol", "model", "phone", "settings", "enabled", "messages_ttl")
 _COMMAND_COLUMNS = tuple(f for f in COMMAND_FIELDS if f != "id")
@@ -67,6 +73,7 @@ _COMMAND_TEXT = ("ident", "protocol", "name", "status", "response", "reason")
 PARTITION_START = datetime(2010, 1, 1, tzinfo=UTC).timestamp()
 PARTITION_AHEAD = 32 * 86400.0
 MAX_GROUP = 2000  # writes per transaction
+TELEMETRY_FLUSH_SECONDS = 2.0
 _LOCK_SALT = "sinogate"
 
 
@@ -82,6 +89,46 @@ def _month_start(month: int) -> float:
 
 def _partition_name(month: int) -> str:
     return f"messages_y{month // 12:04d}m{month % 12 + 1:02d}"
+
+
+def _interval_row(item: dict[str, Any]) -> tuple[int, int, float, float, str]:
+    """(calc, device, begin, end, JSON without id) of an interval."""
+    return (int(item["calc.id"]), int(item["device.id"]), float(item["begin"]), float(item["end"]),
+            _dumps({k: v for k, v in item.items() if k != "id"}))
+
+
+async def _insert_with_ids(
+    conn: asyncpg.Connection, sequence: str, items: list[dict[str, Any]], rows: list[tuple[Any, ...]], sql: str
+) -> None:
+    """Inserts ``rows`` with ids drawn first from ``sequence`` (``sql`` takes the ids, then the
+    columns, as arrays), so they increase in the order of ``items`` whatever order the INSERT
+    writes in; sets each item's ``id`` in place."""
+    ids = sorted(r[0] for r in await conn.fetch(
+        f"SELECT nextval('{sequence}') FROM generate_series(1, $1)", len(items)
+    ))
+    await conn.execute(sql, ids, *zip(*rows, strict=True))
+    for item, item_id in zip(items, ids, strict=True):
+        item["id"] = item_id
+
+
+async def _insert_intervals(conn: asyncpg.Connection, items: list[dict[str, Any]], rows: list[tuple[Any, ...]]) -> None:
+    await _insert_with_ids(
+        conn, "intervals_id_seq", items, rows,
+        "INSERT INTO intervals(id, calc_id, device_id, ts_begin, ts_end, data)"
+        " SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::float8[], $5::float8[], $6::text[])",
+    )
+
+
+def _detached_future() -> asyncio.Future[Any]:
+    """A future nobody awaits (the writer's own telemetry write-back): its error is logged."""
+    future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+
+    def done(f: asyncio.Future[Any]) -> None:
+        if not f.cancelled() and f.exception() is not None:
+            log.warning("telemetry write-back failed (retried later): %s", f.exception())
+
+    future.add_done_callback(done)
+    return future
 
 
 def _affected(status: str) -> int:
@@ -192,37 +239,46 @@ def _order(query: TimeQuery, column: str = "ts") -> str:
 
 # --- the write path ----------------------------------------------------------------------------
 
+_MESSAGE_COLUMNS = ("device_id", "protocol", "ident", "ts", "server_ts", "flagged", "digest", "data")
+_PACKET_COLUMNS = ["ts", "type", "conn", "protocol", "peer", "ident", "device_id", "data"]
+_LOG_COLUMNS = ["ts", "event", "protocol", "conn", "ident", "device_id", "peer", "transport", "recv", "send", "msgs",
+                "duration", "reason"]
+
+
 @dataclass(slots=True)
 class _Rows:
-    """One or more ``ingest`` calls as column arrays, ready for ``unnest``."""
+    """One or more ``ingest`` calls as rows: messages for ``unnest``, packets and logs for COPY."""
 
-    msg_device: list[int | None] = field(default_factory=list)
-    msg_protocol: list[str] = field(default_factory=list)
-    msg_ident: list[str] = field(default_factory=list)
-    msg_ts: list[float] = field(default_factory=list)
-    msg_server_ts: list[float] = field(default_factory=list)
-    msg_flagged: list[bool] = field(default_factory=list)
-    msg_digest: list[int] = field(default_factory=list)
-    msg_data: list[str] = field(default_factory=list)
-    messages: list[Message] = field(default_factory=list)
-    months: set[int] = field(default_factory=set)
-    packets: list[list[Any]] = field(default_factory=lambda: [[] for _ in range(8)])
-    logs: list[list[Any]] = field(default_factory=lambda: [[] for _ in range(13)])
+    messages: list[tuple[Any, ...]] = field(default_factory=list)  # _MESSAGE_COLUMNS
+    dicts: list[Message] = field(default_factory=list)  # the messages, parallel, for telemetry
+    months: set[int] = field(default_factory=set)  # monthly partitions the messages need
+    packets: list[tuple[Any, ...]] = field(default_factory=list)
+    logs: list[tuple[Any, ...]] = field(default_factory=list)
     idents: list[tuple[Any, ...]] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)  # the caller's dicts: ids are set in place
-    event_rows: list[list[Any]] = field(default_factory=lambda: [[] for _ in range(4)])
+    event_rows: list[tuple[Any, ...]] = field(default_factory=list)
+    intervals: list[dict[str, Any]] = field(default_factory=list)  # likewise
+    interval_rows: list[tuple[Any, ...]] = field(default_factory=list)
 
-    def extend(self, other: _Rows) -> None:
-        for name in ("msg_device", "msg_protocol", "msg_ident", "msg_ts", "msg_server_ts", "msg_flagged",
-                     "msg_digest", "msg_data", "messages", "idents", "events"):
-            getattr(self, name).extend(getattr(other, name))
-        self.months |= other.months
-        for mine, theirs in zip(self.packets, other.packets, strict=True):
-            mine.extend(theirs)
-        for mine, theirs in zip(self.logs, other.logs, strict=True):
-            mine.extend(theirs)
-        for mine, theirs in zip(self.event_rows, other.event_rows, strict=True):
-            mine.extend(theirs)
+    @staticmethod
+    def merge(calls: list[_Rows]) -> _Rows:
+        out = _Rows()
+        for c in calls:
+            out.messages += c.messages
+            out.dicts += c.dicts
+            out.months |= c.months
+            out.packets += c.packets
+            out.logs += c.logs
+            out.idents += c.idents
+            out.events += c.events
+            out.event_rows += c.event_rows
+            out.intervals += c.intervals
+            out.interval_rows += c.interval_rows
+        return out
+
+
+Snapshot = dict[str, Any]
+TelemetryState = tuple[Snapshot, int]  # (TelemetryTable snapshot, upto)
 
 
 _ABSENT = object()
@@ -232,18 +288,20 @@ class _Tx:
     """What one group transaction changed besides the database: telemetry and partitions to take
     over after COMMIT, with a journal per call so a rolled-back savepoint undoes its part."""
 
-    __slots__ = ("conn", "journal", "known", "telemetry")
+    __slots__ = ("conn", "flushed", "journal", "known", "last_id", "telemetry")
 
     def __init__(self, conn: asyncpg.Connection) -> None:
         self.conn = conn
-        self.telemetry: dict[int, dict[str, Any] | None] = {}  # device → snapshot (None: dropped)
+        self.telemetry: dict[int, TelemetryState | None] = {}  # device → new state (None: dropped)
         self.known: list[int] = []  # months whose partition exists for this transaction
+        self.last_id = 0  # the highest message id this transaction stored
+        self.flushed: set[int] = set()  # devices whose telemetry row this transaction wrote back
         self.journal: tuple[dict[int, Any], int] | None = None
 
-    def set_telemetry(self, device_id: int, snapshot: dict[str, Any] | None) -> None:
+    def set_telemetry(self, device_id: int, state: TelemetryState | None) -> None:
         if self.journal is not None and device_id not in self.journal[0]:
             self.journal[0][device_id] = self.telemetry.get(device_id, _ABSENT)
-        self.telemetry[device_id] = snapshot
+        self.telemetry[device_id] = state
 
     def begin_call(self) -> None:
         self.journal = ({}, len(self.known))
@@ -278,6 +336,10 @@ class PostgresStore(Store):
         self._writer: asyncio.Task[None] | None = None
         self._open = False
         self._telemetry = TelemetryTable()
+        self._upto: dict[int, int] = {}  # device → id of the last message its telemetry reflects
+        self._dirty: set[int] = set()  # devices whose telemetry changed since it was written back
+        self._last_id = 0  # the highest message id stored (and applied to telemetry)
+        self._last_flush = 0.0
         self._partitions: set[int] = set()
         self._lock_key = 0
         self.commits = 0
@@ -297,8 +359,7 @@ class PostgresStore(Store):
             raise StoreError(f"cannot connect to {self._safe_url()}: {exc}") from exc
         try:
             await self._prepare_schema(conn)
-            for row in await conn.fetch("SELECT device_id, data FROM telemetry"):
-                self._telemetry.load(row["device_id"], _loads(row["data"]))
+            await self._load_telemetry(conn)
             await self._load_partitions(conn)
             self._pool = await asyncpg.create_pool(
                 self._dsn, min_size=1, max_size=self._readers, server_settings=self._settings()
@@ -328,6 +389,26 @@ class PostgresStore(Store):
             raise StoreError(f"{self._safe_url()}: no schema of the search_path exists (add ?schema=NAME)")
         self._lock_key = int(await conn.fetchval("SELECT hashtext($1)", f"{_LOCK_SALT}:{schema}"))
         self.migrated = await migrate(conn, self._lock_key)
+
+    async def _load_telemetry(self, conn: asyncpg.Connection) -> None:
+        """The written-back rows, then the messages stored after them (see the module docstring)."""
+        self._telemetry, self._upto, self._dirty = TelemetryTable(), {}, set()
+        for row in await conn.fetch("SELECT device_id, data, upto FROM telemetry"):
+            self._telemetry.load(row["device_id"], _loads(row["data"]))
+            self._upto[row["device_id"]] = row["upto"]
+        checkpoint = await conn.fetchval("SELECT value FROM checkpoints WHERE name = 'telemetry'") or 0
+        async with conn.transaction():
+            replay = conn.cursor(
+                "SELECT m.id, m.device_id, m.data FROM messages m JOIN devices d ON d.id = m.device_id"
+                " WHERE m.id > $1 AND NOT m.flagged ORDER BY m.id", checkpoint, prefetch=2000,
+            )
+            async for message_id, device_id, data in replay:
+                if message_id > self._upto.get(device_id, 0):
+                    self._telemetry.apply(_loads(data))
+                    self._upto[device_id] = message_id
+                    self._dirty.add(device_id)
+        self._last_id = max(checkpoint, await conn.fetchval("SELECT max(id) FROM messages") or 0)
+        self._last_flush = time.monotonic()
 
     async def _load_partitions(self, conn: asyncpg.Connection) -> None:
         rows = await conn.fetch(
@@ -400,6 +481,8 @@ class PostgresStore(Store):
                     stop = True
                 else:
                     group.append(nxt)
+            if self._dirty and (stop or time.monotonic() - self._last_flush >= TELEMETRY_FLUSH_SECONDS):
+                group.insert(0, (self._flush_telemetry, _detached_future()))
             if group:
                 await self._commit(group)
             if stop:
@@ -423,11 +506,17 @@ class PostgresStore(Store):
             results = [(False, exc)] * len(group)
         else:
             self.commits += 1
-            for device_id, snapshot in tx.telemetry.items():
-                if snapshot is None:
+            self._dirty -= tx.flushed
+            for device_id, state in tx.telemetry.items():
+                if state is None:
                     self._telemetry.drop(device_id)
+                    self._upto.pop(device_id, None)
+                    self._dirty.discard(device_id)
                 else:
-                    self._telemetry.load(device_id, snapshot)
+                    self._telemetry.load(device_id, state[0])
+                    self._upto[device_id] = state[1]
+                    self._dirty.add(device_id)
+            self._last_id = max(self._last_id, tx.last_id)
             self._partitions.update(tx.known)
         for (ok, value), (_work, future) in zip(results, group, strict=True):
             if future.done():
@@ -465,11 +554,7 @@ class PostgresStore(Store):
                     j = i + 1
                     while j < len(works) and isinstance(works[j], _Rows):
                         j += 1
-                    merged = work
-                    if j > i + 1:
-                        merged = _Rows()
-                        for other in works[i:j]:
-                            merged.extend(cast(_Rows, other))
+                    merged = work if j == i + 1 else _Rows.merge(cast(list[_Rows], works[i:j]))
                     await self._insert(tx, merged)
                     results.extend([(True, None)] * (j - i))
                     i = j
@@ -587,13 +672,14 @@ class PostgresStore(Store):
         await self._submit(self._rows(batch))
 
     def _rows(self, batch: IngestBatch) -> _Rows:
-        """Encodes the batch into column arrays (everything that can fail on the caller's side)."""
+        """Encodes the batch into rows (everything that can fail on the caller's side)."""
         rows = _Rows()
         digests = batch.digests
         if digests is not None and len(digests) != len(batch.messages):
             raise StoreError("digests must be parallel to messages")
         low, high = PARTITION_START, time.time() + PARTITION_AHEAD
-        month_lo, month_hi, month = 0.0, 0.0, 0
+        month_lo, month_hi = 0.0, 0.0
+        append = rows.messages.append
         for i, m in enumerate(batch.messages):
             if digests is not None:
                 data, digest = dumps_bytes(m), digests[i]
@@ -601,82 +687,61 @@ class PostgresStore(Store):
                 data, digest = encode_message(m)
             device_id = m.get("device.id")
             ts = float(m.get("timestamp") or 0.0)
-            rows.msg_device.append(None if device_id is None else int(device_id))
-            rows.msg_protocol.append(str(m.get("protocol.name", "")))
-            rows.msg_ident.append(str(m.get("ident", "")))
-            rows.msg_ts.append(ts)
-            rows.msg_server_ts.append(float(m.get("server.timestamp") or 0.0))
-            rows.msg_flagged.append(bool(m.get("timestamp.flagged")))
-            rows.msg_digest.append(int(digest))
-            rows.msg_data.append(data.decode())
+            append((
+                None if device_id is None else int(device_id), str(m.get("protocol.name", "")),
+                str(m.get("ident", "")), ts, float(m.get("server.timestamp") or 0.0),
+                bool(m.get("timestamp.flagged")), int(digest), data.decode(),
+            ))
             if low <= ts < high and not month_lo <= ts < month_hi:
                 month = _month(ts)
                 month_lo, month_hi = _month_start(month), _month_start(month + 1)
                 rows.months.add(month)
-        rows.messages = list(batch.messages)
-        for p in batch.packets:
-            for column, value in zip(
-                rows.packets,
-                (float(p.timestamp), p.type, p.conn, p.protocol, p.peer, p.ident, p.device_id, bytes(p.data)),
-                strict=True,
-            ):
-                column.append(value)
-        for lg in batch.logs:
-            for column, value in zip(
-                rows.logs,
-                (
-                    float(lg.timestamp), lg.event, lg.protocol, lg.conn, lg.ident, lg.device_id, lg.peer,
-                    lg.transport, lg.recv, lg.send, lg.msgs, None if lg.duration is None else float(lg.duration),
-                    lg.reason,
-                ),
-                strict=True,
-            ):
-                column.append(value)
+        rows.dicts = batch.messages
+        rows.packets = [
+            (float(p.timestamp), p.type, p.conn, p.protocol, p.peer, p.ident, p.device_id, bytes(p.data))
+            for p in batch.packets
+        ]
+        rows.logs = [
+            (
+                float(lg.timestamp), lg.event, lg.protocol, lg.conn, lg.ident, lg.device_id, lg.peer, lg.transport,
+                lg.recv, lg.send, lg.msgs, None if lg.duration is None else float(lg.duration), lg.reason,
+            )
+            for lg in batch.logs
+        ]
         rows.idents = [
             (i.protocol, i.ident, float(i.timestamp), i.peer, bytes(i.sample), i.device_id) for i in batch.idents
         ]
-        rows.events = list(batch.events)
-        for e in batch.events:
-            device_id = e.get("device.id")
-            for column, value in zip(
-                rows.event_rows,
-                (None if device_id is None else int(device_id), float(e.get("timestamp") or 0.0), str(e["type"]),
-                 _dumps({k: v for k, v in e.items() if k != "id"})),
-                strict=True,
-            ):
-                column.append(value)
+        rows.events = batch.events
+        rows.event_rows = [
+            (
+                None if e.get("device.id") is None else int(e["device.id"]), float(e.get("timestamp") or 0.0),
+                str(e["type"]), _dumps({k: v for k, v in e.items() if k != "id"}),
+            )
+            for e in batch.events
+        ]
+        rows.intervals = batch.intervals
+        rows.interval_rows = [_interval_row(i) for i in batch.intervals]
         return rows
 
     async def _insert(self, tx: _Tx, rows: _Rows) -> None:
         conn = tx.conn
-        if rows.msg_data:
+        if rows.messages:
             for month in sorted(rows.months - self._partitions):
                 await self._ensure_partition(tx, month)
             stored = await conn.fetch(
                 "INSERT INTO messages(device_id, protocol, ident, ts, server_ts, flagged, digest, data)"
                 " SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::float8[], $5::float8[],"
                 " $6::bool[], $7::bigint[], $8::text[])"
-                " ON CONFLICT DO NOTHING RETURNING protocol, ident, ts, digest",
-                rows.msg_device, rows.msg_protocol, rows.msg_ident, rows.msg_ts, rows.msg_server_ts,
-                rows.msg_flagged, rows.msg_digest, rows.msg_data,
+                " ON CONFLICT DO NOTHING RETURNING id, protocol, ident, ts, digest",
+                *zip(*rows.messages, strict=True),
             )
             if stored:
-                await self._apply_telemetry(tx, rows, {tuple(r) for r in stored})
-        if rows.packets[0]:
-            await conn.execute(
-                "INSERT INTO packets(ts, type, conn, protocol, peer, ident, device_id, data)"
-                " SELECT * FROM unnest($1::float8[], $2::int[], $3::bigint[], $4::text[], $5::text[], $6::text[],"
-                " $7::bigint[], $8::bytea[])",
-                *rows.packets,
-            )
-        if rows.logs[0]:
-            await conn.execute(
-                "INSERT INTO logs(ts, event, protocol, conn, ident, device_id, peer, transport, recv, send, msgs,"
-                " duration, reason) SELECT * FROM unnest($1::float8[], $2::text[], $3::text[], $4::bigint[],"
-                " $5::text[], $6::bigint[], $7::text[], $8::text[], $9::bigint[], $10::bigint[], $11::bigint[],"
-                " $12::float8[], $13::text[])",
-                *rows.logs,
-            )
+                self._apply_telemetry(tx, rows, stored)
+        # Packets and logs have no key to conflict on: COPY, the cheapest way in.
+        if rows.packets:
+            await conn.copy_records_to_table("packets", records=rows.packets, columns=_PACKET_COLUMNS)
+        if rows.logs:
+            await conn.copy_records_to_table("logs", records=rows.logs, columns=_LOG_COLUMNS)
         if rows.idents:
             # One statement per record: an upsert may not touch one row twice in a statement.
             await conn.executemany(
@@ -687,56 +752,64 @@ class PostgresStore(Store):
                 rows.idents,
             )
         if rows.events:
-            # Ids drawn first, so they increase in the order of the events whatever order the
-            # INSERT writes its rows in.
-            ids = sorted(r[0] for r in await conn.fetch(
-                "SELECT nextval('events_id_seq') FROM generate_series(1, $1)", len(rows.events)
-            ))
-            await conn.execute(
+            await _insert_with_ids(
+                conn, "events_id_seq", rows.events, rows.event_rows,
                 "INSERT INTO events(id, device_id, ts, type, data)"
                 " SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::float8[], $4::text[], $5::text[])",
-                ids, *rows.event_rows,
             )
-            for event, event_id in zip(rows.events, ids, strict=True):
-                event["id"] = event_id
+        if rows.intervals:
+            await _insert_intervals(conn, rows.intervals, rows.interval_rows)
 
-    async def _apply_telemetry(self, tx: _Tx, rows: _Rows, stored: set[tuple[Any, ...]]) -> None:
-        """The telemetry rule over the messages the INSERT stored (the first of equal keys), written
-        in this transaction and handed to memory after COMMIT."""
+    def _apply_telemetry(self, tx: _Tx, rows: _Rows, stored: list[asyncpg.Record]) -> None:
+        """The telemetry rule over the messages the INSERT stored (the first of equal keys); the
+        new states take effect after COMMIT."""
+        ids = {(r[1], r[2], r[3], r[4]): r[0] for r in stored}
+        tx.last_id = max(tx.last_id, max(ids.values()))
         scratch = TelemetryTable()
-        touched: set[int] = set()
-        for i, m in enumerate(rows.messages):
-            device_id = rows.msg_device[i]
-            if device_id is None or rows.msg_flagged[i]:
+        touched: dict[int, int] = {}  # device → upto
+        for row, message in zip(rows.messages, rows.dicts, strict=True):
+            device_id, protocol, ident, ts, _server_ts, flagged, digest, _data = row
+            if device_id is None or flagged:
                 continue
-            key = (rows.msg_protocol[i], rows.msg_ident[i], rows.msg_ts[i], rows.msg_digest[i])
-            if key not in stored:
+            message_id = ids.pop((protocol, ident, ts, digest), None)
+            if message_id is None:
                 continue  # a duplicate: skipped, touches nothing
-            stored.discard(key)
             if device_id not in touched:
-                touched.add(device_id)
-                base = self._telemetry_base(tx, device_id)
-                if base is not None:
-                    scratch.load(device_id, base)
-            scratch.apply(m)
-        if not touched:
-            return
-        ids = sorted(touched)
-        snapshots = [scratch.snapshot(d) for d in ids]
-        await tx.conn.execute(
-            "INSERT INTO telemetry(device_id, data) SELECT * FROM unnest($1::bigint[], $2::text[])"
-            " ON CONFLICT (device_id) DO UPDATE SET data = excluded.data",
-            ids, [_dumps(s) for s in snapshots],
-        )
-        for device_id, snapshot in zip(ids, snapshots, strict=True):
-            tx.set_telemetry(device_id, snapshot)
+                snapshot, upto = self._telemetry_state(tx, device_id)
+                if snapshot is not None:
+                    scratch.load(device_id, snapshot)
+                touched[device_id] = upto
+            scratch.apply(message)
+            touched[device_id] = max(touched[device_id], message_id)
+        for device_id, upto in touched.items():
+            tx.set_telemetry(device_id, (scratch.snapshot(device_id), upto))
 
-    def _telemetry_base(self, tx: _Tx, device_id: int) -> dict[str, Any] | None:
-        """The device's telemetry as this transaction sees it (None: nothing yet)."""
+    def _telemetry_state(self, tx: _Tx, device_id: int) -> tuple[Snapshot | None, int]:
+        """(snapshot or None when empty, upto) of a device as this transaction sees it."""
         if device_id in tx.telemetry:
-            return tx.telemetry[device_id]
+            state = tx.telemetry[device_id]
+            return (None, 0) if state is None else state
         snapshot = self._telemetry.snapshot(device_id)
-        return snapshot if snapshot["times"] else None
+        return (snapshot if snapshot["times"] else None), self._upto.get(device_id, 0)
+
+    async def _flush_telemetry(self, tx: _Tx) -> None:
+        """Writes back the telemetry of every changed device, then moves the checkpoint: every
+        message stored so far is reflected in the rows (this op runs first in its transaction)."""
+        devices = sorted(self._dirty)
+        data = [_dumps(self._telemetry.snapshot(d)) for d in devices]
+        upto = [self._upto.get(d, 0) for d in devices]
+        await tx.conn.execute(
+            "INSERT INTO telemetry(device_id, data, upto) SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[])"
+            " ON CONFLICT (device_id) DO UPDATE SET data = excluded.data, upto = excluded.upto",
+            devices, data, upto,
+        )
+        await tx.conn.execute(
+            "INSERT INTO checkpoints(name, value) VALUES ('telemetry', $1)"
+            " ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+            self._last_id,
+        )
+        tx.flushed = set(devices)
+        self._last_flush = time.monotonic()
 
     async def _ensure_partition(self, tx: _Tx, month: int) -> None:
         """Makes sure the month's partition exists (known to this transaction until COMMIT)."""
@@ -820,19 +893,20 @@ class PostgresStore(Store):
 
     async def delete_telemetry(self, device_id: int, names: list[str] | None = None) -> int:
         async def op(tx: _Tx) -> int:
+            snapshot, upto = self._telemetry_state(tx, device_id)
             scratch = TelemetryTable()
-            base = self._telemetry_base(tx, device_id)
-            if base is not None:
-                scratch.load(device_id, base)
+            if snapshot is not None:
+                scratch.load(device_id, snapshot)
             removed = scratch.forget(device_id, names)
             if removed:
+                # Written at once, with its upto: a replay never brings the values back.
                 snapshot = scratch.snapshot(device_id)
                 await tx.conn.execute(
-                    "INSERT INTO telemetry(device_id, data) VALUES ($1, $2)"
-                    " ON CONFLICT (device_id) DO UPDATE SET data = excluded.data",
-                    device_id, _dumps(snapshot),
+                    "INSERT INTO telemetry(device_id, data, upto) VALUES ($1, $2, $3)"
+                    " ON CONFLICT (device_id) DO UPDATE SET data = excluded.data, upto = excluded.upto",
+                    device_id, _dumps(snapshot), upto,
                 )
-                tx.set_telemetry(device_id, snapshot)
+                tx.set_telemetry(device_id, (snapshot, upto))
             return removed
 
         return await self._write(op)
@@ -874,6 +948,37 @@ class PostgresStore(Store):
         where = _Where().any("device_id", device_ids, "bigint").any("type", types, "text").time(query)
         rows = await self._fetch(f"SELECT id, data FROM events{where.sql()}{_order(query)}", *where.args)
         return [{"id": r[0], **_loads(r[1])} for r in rows]
+
+    # intervals -------------------------------------------------------------------------------
+    async def intervals(self, calc_ids: list[int] | None, device_ids: list[int] | None,
+                        query: TimeQuery) -> list[dict[str, Any]]:
+        where = _Where().any("calc_id", calc_ids, "bigint").any("device_id", device_ids, "bigint")
+        where.time(TimeQuery(None, query.to_ts), "ts_begin").time(TimeQuery(query.from_ts, None), "ts_end")
+        rows = await self._fetch(f"SELECT id, data FROM intervals{where.sql()}{_order(query, 'ts_begin')}",
+                                 *where.args)
+        return [{**_loads(r[1]), "id": r[0]} for r in rows]
+
+    async def replace_intervals(self, calc_id: int, device_id: int, begin: float, end: float | None,
+                                intervals: list[dict[str, Any]]) -> list[int]:
+        rows = [_interval_row(i) for i in intervals]
+        where = _Where().eq("calc_id", int(calc_id)).eq("device_id", int(device_id))
+        where.time(TimeQuery(begin, end), "ts_begin")
+
+        async def op(tx: _Tx) -> list[int]:
+            doomed = await tx.conn.fetch(f"DELETE FROM intervals{where.sql()} RETURNING id", *where.args)
+            if rows:
+                await _insert_intervals(tx.conn, intervals, rows)
+            return sorted(r[0] for r in doomed)
+
+        return await self._write(op)
+
+    async def delete_intervals(self, calc_id: int, device_ids: list[int] | None = None) -> int:
+        where = _Where().eq("calc_id", int(calc_id)).any("device_id", device_ids, "bigint")
+
+        async def op(tx: _Tx) -> int:
+            return _affected(await tx.conn.execute(f"DELETE FROM intervals{where.sql()}", *where.args))
+
+        return await self._write(op)
 
     async def idents(self, protocol: str | None = None) -> list[dict[str, Any]]:
         where = _Where().eq("protocol", protocol)
@@ -1051,7 +1156,8 @@ class PostgresStore(Store):
 
     async def finish_copy(self, floors: dict[str, int] | None = None) -> None:
         """After ``copy_rows``: moves every id sequence past the copied ids (and past ``floors``,
-        ids the source handed out once) and loads the copied telemetry."""
+        ids the source handed out once), marks the copied telemetry as covering every copied
+        message, and loads it."""
         floors = floors or {}
 
         async def op(tx: _Tx) -> None:
@@ -1060,10 +1166,13 @@ class PostgresStore(Store):
                 await tx.conn.execute(
                     f"SELECT setval('{sequence}', GREATEST((SELECT max(id) FROM {table}), $1) + 1, false)", floor
                 )
+            await tx.conn.execute(
+                "INSERT INTO checkpoints(name, value) SELECT 'telemetry', COALESCE(max(id), 0) FROM messages"
+                " ON CONFLICT (name) DO UPDATE SET value = excluded.value"
+            )
+            await self._load_telemetry(tx.conn)
 
         await self._write(op)
-        for row in await self._fetch("SELECT device_id, data FROM telemetry"):
-            self._telemetry.load(row["device_id"], _loads(row["data"]))
 
     async def count(self, table: str) -> int:
         """Rows of one table (for the verification of ``sinogate migrate``)."""

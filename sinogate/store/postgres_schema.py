@@ -159,6 +159,26 @@ CREATE INDEX events_ts ON events(ts);
 
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema: messages partitioned by device time", SCHEMA_V1),
+    Migration(2, "telemetry written back with a replay mark", """
+ALTER TABLE telemetry ADD COLUMN upto BIGINT NOT NULL DEFAULT 0;
+CREATE INDEX messages_id ON messages(id);
+CREATE TABLE checkpoints (
+    name TEXT PRIMARY KEY,
+    value BIGINT NOT NULL
+);
+"""),
+    Migration(3, "calculator intervals", """
+CREATE TABLE intervals (
+    id BIGSERIAL PRIMARY KEY,
+    calc_id BIGINT NOT NULL,
+    device_id BIGINT NOT NULL,
+    ts_begin DOUBLE PRECISION NOT NULL,
+    ts_end DOUBLE PRECISION NOT NULL,
+    data TEXT NOT NULL
+);
+CREATE INDEX intervals_calc_device_begin ON intervals(calc_id, device_id, ts_begin);
+CREATE INDEX intervals_device_begin ON intervals(device_id, ts_begin);
+"""),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version
@@ -171,6 +191,7 @@ SEQUENCES = {
     "logs": "logs_id_seq",
     "commands": "commands_id_seq",
     "events": "events_id_seq",
+    "intervals": "intervals_id_seq",
 }
 
 

@@ -55,6 +55,7 @@ TABLES: tuple[Table, ...] = (
                    " transport:text recv:int send:int msgs:int duration:real reason:text"),
     _table("idents", "protocol:text ident:text first_seen:real last_seen:real peer:text sample:blob device_id:int"),
     _table("events", "id:int device_id:int ts:real type:text data:text"),
+    _table("intervals", "id:int calc_id:int device_id:int ts_begin:real ts_end:real data:text"),
     _table("commands", "id:int device_id:int ident:text protocol:text name:text properties:text status:text"
                        " realtime:bool created:real expire:real attempts:int max_attempts:int sent:real"
                        " finished:real executed:bool response:text reply:text match:text payload:blob reason:text"),
@@ -64,8 +65,8 @@ TABLES: tuple[Table, ...] = (
 )
 
 # Everything the copy fills, in the order it reports them.
-REPORTED = ("devices", "messages", "telemetry", "packets", "logs", "idents", "events", "commands", "kv",
-            "device_state")
+REPORTED = ("devices", "messages", "telemetry", "packets", "logs", "idents", "events", "intervals", "commands",
+            "kv", "device_state")
 
 Progress = Callable[[str, int], None]  # (table, rows just copied)
 

@@ -58,6 +58,7 @@ async def everything(s: Store) -> dict[str, Any]:
         "logs": await s.logs(TimeQuery()),
         "idents": await s.idents(),
         "events": await s.events(None, TimeQuery()),
+        "intervals": await s.intervals(None, None, TimeQuery()),
         "commands": await s.commands(),
         "kv": {ns: await s.kv_list(ns) for ns in ("tokens", "settings", "store")},
         "states": await s.load_states(),

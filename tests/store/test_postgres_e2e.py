@@ -86,15 +86,15 @@ def test_gateway_on_postgresql_end_to_end(gateway_factory: Any, tmp_path: Path, 
 
             # A command round trip: API → device → its answer → the command's result.
             box = in_thread(api, server, "POST", f"/gw/devices/{d}/commands",
-                            json=[{"name": "engine.stop", "properties": {}, "timeout": 10, "confirm": True}])
+                            json=[{"name": "interval.set", "properties": {"seconds": 30}, "timeout": 10}])
             frame = dev.read_command()
-            assert re.fullmatch(rb"\*HQ,4210051415,S20,\d{6},1,1#", frame), frame
-            dev.send(f"*HQ,{IDENT},V4,S20,DONE,{command_time(frame)},{dev.position_block()}#")
+            assert re.fullmatch(rb"\*HQ,4210051415,S71,\d{6},22,30#", frame), frame
+            dev.send(f"*HQ,{IDENT},V4,S71,{command_time(frame)},22,30#")
             resp = joined(box)
             assert resp.status_code == 200, resp.text
             item = resp.json()["result"][0]
             assert (item["status"], item["executed"], item["device_id"]) == ("processed", True, d)
-            assert item["response"].startswith("S20,DONE")
+            assert item["response"] == f"S71,{command_time(frame)},22,30"
             assert item["reply"]["message.type"] == "V4"
             command = item["id"]
             before = messages(server, d)
@@ -113,6 +113,6 @@ def test_gateway_on_postgresql_end_to_end(gateway_factory: Any, tmp_path: Path, 
     # A restart on the same database: everything is served as before.
     with gateway_factory(tmp_path / "data", store_url=url) as server:
         assert messages(server, d) == before
-        assert telemetry(server, d)["position.latitude"]["value"] == pytest.approx(before[-1]["position.latitude"])
+        assert telemetry(server, d)["position.latitude"]["value"] == pytest.approx(22.501, abs=1e-5)
         result = api(server, "GET", f"/gw/devices/{d}/commands-result").json()["result"]
         assert [(c["id"], c["status"]) for c in result] == [(command, "processed")]

@@ -87,13 +87,67 @@ def partitions(url: str) -> dict[str, int]:
 
 # --- the rules the suite runs on some stores only ---------------------------------------------------
 
-def test_contract_rules_sqlite_still_breaks_hold_on_postgresql(url: str) -> None:
-    """``test_contract`` runs these on memory and (as strict xfails) on SQLite only."""
-    contract.test_a_skipped_duplicate_leaves_telemetry_alone(PostgresStore(url))
-
-
 def test_a_closed_store_refuses_reads(url: str) -> None:
+    """``test_contract`` runs this one on memory and (as a strict xfail) on SQLite only."""
     contract.test_a_closed_store_refuses_reads(PostgresStore(url))
+
+
+async def crash(s: PostgresStore) -> None:
+    """The process dies: no final write-back, connections cut (every write had returned)."""
+    assert s._writer is not None and s._conn is not None and s._pool is not None
+    s._writer.cancel()
+    s._conn.terminate()
+    s._pool.terminate()
+    s._open = False
+
+
+def crashed(url: str, body: Callable[[PostgresStore], Awaitable[T]]) -> T:
+    async def main() -> T:
+        store = PostgresStore(url)
+        await store.open()
+        try:
+            return await body(store)
+        finally:
+            await crash(store)
+
+    return asyncio.run(main())
+
+
+def test_telemetry_after_a_crash_is_replayed_from_the_messages(url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    async def before(s: PostgresStore) -> tuple[int, int, int]:
+        d = int((await s.create_device({"ident": "1", "protocol": "h02"}))["id"])
+        forgetful = int((await s.create_device({"ident": "2", "protocol": "h02"}))["id"])
+        gone = int((await s.create_device({"ident": "3", "protocol": "h02"}))["id"])
+        await s.ingest(IngestBatch(messages=[msg("1", 300.0, d, a=3), msg("2", 100.0, forgetful, a=1, b=1),
+                                             msg("3", 100.0, gone, a=1)]))
+        monkeypatch.setattr("sinogate.store.postgres.TELEMETRY_FLUSH_SECONDS", 0.0)
+        await s.ingest(IngestBatch(messages=[msg("1", 100.0, d, a=1, b=1)]))  # written back before this
+        await s.ingest(IngestBatch(messages=[msg("1", 200.0, d, b=2, c=2)]))  # and this one
+        monkeypatch.setattr("sinogate.store.postgres.TELEMETRY_FLUSH_SECONDS", 3600.0)
+        await s.ingest(IngestBatch(messages=[msg("1", 400.0, d, a=4)]))  # only in the messages
+        await s.ingest(IngestBatch(messages=[msg("1", 50.0, d, z=0, server_ts=1.0, **{"timestamp.flagged": True})]))
+        await s.ingest(IngestBatch(messages=[msg("2", 200.0, forgetful, a=2)]))
+        assert await s.delete_telemetry(forgetful, ["a"]) == 1
+        await s.delete_device(gone)
+        return d, forgetful, gone
+
+    d, forgetful, gone = crashed(url, before)
+    assert sql(url, "SELECT value FROM checkpoints WHERE name = 'telemetry'")[0][0] > 0
+
+    async def after(s: PostgresStore) -> None:
+        assert await s.telemetry(d, ["a", "b", "c", "z"]) == {
+            "a": {"value": 4, "ts": 400.0}, "b": {"value": 2, "ts": 200.0}, "c": {"value": 2, "ts": 200.0},
+        }
+        assert await s.telemetry(forgetful, ["a", "b"]) == {"b": {"value": 1, "ts": 100.0}}  # "a" stays forgotten
+        assert await s.telemetry(gone) == {}
+        await s.ingest(IngestBatch(messages=[msg("1", 500.0, d, a=5)]))
+
+    crashed(url, after)
+
+    async def again(s: PostgresStore) -> None:  # replays twice, applies once
+        assert (await s.telemetry(d, ["a", "b"])) == {"a": {"value": 5, "ts": 500.0}, "b": {"value": 2, "ts": 200.0}}
+
+    run(url, again)
 
 
 def test_telemetry_survives_close_and_reopen(url: str) -> None:
@@ -275,10 +329,10 @@ def test_events_get_increasing_ids_in_place_and_filter(url: str) -> None:
 
 def test_migrations_are_recorded_and_a_newer_schema_is_refused(url: str) -> None:
     async def first(s: PostgresStore) -> None:
-        assert s.migrated == [1]
+        assert s.migrated == [1, 2, 3]
 
     run(url, first)
-    assert [r[0] for r in sql(url, "SELECT version FROM migrations")] == [1]
+    assert [r[0] for r in sql(url, "SELECT version FROM migrations ORDER BY version")] == [1, 2, 3]
     sql(url, "INSERT INTO migrations VALUES (99, 'from the future', 0)")
 
     async def newer() -> None:
