@@ -9,7 +9,7 @@ from sinogate.analytics.calcs import CalcRegistry
 from sinogate.analytics.publish import IntervalEvents
 from sinogate.analytics.recalc import Recalculator
 from sinogate.ingest import IngestService, Source
-from sinogate.pipeline.base import Message
+from sinogate.pipeline.base import Handler, Message
 from sinogate.pipeline.calcs import Calcs
 from sinogate.pipeline.edges import StateEdges
 from sinogate.pipeline.enrich import Enrich
@@ -36,13 +36,13 @@ class Devices:
 class Analytics:
     """Build with ``await Analytics.open()``; ``feed`` ingests like a device would."""
 
-    def __init__(self, config: dict[str, Any] | None = None) -> None:
+    def __init__(self, config: dict[str, Any] | None = None, extra: list[Handler] | None = None) -> None:
         cfg = config or {}
         self.store = MemoryStore()
         self.calcs = CalcRegistry(self.store, cfg)
         self.handler = Calcs(cfg, self.calcs)
         self.pipeline = Pipeline([Enrich(cfg), TimeSanity(cfg), Filters(cfg), Odometer(cfg), StateEdges(cfg),
-                                  self.handler])
+                                  *(extra or []), self.handler])
         self.states = DeviceStates(self.store)
         self.bus = EventBus()
         self.publisher = IntervalEvents(self.bus)
@@ -52,8 +52,8 @@ class Analytics:
                                    self.devices, self.publisher)
 
     @classmethod
-    async def open(cls, config: dict[str, Any] | None = None) -> Analytics:
-        self = cls(config)
+    async def open(cls, config: dict[str, Any] | None = None, extra: list[Handler] | None = None) -> Analytics:
+        self = cls(config, extra)
         await self.store.open()
         await self.calcs.load()
         return self
@@ -77,4 +77,6 @@ class Analytics:
 
 
 def without_ids(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [{k: v for k, v in i.items() if k != "id"} for i in items]
+    """The intervals minus their ids (a recalculation stores new ones), by calc, then begin."""
+    out = [{k: v for k, v in i.items() if k != "id"} for i in items]
+    return sorted(out, key=lambda i: (i["calc.id"], i["begin"], str(i.get("geofence.id"))))
