@@ -26,9 +26,12 @@ from pathlib import Path
 from typing import Any
 
 from sinogate.analytics.address import AddressBook
+from sinogate.analytics.calcs import CalcRegistry
 from sinogate.analytics.cells import CellDatabase
 from sinogate.analytics.geofences import GeofenceService
 from sinogate.analytics.plugins import PluginRunner, PluginSet
+from sinogate.analytics.publish import IntervalEvents
+from sinogate.analytics.recalc import Recalculator
 from sinogate.api.app import create_app
 from sinogate.api.context import ApiContext
 from sinogate.api.tokens import TokenService, master_token
@@ -42,6 +45,7 @@ from sinogate.integrations.mqtt import MqttBridge
 from sinogate.integrations.mqtt import settings_from as mqtt_settings
 from sinogate.integrations.notifications import NotificationService
 from sinogate.integrations.targets import Senders
+from sinogate.pipeline.calcs import Calcs
 from sinogate.pipeline.chain import HANDLERS, REQUIRED
 from sinogate.pipeline.presence import Presence
 from sinogate.pipeline.runner import Pipeline
@@ -60,6 +64,7 @@ from sinogate.store.sqlite import SQLiteStore
 log = logging.getLogger("sinogate")
 
 STATE_FLUSH_SECONDS = 10.0
+RECALC_SWEEP_SECONDS = 10.0  # how often spans of late messages are recalculated
 
 
 def open_store(config: Config) -> Store:
@@ -149,8 +154,9 @@ class Runtime:
         self.devices.on_delete(self.plugins.device_changed)
         self.cells = CellDatabase(config.data_dir / "cells.sqlite")
         self.addresses = AddressBook()
+        self.calcs = CalcRegistry(self.store, config.handlers)
         self.pipeline = build_pipeline(config, {
-            "geofences": self.geofences,
+            "geofences": self.geofences, "calcs": self.calcs,
             "plugins": self.plugins, "plugin_runner": PluginRunner(self.cells, self.addresses),
         })
         self.commands = CommandService(self.store, self.store, self.sessions, self.tasks, self.bus, self.later,
@@ -162,6 +168,12 @@ class Runtime:
         self.ingest = IngestService(self.store, self.pipeline, self.states,
                                     publishers=[self.commands, self.support, MessageEvents(self.bus)])
         self.sessions.add_listener(self.commands)
+        # Calcs: interval changes on the bus after the commit; recalculation from stored messages.
+        self.intervals = IntervalEvents(self.bus)
+        self.ingest.add_publisher(self.intervals)
+        calcs_handler = next((h for h in self.pipeline.handlers if isinstance(h, Calcs)), None)
+        self.recalc = (Recalculator(self.store, self.pipeline.handlers, self.calcs, self.ingest, self.states,
+                                    self.devices, self.intervals) if calcs_handler is not None else None)
         # Integrations: each only queues in phase 2, so a dead broker or webhook never slows ingest.
         self.mqtt = (MqttBridge(mqtt_settings(config), self.store, self.devices, self.commands, self.bus)
                      if config.mqtt_url else None)
@@ -202,6 +214,7 @@ class Runtime:
             ports=self.ports, started=self.started, is_stopping=lambda: self.stopping, plugins=self.plugins,
             notifications=self.notifications, metrics=self.metrics, metrics_token=self.config.metrics_token,
             max_body=self.config.http_max_body,
+            calcs=self.calcs if self.recalc is not None else None, recalc=self.recalc,
             support=self.support, extra={"map_tiles_url": self.config.map_tiles_url,
                    "map_tiles_attribution": self.config.map_tiles_attribution,
                    "engine_stop_max_speed": getattr(self.config, "engine_stop_max_speed", 20.0)},
@@ -216,6 +229,7 @@ class Runtime:
         await self.states.load()
         await self.geofences.load()
         await self.plugins.load()
+        await self.calcs.load()
         await self.support.load()
         stale = [d["id"] for d in self.devices.all() if d.get("connected")]  # nothing is connected yet
         for device_id in stale:
@@ -235,6 +249,9 @@ class Runtime:
             await self._start_http()
         self._loops = [self.tasks.spawn(self._sweep_idle()), self.tasks.spawn(self._housekeeping()),
                        self.tasks.spawn(self.addresses.run())]
+        if self.recalc is not None:
+            self._loops += [self.tasks.spawn(self.recalc.work()),
+                            self.tasks.spawn(self.recalc.watch(RECALC_SWEEP_SECONDS))]
         presence = next((h for h in self.pipeline.handlers if isinstance(h, Presence)), None)
         if presence is not None:
             self._loops.append(self.tasks.spawn(self._watch_offline(presence)))

@@ -97,6 +97,7 @@ SERVICES = frozenset({
     "GeofenceService", "CommandSupport",
     "PluginSet", "PluginRunner", "CellDatabase", "AddressBook",
     "MqttBridge", "NotificationService", "Senders", "Metrics",
+    "CalcRegistry", "IntervalEvents", "Recalculator",
 })
 
 

@@ -344,11 +344,11 @@ class Motion:
 
     Trips are a hysteresis ``Machine`` over "moving" (a trip departs from the fix before the first
     moving one and ends at the first stopped fix once the vehicle stayed stopped
-    ``stop_min_duration``; a gap longer than ``max_gap`` ends it; shorter than ``min_distance`` it
-    is no trip). A stop begins where a trip ended or, with no trip before, at the first stopped
-    fix; it ends where the next (confirmed) trip departs, so a short hop inside a stop does not
-    split it. After a data gap
-    longer than ``max_gap`` a stop goes on if the vehicle is still stopped within
+    ``stop_min_duration``, counting a silence that began stopped as stopped; a gap longer than
+    ``max_gap`` ends it at its last fix; shorter than ``min_distance`` it is no trip). A stop
+    begins where a trip ended or, with no trip before, at the first stopped fix; it ends where the
+    next (confirmed) trip departs, so a short hop inside a stop does not split it. After a data
+    gap longer than ``max_gap`` a stop goes on if the vehicle is still stopped within
     ``min_distance`` of where it was, otherwise it ends at its last message before the gap. A
     stop counts from ``stop_min_duration``.
 
@@ -372,6 +372,8 @@ class Motion:
         last = trip.get("last")
         if self.max_gap and last is not None and ts - last > self.max_gap:
             self._gap(st, trip, m, moving, out)
+        elif "xs" in trip and last is not None and ts - last >= self.stop_min_duration:
+            self._end_trip(st, trip, out)  # it fell silent while stopped: it stayed stopped that long
         if trip.get("ok") and trip.get("open") is not None:
             for change in self.trips.step(trip, m, True, moving):
                 out.append(("trip", change))
@@ -416,16 +418,20 @@ class Motion:
         if stats is not None:
             out.append(("stop", Change("close" if ok and duration(stats) >= self.stop_min_duration else "drop", stats)))
 
+    def _end_trip(self, st: State, trip: State, out: list[tuple[str, Change]]) -> None:
+        """Ends the open trip (or candidate) where it ends; the stop takes over from there."""
+        change = self.trips.close(trip)
+        if change.kind == "close":
+            out.append(("trip", change))
+            self._stop_from(st, change.tail)
+        else:
+            st.pop("snap", None)
+            if st.get("stop") is None:
+                self._stop_from(st, change.tail)
+
     def _gap(self, st: State, trip: State, m: Message, moving: bool, out: list[tuple[str, Change]]) -> None:
         if trip.get("open") is not None:
-            change = self.trips.close(trip)
-            if change.kind == "close":
-                out.append(("trip", change))
-                self._stop_from(st, change.tail)
-            else:
-                st.pop("snap", None)
-                if st.get("stop") is None:
-                    self._stop_from(st, change.tail)
+            self._end_trip(st, trip, out)
         stop = st.get("stop")
         if stop is not None:
             if not st.get("sok") and duration(stop) >= self.stop_min_duration:

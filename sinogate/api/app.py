@@ -17,6 +17,7 @@ from sinogate import __version__
 from sinogate.api import (
     errors,
     routes_analytics,
+    routes_calcs,
     routes_channels,
     routes_commands,
     routes_devices,
@@ -26,6 +27,7 @@ from sinogate.api import (
     routes_notifications,
     routes_platform,
     routes_plugins,
+    routes_reports,
     routes_stream,
     routes_support,
     routes_web,
@@ -37,6 +39,8 @@ from sinogate.api.security import Hardening
 ROUTERS: tuple[APIRouter, ...] = (
     routes_devices.router,
     routes_analytics.router,
+    routes_calcs.router,
+    routes_reports.router,
     routes_channels.router,
     routes_commands.router,
     routes_support.router,

@@ -6,8 +6,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from sinogate.analytics.calcs import CalcRegistry
 from sinogate.analytics.geofences import GeofenceService
 from sinogate.analytics.plugins import PluginSet
+from sinogate.analytics.recalc import Recalculator
 from sinogate.api.tokens import TokenService
 from sinogate.commands.service import CommandService
 from sinogate.commands.support import CommandSupport
@@ -44,6 +46,8 @@ class ApiContext:
     stop_minutes: float = 5.0  # default stop duration in track exports
     notifications: NotificationService | None = None
     metrics: Metrics | None = None
+    calcs: CalcRegistry | None = None  # None: the calcs handler is disabled
+    recalc: Recalculator | None = None
     metrics_token: str | None = None  # besides the master token, the one token GET /metrics accepts
     extra: dict[str, object] = field(default_factory=dict)
     support: CommandSupport | None = None  # command knowledge learned from traffic

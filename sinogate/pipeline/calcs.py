@@ -197,6 +197,28 @@ class Calcs(Handler):
             if change.kind != "drop":
                 ctx.intervals.append(record(calc_id, device_id, change.stats, change.kind == "confirm", calc))
 
+    @staticmethod
+    def open_since(states: Mapping[str, Any] | None, calc_ids: Iterable[int]) -> float | None:
+        """The earliest begin of an interval of these calcs open in the device's state, confirmed
+        or not (where a recalculation must start so the state it rebuilds matches)."""
+        state = (states or {}).get(Calcs.name) or {}
+        begins: list[float] = []
+        for calc_id in set(calc_ids):
+            if calc_id == OFFLINE:
+                continue
+            st = state.get(str(TRIPS if calc_id == STOPS else calc_id)) or {}
+            if calc_id in (TRIPS, STOPS):
+                subs = [st.get("trip") or {}]
+                stop = st.get("stop")
+                if stop is not None and stop["n"]:
+                    begins.append(float(stop["b"]))
+            elif calc_id == GEOFENCE_VISITS:
+                subs = list((st.get("k") or {}).values())
+            else:
+                subs = [st]
+            begins += [float(sub["open"]["b"]) for sub in subs if sub.get("open") is not None]
+        return min(begins, default=None)
+
     # active intervals ------------------------------------------------------------------------------
     def active(self, states: Mapping[str, Any] | None, device: Mapping[str, Any], now: float) -> list[dict[str, Any]]:
         """The intervals open now (``"active": true``), from the device's handler states."""

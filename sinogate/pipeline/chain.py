@@ -8,6 +8,7 @@ the server's ``handlers_disabled`` is simply absent from the chain.
 from __future__ import annotations
 
 from sinogate.pipeline.base import Handler
+from sinogate.pipeline.calcs import Calcs
 from sinogate.pipeline.edges import StateEdges
 from sinogate.pipeline.enrich import Enrich
 from sinogate.pipeline.filters import Filters
@@ -27,6 +28,7 @@ HANDLERS: tuple[type[Handler], ...] = (
     StateEdges,
     Geofencing,
     Overspeed,
+    Calcs,
     Presence,
 )
 
