@@ -26,6 +26,8 @@ class ListenerConfig(BaseModel):
     host: str | None = Field(None, description="Bind address (default: host)")
     udp: bool | None = Field(None, description="Also listen on UDP (default: udp)")
     auto_register: bool | None = Field(None, description="Create devices for new idents (default: auto_register)")
+    follow_ident: bool = Field(False, description="A frame naming another ident on an identified connection: "
+                                                  "follow it (true) instead of refusing it (false)")
 
 
 class Config(BaseSettings):

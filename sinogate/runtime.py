@@ -111,6 +111,7 @@ def build_channels(config: Config) -> list[Channel]:
             listener.host or config.host, listener.port,
             config.udp if listener.udp is None else listener.udp,
             config.auto_register if listener.auto_register is None else listener.auto_register,
+            follow_ident=listener.follow_ident,
         ))
     ids = [c.id for c in channels]
     if len(set(ids)) != len(ids):

@@ -152,7 +152,8 @@ def channel_view(ctx: ApiContext, channel_id: int) -> dict[str, Any]:
         "port": port,
         "transports": channel.transports,
         "connections_count": sum(1 for s in all_sessions(ctx) if s.channel_id == channel.id),
-        "configuration": {"host": channel.host, "port": port, "auto_register": channel.auto_register},
+        "configuration": {"host": channel.host, "port": port, "auto_register": channel.auto_register,
+                          "follow_ident": channel.follow_ident},
     }
 
 

@@ -32,8 +32,11 @@ def _looks_hex(text: str) -> bool:
     return bool(re.fullmatch(r"[0-9a-fA-F\s:]+", text))
 
 
-def decode_line(line: str, protocol: str, now: float) -> dict[str, Any]:
-    from sinogate.codecs import connection_class
+def decode_line(line: str, protocol: str, now: float, time_offset: float | None = None) -> dict[str, Any]:
+    """One capture line as a fresh connection. ``time_offset``: hours the device clock is ahead of
+    UTC, applied the way the server applies a device's fixed ``time_offset`` setting (``None``: the
+    protocol's zone, as for a device left at ``auto`` before any offset is detected)."""
+    from sinogate.codecs import DeviceSettings, connection_class
 
     out: dict[str, Any] = {"messages": [], "replies": [], "errors": []}
     try:
@@ -41,7 +44,8 @@ def decode_line(line: str, protocol: str, now: float) -> dict[str, Any]:
     except ValueError as exc:
         out["errors"].append(str(exc))
         return out
-    conn = connection_class(protocol)()
+    settings = DeviceSettings(time_offset=time_offset)
+    conn = connection_class(protocol)(settings=lambda _ident: settings)
     try:
         frames = conn.feed(data, now)
     except Exception as exc:  # the codec promises not to raise; if it does, report, don't crash
@@ -79,6 +83,10 @@ def register(app: typer.Typer) -> None:
         file: Path | None = typer.Argument(None, help="File with one capture per line (stdin when omitted)"),
         protocol: str = typer.Option(..., "--protocol", "-p", help="h02 or jt808"),
         pretty: bool = typer.Option(False, "--pretty", help="Tables for humans instead of JSON lines"),
+        time_offset: float | None = typer.Option(
+            None, "--time-offset", help="Hours the device clock is ahead of UTC (e.g. 8 for a unit set to "
+                                        "GMT+8), applied as the server applies a device's time_offset setting; "
+                                        "default: the protocol's zone (H02 UTC, JT/T 808 GMT+8)"),
     ) -> None:
         """Decode captures: one JSON line {"messages", "replies", "errors"} per input line."""
         from sinogate.codecs import PROTOCOLS
@@ -91,7 +99,7 @@ def register(app: typer.Typer) -> None:
             for line in source:
                 if not line.strip():
                     continue
-                result = decode_line(line, protocol, time.time())
+                result = decode_line(line, protocol, time.time(), time_offset)
                 if pretty:
                     _pretty(result, line, sys.stdout)
                 else:

@@ -29,7 +29,9 @@ class DeviceSettings:
     """What a codec needs to know about one device to decode and answer it correctly.
 
     ``time_offset`` is the device clock's offset from UTC in hours; ``None`` means the
-    protocol's default, its ``ProtocolSpec.default_time_offset`` (UTC for H02, GMT+8 for JT/T 808).
+    protocol's default, its ``ProtocolSpec.default_time_offset`` (UTC for H02, GMT+8 for JT/T 808)
+    (the device setting ``auto``: the pipeline's clock handler then detects and corrects an offset).
+    ``h02_binary_length``: the length of the device's H02 binary frames, tried first.
     """
 
     time_offset: float | None = None
@@ -98,6 +100,17 @@ class ProtocolConnection(Protocol):
 
     def buffered(self) -> int:
         """Bytes held by the framer waiting for the rest of a frame."""
+        ...
+
+    def follow(self, ident: str) -> None:
+        """Binds the connection to ``ident``. The first frame that names an ident binds it; a frame
+        naming another ident is reported (``Frame.ident``) but never rebinds the connection unless
+        the session decides to follow the device (a channel's ``follow_ident``)."""
+        ...
+
+    def flush(self, now: float) -> list[Frame]:
+        """The device has been silent for a moment: a frame held only because its end could not
+        be told yet (an H02 binary frame of an unusual length) comes back now."""
         ...
 
     def close(self, now: float) -> list[Frame]:

@@ -21,6 +21,9 @@ class Channel:
     udp: bool = True
     auto_register: bool = True
     bound: int | None = field(default=None)  # the port actually bound, once listening
+    # A frame naming another ident on an identified connection: refused (False), or the connection
+    # follows the new ident (True; e.g. a concentrator forwarding several devices on one socket).
+    follow_ident: bool = False
 
     @property
     def transports(self) -> list[str]:

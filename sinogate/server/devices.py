@@ -3,9 +3,13 @@
 Every change to a device goes through here so the cache and the codecs' per-device settings stay
 current. Device settings a user can set (all optional)::
 
-    time_offset   hours the device clock is ahead of UTC (H02 default 0, JT/T 808 default 8)
+    time_offset   "auto" (default): the protocol's zone (H02 UTC, JT/T 808 GMT+8) and the clock
+                  handler detects a device clock that is off by whole hours (or half/quarter
+                  hours) and corrects it; a number: hours the device clock is ahead of UTC,
+                  applied as is (no detection)
     h02_ack       send the H02 R12 acknowledgement for every frame
-    h02_binary_length   fixed length of H02 binary frames (32, 42, 45, 46, 48)
+    h02_binary_length   length of the device's H02 binary frames (29-128 bytes; the framer
+                  learns it by itself, this only makes the first frames certain)
     jt808_strict  drop JT/T 808 frames with a bad checksum or length instead of decoding them
     sms_password  the password SMS-style commands use (default 0000)
 """
@@ -16,10 +20,14 @@ from collections.abc import Callable
 from typing import Any
 
 from sinogate.codecs import DEFAULT_SETTINGS, PROTOCOLS, DeviceSettings
+from sinogate.codecs.h02.framer import DEFAULT_LENGTHS, FIXED, MAX_BINARY
 from sinogate.store.base import DeviceStore, NotFound, StoreError
 
+TIME_OFFSET_AUTO = "auto"
+H02_BINARY_LENGTHS = range(FIXED, MAX_BINARY + 1)
+
 SETTING_TYPES: dict[str, type | tuple[type, ...]] = {
-    "time_offset": (int, float),
+    "time_offset": (int, float, str),
     "h02_ack": bool,
     "h02_binary_length": int,
     "jt808_strict": bool,
@@ -38,9 +46,22 @@ def validate_settings(settings: Any) -> dict[str, Any]:
             continue  # free-form user settings are kept as given
         if value is not None and (not isinstance(value, expected) or (expected is not bool and value is True)):
             raise StoreError(f"setting {key!r} has the wrong type")
-    if settings.get("h02_binary_length") not in (None, 32, 42, 45, 46, 48):
-        raise StoreError("h02_binary_length must be one of 32, 42, 45, 46, 48")
+    length = settings.get("h02_binary_length")
+    if length is not None and length not in H02_BINARY_LENGTHS:
+        raise StoreError(f"h02_binary_length must be a length from {FIXED} to {MAX_BINARY} bytes "
+                         f"(seen on real devices: {', '.join(map(str, DEFAULT_LENGTHS))})")
+    offset = settings.get("time_offset")
+    if isinstance(offset, str) and offset != TIME_OFFSET_AUTO:
+        raise StoreError("time_offset must be \"auto\" or a number of hours (e.g. 8, -5, 5.5)")
     return dict(settings)
+
+
+def fixed_time_offset(settings: Any) -> float | None:
+    """The ``time_offset`` a device's settings fix, in hours; ``None`` for ``auto`` (the default)."""
+    value = settings.get("time_offset") if isinstance(settings, dict) else None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    return None
 
 
 def codec_settings(device: dict[str, Any] | None) -> DeviceSettings:
@@ -48,7 +69,7 @@ def codec_settings(device: dict[str, Any] | None) -> DeviceSettings:
         return DEFAULT_SETTINGS
     s = device.get("settings") or {}
     return DeviceSettings(
-        time_offset=s.get("time_offset"),
+        time_offset=fixed_time_offset(s),
         h02_ack=bool(s.get("h02_ack", False)),
         h02_binary_length=s.get("h02_binary_length"),
         jt808_strict=bool(s.get("jt808_strict", False)),

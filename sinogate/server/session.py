@@ -7,6 +7,21 @@ can forget the data; we must not have lost it.
 A session gets only what it shares with the others (uvicorn's shape): its channel, and
 ``SessionServices`` — the ingest port, the device directory, the session registry, deferred
 writes and the event sink. Never the process.
+
+One connection, one device. The first frame that names an ident (and decodes) identifies the
+connection; a frame without an ident belongs to the connection's device; every stored message
+carries its device's ident. A frame naming another ident on an identified connection is refused
+(not stored as a message, not answered, kept in the raw packets with a ``ident.refused`` log
+record, counted in ``refused``) unless the channel follows ident switches (``follow_ident``).
+Messages that no device can take (no ident on an unidentified connection) are not stored as
+messages either. A frame that the codec reports with errors and no message is logged as a
+``frame.error`` record next to its raw packet.
+
+A codec may hold the end of a frame it cannot delimit yet (an H02 binary frame of an unusual
+length); when the device stays silent for ``FLUSH_AFTER`` seconds the session asks the codec to
+``flush`` it, so that a complete position is stored and acknowledged without waiting for the
+next report; at the end of the connection what the codec still holds is stored too (it can no
+longer be acknowledged).
 """
 
 from __future__ import annotations
@@ -44,6 +59,8 @@ _conn_ids = itertools.count(int(time.time() * 1000) % 1_000_000_000 * 10)
 
 # Raw traffic seen before a connection names its device is held (bounded) and then filed under it.
 _MAX_PENDING_PACKETS = 64
+# Seconds of silence after which a frame the codec could not delimit yet is handed out (flush).
+FLUSH_AFTER = 1.0
 
 
 def next_conn_id() -> int:
@@ -91,6 +108,7 @@ class Session:
         self.last_active = self.opened
         self.last_frame = self.opened  # last complete, valid frame: bytes alone are not activity
         self.closed = False
+        self.refused = 0  # frames naming another ident, refused (see the module docstring)
         self._pending: list[PacketRecord] = []
         self._garbage = 0
         self._packet_type_bias = PACKET_UDP if self.transport_name == "udp" else 0
@@ -154,6 +172,20 @@ class Session:
         self.bytes_in += len(data)
         self.last_active = now
         frames = self.codec.datagram(data, now) if self.transport_name == "udp" else self.codec.feed(data, now)
+        return await self._handle(frames, data, now)
+
+    async def flush(self, now: float) -> list[bytes]:
+        """The device has been silent: stores what the codec held back (see ``FLUSH_AFTER``)."""
+        frames = self.codec.flush(now)
+        return await self._handle(frames, b"", now) if frames else []
+
+    def _log(self, event: str, frame: Frame, now: float, reason: str) -> LogRecord:
+        return LogRecord(now, event, self.protocol, self.conn_id, self.ident, self.device_id, self.peer,
+                         self.transport_name, reason=f"{reason} [{frame.raw[:128].hex()}]")
+
+    async def _handle(self, frames: list[Frame], data: bytes, now: float, closing: bool = False) -> list[bytes]:
+        """Files ``frames`` under the connection's device, stores them (with ``data``, the raw bytes
+        they came in, when not empty) and returns the replies to send once that is durable."""
         batch = IngestBatch()
         replies: list[bytes] = []
         messages: list[dict[str, Any]] = []
@@ -166,25 +198,48 @@ class Session:
                 )
             if frame.messages or frame.replies or frame.ident:
                 good = True
-            ident = frame.ident or self.codec.ident
-            if ident and ident != self.ident:
-                batch.idents.append(await self._identify(ident, frame, now))
-                if self.closed:
+            named = (frame.ident or self.codec.ident) if frame.messages or frame.replies else None
+            if named and named != self.ident:
+                if (self.ident is not None and not self.channel.follow_ident) or closing:
+                    self.refused += 1
+                    why = (f"frame names {named!r} but the connection belongs to {self.ident!r}: refused, "
+                           f"not stored as a message, not answered") if self.ident is not None else \
+                        f"frame names {named!r} after the connection closed: not stored as a message"
+                    log.warning("%s %s %s: %s", self.protocol, self.peer, self.ident or "?", why)
+                    batch.logs.append(self._log("ident.refused", frame, now, why))
+                    continue
+                if self.ident is not None:
+                    log.info("%s %s: connection switches from %s to %s (channel follows idents)",
+                             self.protocol, self.peer, self.ident, named)
+                    self.codec.follow(named)
+                batch.idents.append(await self._identify(named, frame, now))
+                if self.closed and not closing:
                     return []
+            if frame.errors and not frame.messages:
+                batch.logs.append(self._log("frame.error", frame, now, "; ".join(frame.errors)))
             if frame.messages:
+                ident = self.ident
+                if ident is None:  # nobody to file them under: the raw packet and the log keep them
+                    if not frame.errors:
+                        batch.logs.append(self._log("frame.error", frame, now, "no device id: not stored"))
+                    continue
+                for message in frame.messages:
+                    message["ident"] = ident
                 messages.extend(frame.messages)
-            replies.extend(frame.replies)
-        self._garbage = 0 if good else self._garbage + len(data)
+            if not closing:
+                replies.extend(frame.replies)
+        if data:
+            self._garbage = 0 if good else self._garbage + len(data)
+            batch.packets = self._take_packets(self._packet(PACKET_RECEIVED, data, now))
         if good:
             self.last_frame = now
-        batch.packets = self._take_packets(self._packet(PACKET_RECEIVED, data, now))
         if messages:
             stored = await self.services.ingest.ingest(self.source, self.device, self.ident, messages, now, batch)
             self.messages_in += len(stored)
             self.services.registry.touched(self)
         else:
             await self.services.store.ingest(batch)
-        if self._garbage > self.services.garbage_limit:
+        if self._garbage > self.services.garbage_limit and not closing:
             self.close(f"{self._garbage} bytes without a valid frame")
         return replies
 
@@ -241,6 +296,7 @@ class Session:
             "msgs": self.messages_in,
             "recv": self.bytes_in,
             "send": self.bytes_out,
+            "refused": self.refused,
         }
 
 
@@ -271,11 +327,23 @@ class TcpSession(Session):
         services = self.services
         await services.store.ingest(self.connect_records())
         log.debug("%s connection %s from %s", self.protocol, self.conn_id, self.peer)
+        held = False  # the codec holds bytes a flush might hand out
         try:
             while not self.closed:
                 # No timer per read: the runtime's idle sweeper closes connections whose last
                 # complete frame is too old (a byte-trickling peer is idle too), which ends this read.
-                data = await self.reader.read(65536)
+                # Only while the codec holds part of a frame, a short silence asks it to flush.
+                if held:
+                    try:
+                        data = await asyncio.wait_for(self.reader.read(65536), FLUSH_AFTER)
+                    except TimeoutError:
+                        held = False
+                        replies = await self.flush(time.time())
+                        if replies and not self.closed:
+                            self.send(b"".join(replies))
+                        continue
+                else:
+                    data = await self.reader.read(65536)
                 if not data:
                     break
                 replies = await self.process(data, time.time())
@@ -283,6 +351,7 @@ class TcpSession(Session):
                     self.send(replies[0] if len(replies) == 1 else b"".join(replies))
                 if self.writer.transport.get_write_buffer_size() > 1 << 20:
                     await self.writer.drain()
+                held = self.codec.buffered() > 0
         except (ConnectionError, OSError) as exc:
             self.close_reason = f"connection error: {exc}"
         except asyncio.CancelledError:
@@ -291,8 +360,16 @@ class TcpSession(Session):
         finally:
             self.closed = True
             self.writer.close()
-            for frame in self.codec.close(time.time()):  # bytes that never became a frame
-                log.warning("%s %s %s at close: %s; bytes %s", self.protocol, self.peer, self.ident or "?",
-                            "; ".join(frame.errors), frame.raw[:512].hex())
+            now = time.time()
+            frames = self.codec.close(now)  # a complete frame held back, and bytes that never became one
+            if any(frame.messages for frame in frames) and self.ident is not None:
+                try:  # the last report before the disconnect is kept (it can no longer be answered)
+                    await self._handle(frames, b"", now, closing=True)
+                except Exception:
+                    log.exception("%s %s %s: frames held at close not stored", self.protocol, self.peer, self.ident)
+            else:
+                for frame in frames:
+                    log.warning("%s %s %s at close: %s; bytes %s", self.protocol, self.peer, self.ident or "?",
+                                "; ".join(frame.errors), frame.raw[:512].hex())
             services.registry.detach(self)
             await services.store.ingest(self.close_records(self.close_reason))

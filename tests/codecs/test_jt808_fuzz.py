@@ -39,13 +39,17 @@ def _messages(chunks: list[bytes]) -> list[dict[str, Any]]:
 EXPECTED = _messages([STREAM])
 
 
+# Frames cut short (body shorter than the length field and a wrong checksum): never a message.
+BROKEN = {bytes.fromhex(v["hex"]) for v in load("jt808.json") if v["id"] == "jt808-033"}
+
+
 def test_stream_decodes_every_frame() -> None:
     # the split property compares against EXPECTED: it must not be vacuously empty
     assert len(STREAM_FRAMES) > 50
     frames = Connection().feed(STREAM, NOW)
     assert len(frames) == len(STREAM_FRAMES)
-    assert all(f.messages for f in frames)
-    assert len(EXPECTED) >= len(STREAM_FRAMES)
+    assert all(bool(f.messages) != (f.raw in BROKEN) for f in frames)
+    assert len(EXPECTED) >= len(STREAM_FRAMES) - len(BROKEN)
 
 
 @SETTINGS
@@ -63,7 +67,8 @@ def test_random_bytes_never_raise(data: bytes, strict: bool) -> None:
     conn.feed(data, NOW)
     conn.feed(b"\x7e" + data + b"\x7e", NOW)
     conn.datagram(data, NOW)
-    assert conn.buffered() <= len(data) + 2
+    # what the first feed left (an unclosed frame) and a frame cut short waiting for its rest
+    assert conn.buffered() <= 2 * len(data) + 2
 
 
 @st.composite

@@ -187,9 +187,9 @@ def test_jt808_text_reports() -> None:
 
 def test_reply_types() -> None:
     assert codecs.spec("h02").reply_types == {"V4", "SMS", "LINK"}
-    assert codecs.spec("jt808").reply_types == {"0x0001", "0x0104", "0x6006", "0x0900", "0x0701", "0x1300"}
+    assert codecs.spec("jt808").reply_types == {"0x0001", "0x0104", "0x6006", "0x0900", "0x0701", "0x1300", "text"}
     assert codecs.spec("h02").reply_types | codecs.spec("jt808").reply_types == matching.REPLY_TYPES
-    assert {"0x6006", "0x0900", "0x0701", "0x1300"} == matching.JT808_TEXT_TYPES
+    assert {"0x6006", "0x0900", "0x0701", "0x1300", "text"} == matching.JT808_TEXT_TYPES
 
 
 # --- the catalog and SMS texts through the spec ---------------------------------------------------

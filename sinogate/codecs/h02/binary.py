@@ -1,6 +1,7 @@
 """H02 binary ``$`` frame decoder (reference §6). All numbers BCD except the trailing cell data.
 
-Layout (10-digit id; the 42-byte variant has an 8-byte id, every later offset +3)::
+Layout (10-digit id; the 8-byte id variant, usually 42 bytes long, shifts every later offset by 3;
+which one a frame uses is read from where its time and date fit, ``framer.long_id``)::
 
     0 '$' | 1-5 id | 6-8 HHMMSS | 9-11 DDMMYY | 12-15 lat DDMMmmmm | 16 battery
     17-21 lon DDDMMmmmm + flags nibble | 22-24 speed (knots) + course | 25-28 status | 29.. trailer
@@ -9,35 +10,25 @@ Trailer of the 45-byte frame (when byte 29 is 0xFF): 31 CSQ, 32 satellites, 33-3
 (``h02.mileage.raw``, unit unknown), 37-38 MCC, 39 MNC, 40-41 LAC, 42-43 CID, 44 sequence. Devices
 with 0x00 at byte 29 carry the same cell block at 37-43 (the MCC matches the fix's country in the
 samples), the rest of their trailer is unknown. 46-byte frame: 32-36 odometer (BCD metres),
-38 fuel %, 42-43 LAC, 44-45 CID.
+38 fuel %, 42-43 LAC, 44-45 CID. 47-byte frame (the 45-byte layout with two more bytes before the
+last, reported as the external voltage; scale unconfirmed, not decoded): the 45-byte fields, the
+sequence in its last byte. Frames of other lengths (37 bytes and others) carry the fixed part only,
+as far as sinogate knows.
 """
 
 from __future__ import annotations
 
 from sinogate.codecs.base import Message
-from sinogate.codecs.h02.fields import KNOTS, days_from_civil, vehicle_state
+from sinogate.codecs.h02.fields import KNOTS, battery_level, days_from_civil, vehicle_state
+from sinogate.codecs.h02.framer import long_id
 from sinogate.codecs.h02.status import with_status
 
 
 def binary_ident(raw: bytes) -> str:
-    """Device id: 10 BCD digits, or the first 15 digits of an 8-byte id in the 42-byte variant."""
-    if len(raw) == 42:
+    """Device id: 10 BCD digits, or the first 15 digits of an 8-byte id (the 42-byte variant)."""
+    if long_id(raw):
         return raw[1:9].hex()[:15]
     return raw[1:6].hex()
-
-
-def _battery(v: int) -> int | None:
-    if v == 0:
-        return None
-    if 1 <= v <= 3:
-        return (v - 1) * 10
-    if 4 <= v <= 6:
-        return (v - 1) * 20
-    if 7 <= v <= 100:
-        return v
-    if 0xF1 <= v <= 0xF6:
-        return v - 0xF0
-    return None
 
 
 def decode_binary(raw: bytes, ident: str, offset_s: float) -> Message:
@@ -45,7 +36,7 @@ def decode_binary(raw: bytes, ident: str, offset_s: float) -> Message:
     n = len(raw)
     if n < 29:
         raise ValueError(f"binary frame too short ({n} bytes)")
-    o = 3 if n == 42 else 0
+    o = 3 if long_id(raw) else 0
     h = raw.hex()
     t = h[(6 + o) * 2 : (9 + o) * 2]
     d = h[(9 + o) * 2 : (12 + o) * 2]
@@ -66,10 +57,10 @@ def decode_binary(raw: bytes, ident: str, offset_s: float) -> Message:
     msg["position.speed"] = int(sc[0:3]) * KNOTS
     msg["position.direction"] = float(int(sc[3:6]))
     msg["position.valid"] = flags & 0x2 != 0
-    battery = _battery(raw[16 + o])
+    battery = battery_level(raw[16 + o])
     if battery is not None:
         msg["battery.level"] = battery
-    if n == 45:
+    if (n == 45 or n == 47) and not o:
         _trailer45(msg, raw)
     elif n == 46 and raw[29] == 0xFF:
         msg["vehicle.mileage"] = int(raw[32:37].hex()) / 1000.0
@@ -87,7 +78,7 @@ def _trailer45(msg: Message, raw: bytes) -> None:
         if raw[32] <= 64:
             msg["position.satellites"] = raw[32]
         msg["h02.mileage.raw"] = int.from_bytes(raw[33:37], "big")
-        msg["event.seqnum"] = raw[44]
+        msg["event.seqnum"] = raw[-1]
     mcc = int.from_bytes(raw[37:39], "big")
     if 200 <= mcc <= 799:
         msg["gsm.mcc"] = mcc

@@ -8,6 +8,12 @@ Replies (complete wire frames in ``Frame.replies``; none when the frame carries 
 and binary frames -> ``*HQ,<id>,R12,<HHmmss UTC>#`` only when ``settings.h02_ack``. LINK, V3, VP1,
 SMS, XT are never answered.
 
+Idents: the first frame that names an ident and decodes binds the connection to it (``ident``).
+Every frame reports the ident it names in ``Frame.ident`` (a frame with an empty id: the
+connection's); a frame naming another ident never rebinds the connection: the session decides
+(it refuses it, or calls ``follow``). A text frame without a message type is an error, never a
+message and never an ident.
+
 A device reply to a command is a message with ``command.code`` (the confirmed code, from ``V4``),
 ``command.time`` (the echoed HHMMSS) and ``command.response`` (the text after ``V4,``); an ``SMS``
 message carries ``command.response`` (reply to a raw command); ``LINK`` answers ``S26``
@@ -29,7 +35,7 @@ from sinogate.codecs.base import (
 )
 from sinogate.codecs.h02.binary import binary_ident, decode_binary
 from sinogate.codecs.h02.commands import COMMANDS, encode
-from sinogate.codecs.h02.framer import BINARY, KNOWN_LENGTHS, TEXT, Framer
+from sinogate.codecs.h02.framer import BINARY, MAX_BINARY, TAIL, TEXT, Framer
 from sinogate.codecs.h02.text import KNOWN_BARE, decoder_for
 from sinogate.model.param import Param
 
@@ -65,12 +71,25 @@ class Connection:
     def buffered(self) -> int:
         return self._framer.buffered()
 
+    def follow(self, ident: str) -> None:
+        """Binds the connection to ``ident`` (the session follows a device that switched idents)."""
+        self._ident = ident
+        self._hint = ("", None)
+
+    def flush(self, now: float) -> list[Frame]:
+        """The device has been silent for a moment: a binary frame held because its length could
+        not be told yet (fixed part complete) is decoded now."""
+        return self._frames(self._framer.flush(), now)
+
     def close(self, now: float) -> list[Frame]:
-        """The stream ended: what the framer still holds is reported, never silently lost."""
+        """The stream ended: a complete binary position still held is decoded, what else the
+        framer holds is reported, never silently lost."""
+        held = self.flush(now)
         junk, rest = self._framer.drain()
         frames = []
         if junk:
             frames.append(Frame(junk, self._ident, errors=[f"skipped {len(junk)} junk byte(s)"]))
+        frames.extend(held)
         if rest:
             frames.append(Frame(rest, self._ident, errors=[f"stream ended inside a frame ({len(rest)} bytes)"]))
         return frames
@@ -78,8 +97,11 @@ class Connection:
     # --- input -------------------------------------------------------------------------------
 
     def feed(self, data: bytes, now: float) -> list[Frame]:
+        return self._frames(self._framer.push(data), now)
+
+    def _frames(self, chunks: list[tuple[int, bytes, str]], now: float) -> list[Frame]:
         frames: list[Frame] = []
-        for kind, raw, err in self._framer.push(data):
+        for kind, raw, err in chunks:
             if kind == TEXT:
                 frames.append(self._text(raw, now))
             elif kind == BINARY:
@@ -87,6 +109,8 @@ class Connection:
                 if err:
                     frame.errors.append(err)
                 frames.append(frame)
+            elif kind == TAIL:  # the rest of the previous binary frame's tail (cut by TCP)
+                frames.append(Frame(raw=raw, ident=self._ident))
             else:
                 frames.append(Frame(raw=raw, ident=self._ident, errors=[err]))
         return frames
@@ -98,7 +122,7 @@ class Connection:
             return [self._text(body, now)]
         if body[:1] == b"$":
             frame = self._binary(raw, now)
-            if len(raw) not in KNOWN_LENGTHS:
+            if len(raw) > MAX_BINARY:
                 frame.errors.append(f"unusual binary datagram length {len(raw)}")
             return [frame]
         if body[:1] == b"X" and len(raw) == 32:
@@ -147,9 +171,9 @@ class Connection:
             return Frame(raw, self._ident, errors=["text frame with fewer than 3 fields"])
         dev = p[1].strip()
         typ = p[2] = p[2].strip()
-        if dev:
-            self._ident = dev
-        ident = self._ident
+        if not typ:  # '*HQ,garbage,,,#': no message, and it names no device
+            return Frame(raw, None, errors=["text frame without a message type: not a message"])
+        ident = dev or self._ident
         settings = self._lookup(ident) if ident else DEFAULT_SETTINGS
         replies: list[bytes] = []
         errors: list[str] = []
@@ -163,13 +187,15 @@ class Connection:
         try:
             msg = decoder(p, ident or "", offset * 3600.0 if offset else 0.0, now)
         except Exception as exc:  # a device must never break the connection: report, go on
-            errors.append(f"{typ or '?'}: {type(exc).__name__}: {exc}")
+            errors.append(f"{typ}: {type(exc).__name__}: {exc}")
             return Frame(raw, ident, [], replies, errors)
         msg["vendor.code"] = p[0].lstrip("*")  # the two-letter maker code (HQ, TH, ...)
         if not decoded and typ not in KNOWN_BARE:
             errors.append(f"message type {typ!r} not decoded")
         if not ident:
             errors.append("no device id in the frame and none known on this connection")
+        elif self._ident is None:
+            self._ident = ident  # the first ident a decoded frame names is the connection's
         if dev and decoded:
             if typ == "V1" or typ == "NBR":
                 replies.append(f"*HQ,{dev},V4,{typ},{self._times(now)[0]}#".encode("latin-1"))
@@ -179,13 +205,14 @@ class Connection:
 
     def _binary(self, raw: bytes, now: float) -> Frame:
         ident = binary_ident(raw)
-        self._ident = ident
         settings = self._lookup(ident)
         offset = settings.time_offset
         try:
             msg = decode_binary(raw, ident, offset * 3600.0 if offset else 0.0)
         except Exception as exc:  # see _text
             return Frame(raw, ident, errors=[f"binary: {type(exc).__name__}: {exc}"])
+        if self._ident is None:
+            self._ident = ident
         replies = [f"*HQ,{ident},R12,{self._times(now)[1]}#".encode("latin-1")] if settings.h02_ack else []
         return Frame(raw, ident, [msg], replies)
 

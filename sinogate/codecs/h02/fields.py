@@ -102,6 +102,22 @@ def vehicle_state(msg: Message) -> None:
             msg["vehicle.state"] = "idling" if ignition else "parked"
 
 
+def battery_level(v: int) -> int | None:
+    """Battery % from the H02 battery value (the binary battery byte, the text battery field):
+    0 none, 1-3 (v-1)*10, 4-6 (v-1)*20, 7-100 v, 0xF1-0xF6 v-0xF0, anything else none."""
+    if v == 0:
+        return None
+    if 1 <= v <= 3:
+        return (v - 1) * 10
+    if 4 <= v <= 6:
+        return (v - 1) * 20
+    if 7 <= v <= 100:
+        return v
+    if 0xF1 <= v <= 0xF6:
+        return v - 0xF0
+    return None
+
+
 def is_hhmmss(value: str) -> bool:
     return len(value) == 6 and value.isdigit() and value.isascii()
 

@@ -13,7 +13,16 @@ from functools import lru_cache
 from typing import Final
 
 from sinogate.codecs.base import Message
-from sinogate.codecs.h02.fields import KNOTS, coordinate, device_time, iccid, is_hhmmss, number, vehicle_state
+from sinogate.codecs.h02.fields import (
+    KNOTS,
+    battery_level,
+    coordinate,
+    device_time,
+    iccid,
+    is_hhmmss,
+    number,
+    vehicle_state,
+)
 from sinogate.codecs.h02.status import apply_status, parse_status, with_status
 
 Decoder = Callable[[list[str], str, float, float], Message]
@@ -124,7 +133,10 @@ def _extras(msg: Message, extra: list[str]) -> None:
 
 
 def decode_position(p: list[str], ident: str, offset_s: float, now: float) -> Message:
-    """V1, V2, V4, V5, V6, V8, V19, VI1, ...: ``HHMMSS,S,LAT,N,LON,E,SPEED,COURSE[,BAT],DDMMYY...``."""
+    """V1, V2, V4, V5, V6, V8, V19, VI1, ...: ``HHMMSS,S,LAT,N,LON,E,SPEED,COURSE[,BAT],DDMMYY...``.
+
+    ``BAT`` (1-3 digits right before the date) is ``battery.level`` with the binary battery byte's
+    value mapping (``fields.battery_level``: ``4`` is 60 %, ``100`` is 100 %)."""
     typ = p[2]
     msg: Message = {"ident": ident, "message.type": typ}
     if typ == "V4":
@@ -154,13 +166,20 @@ def _decode_v4(msg: Message, p: list[str], offset_s: float, now: float) -> Messa
 
 
 def _after_block(head: Message, p: list[str], j: int, offset_s: float, now: float) -> Message:
-    """The rest after the position block: ``[BAT,]DDMMYY[,SIM1,SIM2,SIM3][,STATUS[,extra...]]``."""
+    """The rest after the position block: ``[BAT,]DDMMYY[,SIM1,SIM2,SIM3][,STATUS[,extra...]]``.
+
+    BAT is told from the date by its width (1-3 digits, then a 6-digit or an empty date)."""
     r = p[j + 8 :]
     nr = len(r)
     k = 0
-    # optional BAT (1-3 digits) before a 6-digit date
-    if nr > 1 and 0 < len(r[0]) <= 3 and r[0].isdigit() and len(r[1]) == 6 and r[1].isdigit():
+    # optional BAT (1-3 digits) before the date: a 6-digit date, or an empty one followed by the status
+    if nr > 1 and 0 < len(r[0]) <= 3 and r[0].isdigit() and r[0].isascii() and (
+        (len(r[1]) == 6 and r[1].isdigit()) or (r[1] == "" and nr > 2 and parse_status(r[2]) is not None)
+    ):
         k = 1
+        battery = battery_level(int(r[0]))
+        if battery is not None:
+            head["battery.level"] = battery
     date = ""
     if k < nr and (r[k] == "" or (len(r[k]) == 6 and r[k].isdigit())):
         date = r[k]

@@ -219,11 +219,12 @@ class ReplyEncoder:
             inner = escape(inner)
         return b"\x7e" + inner + b"\x7e"
 
-    def ack(self, phone: bytes, version: int | None, serial: int, ans_serial: int, ans_id: int) -> bytes:
-        """0x8001 general response, result 0."""
-        if (phone, version, 0x8001, 5) != self._key:
+    def ack(self, phone: bytes, version: int | None, serial: int, ans_serial: int, ans_id: int,
+            result: int = 0) -> bytes:
+        """0x8001 general response; ``result`` 0 success, 1 failure, 2 message error, 3 unsupported."""
+        if result or (phone, version, 0x8001, 5) != self._key:
             return self.encode(0x8001, phone, version, serial,
-                               bytes((ans_serial >> 8, ans_serial & 0xFF, ans_id >> 8, ans_id & 0xFF, 0)))
+                               bytes((ans_serial >> 8, ans_serial & 0xFF, ans_id >> 8, ans_id & 0xFF, result)))
         x = serial ^ ans_serial ^ ans_id
         tail = bytes((serial >> 8, serial & 0xFF, ans_serial >> 8, ans_serial & 0xFF, ans_id >> 8,
                       ans_id & 0xFF, 0, self._xor ^ ((x >> 8 ^ x) & 0xFF)))

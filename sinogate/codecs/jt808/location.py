@@ -250,6 +250,16 @@ def _tlv_exact(body: bytes, p: int, end: int) -> bool:
     return p == end
 
 
+def location_sound(body: bytes, off: int, end: int) -> bool:
+    """Can the 0x0200 body in ``body[off:end]`` be trusted without its checksum? At least its 28
+    fixed bytes, a valid BCD time and coordinates in range (additional items that run past the end
+    are ignored by ``decode_location`` anyway)."""
+    if end - off < 28:
+        return False
+    lat, lon = int.from_bytes(body[off + 8:off + 12], "big"), int.from_bytes(body[off + 12:off + 16], "big")
+    return lat <= 90_000_000 and lon <= 180_000_000 and bcd_time(body[off + 22:off + 28], 0.0) is not None
+
+
 def decode_location(base: Message, body: bytes, off: int, end: int, tz_seconds: float,
                     now: float) -> Message | None:
     """A new message: ``base`` + the 0x0200 body in ``body[off:end]``; None when shorter than 28 bytes."""

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from sinogate.codecs.base import Message
-from sinogate.codecs.jt808.location import decode_location
+from sinogate.codecs.jt808.location import bcd_time, decode_location
 from sinogate.codecs.jt808.params import PARAMS, SIZES, STRING
 from sinogate.model.param import Param
 
@@ -200,7 +200,12 @@ def batch(base: Message, body: bytes, ctx: Ctx) -> list[Message]:
 
 
 def vendor_batch(base: Message, body: bytes, ctx: Ctx) -> list[Message]:
-    """0x0210: items prefixed by a BYTE length, no count/type header."""
+    """0x0210: the short form of battery trackers (``battery_report``), else items prefixed by a BYTE
+    length, no count/type header."""
+    if len(body) < 29:  # no room for one location item
+        short = battery_report(base, body, ctx)
+        if short is not None:
+            return [short]
     out = []
     p = 0
     n = len(body)
@@ -214,20 +219,71 @@ def vendor_batch(base: Message, body: bytes, ctx: Ctx) -> list[Message]:
     return out or [dict(base)]
 
 
-def attributes(base: Message, body: bytes, ctx: Ctx) -> list[Message]:
-    """0x0107: type WORD, maker[5], model[20 | 30], id[7 | 30], ICCID BCD[10], HW/FW versions."""
+def battery_report(base: Message, body: bytes, ctx: Ctx) -> Message | None:
+    """0x0210 short form (battery trackers reporting hourly): battery % BYTE + BCD YYMMDDhhmmss
+    (terminal time); ``None`` when the body is not that."""
+    if len(body) < 7 or body[0] > 100:
+        return None
+    ts = bcd_time(body[1:7], ctx.tz_seconds)
+    if ts is None:
+        return None
     m = dict(base)
-    model_len, id_len = (30, 30) if ctx.version is not None else (20, 7)
+    m["timestamp"] = ts
+    m["battery.level"] = body[0]
+    return m
+
+
+# 0x0107 layouts: (maker, model, terminal id) widths; 2019 (maker 11, as in 0x0100), 2013, 2019 with
+# the 2013 maker width (as sinogate read every 2019 body before)
+_ATTRIBUTE_LAYOUTS: tuple[tuple[int, int, int], ...] = ((11, 30, 30), (5, 20, 7), (5, 30, 30))
+
+
+def _attribute_layout(body: bytes, version: int | None) -> tuple[int, int, int] | None:
+    """The layout whose fields end exactly where the body ends (type, maker, model, id, ICCID[10],
+    HW version len+text, FW version len+text, GNSS BYTE, network BYTE); the header's version
+    picks the order they are tried in. ``None`` when none fits."""
+    order = _ATTRIBUTE_LAYOUTS if version is not None else (_ATTRIBUTE_LAYOUTS[1], *_ATTRIBUTE_LAYOUTS[::2])
+    n = len(body)
+    for layout in order:
+        p = 2 + sum(layout) + 10
+        if p >= n:
+            continue
+        p += 1 + body[p]  # hardware version
+        if p >= n:
+            continue
+        p += 1 + body[p]  # firmware version
+        if p + 2 == n or p + 1 == n or p == n:  # GNSS and network bytes (some terminals omit them)
+            return layout
+    return None
+
+
+def attributes(base: Message, body: bytes, ctx: Ctx) -> list[Message]:
+    """0x0107: type WORD, maker[5 | 11], model[20 | 30], id[7 | 30], ICCID BCD[10], hardware and
+    firmware versions (BYTE length + text each), GNSS BYTE, network BYTE. The body length tells
+    the layouts apart (2013: 102 bytes with typical versions, 2019: 127); a body that fits none is
+    read as the header's version says, without the versions."""
+    m = dict(base)
+    layout = _attribute_layout(body, ctx.version)
+    exact = layout is not None
+    if layout is None:
+        layout = (11, 30, 30) if ctx.version is not None else (5, 20, 7)
+    maker_len, model_len, id_len = layout
     p = 2
-    if len(body) < p + 5 + model_len + id_len + 10:
+    if len(body) < p + maker_len + model_len + id_len + 10:
         return [m]
-    m["manufacturer.code"] = _ascii(body[p:p + 5])
-    p += 5
-    m["device.model"] = _ascii(body[p:p + model_len])
-    p += model_len
-    m["manufacturer.device.code"] = _ascii(body[p:p + id_len])
-    p += id_len
-    m["gsm.sim.iccid"] = body[p:p + 10].hex().rstrip("f")
+    fields: list[tuple[str, str]] = []
+    for name, size in (("manufacturer.code", maker_len), ("device.model", model_len),
+                       ("manufacturer.device.code", id_len)):
+        fields.append((name, _ascii(body[p:p + size])))
+        p += size
+    fields.append(("gsm.sim.iccid", body[p:p + 10].hex().rstrip("f")))
+    p += 10
+    if exact:
+        for name in ("device.hardware.version", "device.firmware.version"):
+            size = body[p]
+            fields.append((name, _text(body[p + 1:p + 1 + size])))
+            p += 1 + size
+    m.update((name, value) for name, value in fields if value)  # all-zero fields are unset, not ""
     return [m]
 
 
@@ -249,6 +305,7 @@ DECODERS: dict[int, Callable[[Message, bytes, Ctx], list[Message]]] = {
 
 # message names of these bodies, for the parameter registry (via SPEC.params)
 FIELDS: tuple[Param, ...] = (
+    Param("device.hardware.version", "string", "", "Hardware version the terminal reports", "Message ID 0x0107"),
     Param("passthrough.type", "number", "", "JT/T 808 0x0900 pass-through type byte", "Message ID 0x0900"),
     Param("passthrough.data", "string", "", "JT/T 808 0x0900 binary pass-through content (hex)",
           "Message ID 0x0900"),

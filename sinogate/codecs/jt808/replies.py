@@ -19,8 +19,9 @@ from sinogate.codecs.base import Message
 from sinogate.codecs.replies import failed
 from sinogate.codecs.spec import Match, Pending
 
-TEXT_TYPES: Final = frozenset({"0x6006", "0x0900", "0x0701", "0x1300"})
-"""Vendor text reports that carry the answer to a text command (0x8300)."""
+TEXT_TYPES: Final = frozenset({"0x6006", "0x0900", "0x0701", "0x1300", "text"})
+"""Vendor text reports that carry the answer to a text command (0x8300); ``text``: a plain-text
+``( … )`` sentence on the JT/T 808 port (Jointech e-locks)."""
 
 REPLY_TYPES: Final = frozenset({"0x0001", "0x0104"}) | TEXT_TYPES
 """``message.type`` values that may answer a command."""
