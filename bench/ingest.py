@@ -1,6 +1,10 @@
 """Load benchmark: ``sinogate serve`` in a subprocess, driven by ``sinogate simulate``, then counted.
 
     .venv/bin/python bench/ingest.py [--scenario all|steady|saturation|idle|storm] [--quick] [--json OUT]
+                                     [--store postgresql://postgres@127.0.0.1/test]
+
+``--store URL`` runs the server on that store (``SINOGATE_STORE_URL``); a PostgreSQL URL gets a
+schema of its own per server run, dropped afterwards.
 
 For each traffic scenario:
 
@@ -50,6 +54,7 @@ BIN = Path(sys.executable).parent
 SINOGATE = str(BIN / "sinogate") if (BIN / "sinogate").exists() else None
 TOKEN = "bench-master-token-0123456789abcdef"
 PROBE_IDENT = "7399999999"
+STORE_URL: str | None = None  # --store: the server's store (default: SQLite in its data dir)
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
 
@@ -148,8 +153,10 @@ class Server:
             if idle_timeout is not None:
                 cmd += ["--idle-timeout", str(idle_timeout)]
         self.log = open(data_dir / ("floor.log" if floor else "server.log"), "wb")  # noqa: SIM115
+        self.store_url = None if floor or not STORE_URL else _run_store_url(data_dir.name)
+        env = {**os.environ, "SINOGATE_STORE_URL": self.store_url} if self.store_url else None
         self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT,
-                                     preexec_fn=raise_nofile)
+                                     preexec_fn=raise_nofile, env=env)
         try:
             wait_port(self.h02_port)
             wait_port(self.jt808_port)
@@ -179,6 +186,8 @@ class Server:
                 self.proc.kill()
                 self.proc.wait(10)
         self.log.close()
+        if self.store_url and self.store_url.startswith("postgres"):
+            _pg(self.store_url, "DROP SCHEMA IF EXISTS {schema} CASCADE")
         return self.proc.returncode
 
     def floor_stats(self) -> dict[str, Any]:
@@ -187,6 +196,33 @@ class Server:
     def tail_log(self, n: int = 2000) -> str:
         path = self.data_dir / ("floor.log" if self.floor else "server.log")
         return path.read_bytes()[-n:].decode(errors="replace") if path.exists() else ""
+
+
+def _run_store_url(name: str) -> str:
+    """``STORE_URL`` for one server run: a PostgreSQL URL gets a fresh schema."""
+    assert STORE_URL is not None
+    if not STORE_URL.startswith("postgres"):
+        return STORE_URL
+    schema = f"bench_{name.replace('-', '_')}_{os.getpid()}_{int(time.time())}"
+    return f"{STORE_URL}{'&' if '?' in STORE_URL else '?'}schema={schema}"
+
+
+def _pg(url: str, sql: str) -> list[Any]:
+    """Runs one statement on a store URL's database; ``{schema}`` is the URL's schema."""
+    import asyncpg
+
+    from sinogate.store.postgres import split_url
+
+    dsn, schema = split_url(url)
+
+    async def run() -> list[Any]:
+        conn = await asyncpg.connect(dsn)
+        try:
+            return list(await conn.fetch(sql.format(schema=f'"{schema}"')))
+        finally:
+            await conn.close()
+
+    return asyncio.run(run())
 
 
 # --- reading back what is stored ----------------------------------------------------------------
@@ -232,6 +268,8 @@ class Stored:
         return result
 
     def last_id(self) -> int:
+        if self.server.store_url and self.server.store_url.startswith("postgres"):
+            return int(_pg(self.server.store_url, "SELECT max(id) FROM {schema}.messages")[0][0] or 0)
         row = self.db.execute("SELECT max(id) FROM messages").fetchone()
         return int(row[0] or 0)
 
@@ -731,9 +769,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write the results as JSON here")
     parser.add_argument("--keep", action="store_true", help="keep the temp data dirs")
     parser.add_argument("--profile", type=Path, help="py-spy the server during saturation; raw stacks go here")
+    parser.add_argument("--store", help="store URL for the server, e.g. postgresql://postgres@127.0.0.1/test")
     args = parser.parse_args(argv)
     global PROFILE_DIR
     PROFILE_DIR = args.profile
+    global STORE_URL
+    STORE_URL = args.store
     raise_nofile()
     names = list(SCENARIOS) if args.scenario == "all" else [args.scenario]
     results: list[Result] = []

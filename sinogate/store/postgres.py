@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -83,8 +84,22 @@ def _month(ts: float) -> int:
     return t.year * 12 + t.month - 1
 
 
+@functools.lru_cache(maxsize=1024)
 def _month_start(month: int) -> float:
     return datetime(month // 12, month % 12 + 1, 1, tzinfo=UTC).timestamp()
+
+
+_last_month: tuple[float, float, int] = (0.0, 0.0, 0)  # (start, end, month) last looked up
+
+
+def _month_of(ts: float) -> int:
+    """``_month``, remembering the last month (nearly every message falls in it)."""
+    global _last_month
+    start, end, month = _last_month
+    if not start <= ts < end:
+        month = _month(ts)
+        _last_month = (_month_start(month), _month_start(month + 1), month)
+    return month
 
 
 def _partition_name(month: int) -> str:
@@ -278,42 +293,37 @@ class _Rows:
 
 
 Snapshot = dict[str, Any]
-TelemetryState = tuple[Snapshot, int]  # (TelemetryTable snapshot, upto)
+# A telemetry change a transaction makes, applied to memory after COMMIT, in order:
+# (device, message, its id) applies a stored message; (device, names, None) forgets values
+# (names None: all); (device, None, None) drops a deleted device.
+TelemetryOp = tuple[int, Any, int | None]
 
 
 _ABSENT = object()
 
 
 class _Tx:
-    """What one group transaction changed besides the database: telemetry and partitions to take
-    over after COMMIT, with a journal per call so a rolled-back savepoint undoes its part."""
+    """What one group transaction changed besides the database: telemetry operations and
+    partitions to take over after COMMIT, with a journal per call so a rolled-back savepoint
+    undoes its part."""
 
     __slots__ = ("conn", "flushed", "journal", "known", "last_id", "telemetry")
 
     def __init__(self, conn: asyncpg.Connection) -> None:
         self.conn = conn
-        self.telemetry: dict[int, TelemetryState | None] = {}  # device → new state (None: dropped)
+        self.telemetry: list[TelemetryOp] = []
         self.known: list[int] = []  # months whose partition exists for this transaction
         self.last_id = 0  # the highest message id this transaction stored
         self.flushed: set[int] = set()  # devices whose telemetry row this transaction wrote back
-        self.journal: tuple[dict[int, Any], int] | None = None
-
-    def set_telemetry(self, device_id: int, state: TelemetryState | None) -> None:
-        if self.journal is not None and device_id not in self.journal[0]:
-            self.journal[0][device_id] = self.telemetry.get(device_id, _ABSENT)
-        self.telemetry[device_id] = state
+        self.journal: tuple[int, int, int] | None = None
 
     def begin_call(self) -> None:
-        self.journal = ({}, len(self.known))
+        self.journal = (len(self.telemetry), len(self.known), self.last_id)
 
     def undo_call(self) -> None:
         assert self.journal is not None
-        saved, known = self.journal
-        for device_id, before in saved.items():
-            if before is _ABSENT:
-                self.telemetry.pop(device_id, None)
-            else:
-                self.telemetry[device_id] = before
+        telemetry, known, self.last_id = self.journal
+        del self.telemetry[telemetry:]
         del self.known[known:]
         self.journal = None
 
@@ -507,15 +517,7 @@ class PostgresStore(Store):
         else:
             self.commits += 1
             self._dirty -= tx.flushed
-            for device_id, state in tx.telemetry.items():
-                if state is None:
-                    self._telemetry.drop(device_id)
-                    self._upto.pop(device_id, None)
-                    self._dirty.discard(device_id)
-                else:
-                    self._telemetry.load(device_id, state[0])
-                    self._upto[device_id] = state[1]
-                    self._dirty.add(device_id)
+            self._apply_ops(tx.telemetry)
             self._last_id = max(self._last_id, tx.last_id)
             self._partitions.update(tx.known)
         for (ok, value), (_work, future) in zip(results, group, strict=True):
@@ -643,7 +645,7 @@ class PostgresStore(Store):
             await tx.conn.execute("DELETE FROM telemetry WHERE device_id = $1", device_id)
             await tx.conn.execute("DELETE FROM device_state WHERE device_id = $1", device_id)
             await tx.conn.execute("UPDATE idents SET device_id = NULL WHERE device_id = $1", device_id)
-            tx.set_telemetry(device_id, None)
+            tx.telemetry.append((device_id, None, None))
 
         await self._write(op)
 
@@ -678,8 +680,8 @@ class PostgresStore(Store):
         if digests is not None and len(digests) != len(batch.messages):
             raise StoreError("digests must be parallel to messages")
         low, high = PARTITION_START, time.time() + PARTITION_AHEAD
-        month_lo, month_hi = 0.0, 0.0
         append = rows.messages.append
+        months = rows.months
         for i, m in enumerate(batch.messages):
             if digests is not None:
                 data, digest = dumps_bytes(m), digests[i]
@@ -692,10 +694,8 @@ class PostgresStore(Store):
                 str(m.get("ident", "")), ts, float(m.get("server.timestamp") or 0.0),
                 bool(m.get("timestamp.flagged")), int(digest), data.decode(),
             ))
-            if low <= ts < high and not month_lo <= ts < month_hi:
-                month = _month(ts)
-                month_lo, month_hi = _month_start(month), _month_start(month + 1)
-                rows.months.add(month)
+            if low <= ts < high:
+                months.add(_month_of(ts))
         rows.dicts = batch.messages
         rows.packets = [
             (float(p.timestamp), p.type, p.conn, p.protocol, p.peer, p.ident, p.device_id, bytes(p.data))
@@ -761,36 +761,50 @@ class PostgresStore(Store):
             await _insert_intervals(conn, rows.intervals, rows.interval_rows)
 
     def _apply_telemetry(self, tx: _Tx, rows: _Rows, stored: list[asyncpg.Record]) -> None:
-        """The telemetry rule over the messages the INSERT stored (the first of equal keys); the
-        new states take effect after COMMIT."""
+        """Queues the messages the INSERT stored (the first of equal keys) for telemetry; they
+        take effect after COMMIT."""
         ids = {(r[1], r[2], r[3], r[4]): r[0] for r in stored}
         tx.last_id = max(tx.last_id, max(ids.values()))
-        scratch = TelemetryTable()
-        touched: dict[int, int] = {}  # device → upto
+        queue = tx.telemetry.append
         for row, message in zip(rows.messages, rows.dicts, strict=True):
             device_id, protocol, ident, ts, _server_ts, flagged, digest, _data = row
             if device_id is None or flagged:
                 continue
             message_id = ids.pop((protocol, ident, ts, digest), None)
-            if message_id is None:
-                continue  # a duplicate: skipped, touches nothing
-            if device_id not in touched:
-                snapshot, upto = self._telemetry_state(tx, device_id)
-                if snapshot is not None:
-                    scratch.load(device_id, snapshot)
-                touched[device_id] = upto
-            scratch.apply(message)
-            touched[device_id] = max(touched[device_id], message_id)
-        for device_id, upto in touched.items():
-            tx.set_telemetry(device_id, (scratch.snapshot(device_id), upto))
+            if message_id is not None:  # else a duplicate: skipped, touches nothing
+                queue((device_id, message, message_id))
 
-    def _telemetry_state(self, tx: _Tx, device_id: int) -> tuple[Snapshot | None, int]:
-        """(snapshot or None when empty, upto) of a device as this transaction sees it."""
-        if device_id in tx.telemetry:
-            state = tx.telemetry[device_id]
-            return (None, 0) if state is None else state
+    def _apply_ops(self, ops: list[TelemetryOp], table: TelemetryTable | None = None,
+                   upto: dict[int, int] | None = None) -> None:
+        """Runs telemetry operations on the committed state (or on ``table`` and ``upto``)."""
+        table = self._telemetry if table is None else table
+        committed = upto is None
+        upto = self._upto if upto is None else upto
+        for device_id, what, message_id in ops:
+            if message_id is not None:
+                table.apply(what)
+                if message_id > upto.get(device_id, 0):
+                    upto[device_id] = message_id
+            elif what is None:
+                table.drop(device_id)
+                upto.pop(device_id, None)
+                if committed:
+                    self._dirty.discard(device_id)
+                continue
+            else:
+                table.forget(device_id, None if what is True else what)
+            if committed:
+                self._dirty.add(device_id)
+
+    def _device_telemetry(self, tx: _Tx, device_id: int) -> tuple[TelemetryTable, int]:
+        """One device's telemetry and upto as this transaction sees them (a copy)."""
+        table = TelemetryTable()
         snapshot = self._telemetry.snapshot(device_id)
-        return (snapshot if snapshot["times"] else None), self._upto.get(device_id, 0)
+        if snapshot["times"]:
+            table.load(device_id, snapshot)
+        upto = {device_id: self._upto.get(device_id, 0)}
+        self._apply_ops([op for op in tx.telemetry if op[0] == device_id], table, upto)
+        return table, upto.get(device_id, 0)
 
     async def _flush_telemetry(self, tx: _Tx) -> None:
         """Writes back the telemetry of every changed device, then moves the checkpoint: every
@@ -893,20 +907,16 @@ class PostgresStore(Store):
 
     async def delete_telemetry(self, device_id: int, names: list[str] | None = None) -> int:
         async def op(tx: _Tx) -> int:
-            snapshot, upto = self._telemetry_state(tx, device_id)
-            scratch = TelemetryTable()
-            if snapshot is not None:
-                scratch.load(device_id, snapshot)
-            removed = scratch.forget(device_id, names)
+            table, upto = self._device_telemetry(tx, device_id)
+            removed = table.forget(device_id, names)
             if removed:
                 # Written at once, with its upto: a replay never brings the values back.
-                snapshot = scratch.snapshot(device_id)
                 await tx.conn.execute(
                     "INSERT INTO telemetry(device_id, data, upto) VALUES ($1, $2, $3)"
                     " ON CONFLICT (device_id) DO UPDATE SET data = excluded.data, upto = excluded.upto",
-                    device_id, _dumps(snapshot), upto,
+                    device_id, _dumps(table.snapshot(device_id)), upto,
                 )
-                tx.set_telemetry(device_id, (snapshot, upto))
+                tx.telemetry.append((device_id, True if names is None else list(names), None))
             return removed
 
         return await self._write(op)
