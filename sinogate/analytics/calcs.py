@@ -33,7 +33,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sinogate.analytics.intervals import COUNTER_TYPES, INTERVAL_KEYS, PARAMETER_COUNTERS, Counter
+from sinogate.analytics.intervals import COUNTER_TYPES, INTERVAL_KEYS, PARAMETER_COUNTERS, Counter, Rule
 from sinogate.api.filter import Filter, FilterSyntaxError, wildcard_match
 from sinogate.api.selectors import Selector, SelectorError
 from sinogate.jsonenc import dumps_bytes
@@ -75,16 +75,13 @@ class Calc:
     options: tuple[str, ...] = ()  # built-ins: the handler options that configure them
     filter: Filter | None = field(default=None, compare=False, repr=False)
     device_selector: Selector | None = field(default=None, compare=False, repr=False)
+    rule: Rule = field(default=Rule(), compare=False, repr=False)  # user calcs: how their intervals go
+    # Changes whenever the definition does (open intervals of an older definition restart).
+    version: int = field(default=0, compare=False, repr=False)
 
     @property
     def builtin(self) -> bool:
         return self.kind != "expression"
-
-    @property
-    def version(self) -> int:
-        """Changes whenever the definition does (open intervals of an older definition restart)."""
-        return zlib.crc32(dumps_bytes([self.selector, self.min_duration, self.max_gap,
-                                 [c.as_json() for c in self.counters]]))
 
     def applies(self, device: Mapping[str, Any]) -> bool:
         return self.device_selector is None or self.device_selector.matches(dict(device))
@@ -197,8 +194,11 @@ def parse_calc(calc_id: int, body: Mapping[str, Any]) -> Calc:
             raise CalcError(f"bad devices selector: {exc}") from exc
         if device_selector.matches_all:
             devices, device_selector = None, None
-    return Calc(calc_id, name.strip(), "expression", selector, _seconds(body, "min_duration"),
-                _seconds(body, "max_gap"), _counters(body.get("counters")), devices, (), compiled, device_selector)
+    min_duration, max_gap = _seconds(body, "min_duration"), _seconds(body, "max_gap")
+    counters = _counters(body.get("counters"))
+    version = zlib.crc32(dumps_bytes([selector, min_duration, max_gap, [c.as_json() for c in counters]]))
+    return Calc(calc_id, name.strip(), "expression", selector, min_duration, max_gap, counters, devices, (), compiled,
+                device_selector, Rule(min_duration=min_duration, max_gap=max_gap, counters=counters), version)
 
 
 class CalcRegistry:

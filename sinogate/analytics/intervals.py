@@ -318,6 +318,8 @@ class Keyed:
         """``keys``: key → name of the keys whose predicate holds. Returns (key, name, change)."""
         subs: dict[str, State] = st.setdefault("k", {})
         out: list[tuple[str, Any, Change]] = []
+        if not subs and not keys:
+            return out
         for key in sorted(set(subs) | set(keys)):
             sub = subs.get(key)
             if sub is None:

@@ -35,6 +35,9 @@ from sinogate.analytics.intervals import Change, Keyed, Machine, Motion, Rule, S
 from sinogate.pipeline.base import Context, Handler, Message
 
 _BUILTIN_KEYS = frozenset(str(c.id) for c in BUILTINS)
+# Where each built-in keeps its state in the handler's (trips and stops share one machine).
+_K_MOTION, _K_VISITS, _K_OVERSPEED, _K_IGNITION, _K_OFFLINE = (str(TRIPS), str(GEOFENCE_VISITS), str(OVERSPEED),
+                                                              str(IGNITION), str(OFFLINE))
 _OVERSPEED = next(c for c in BUILTINS if c.id == OVERSPEED)
 
 
@@ -61,6 +64,7 @@ class Calcs(Handler):
         self.calcs = calcs
         self._motions: dict[tuple[float, float, float], Motion] = {}
         self._machines: dict[Rule, Machine] = {}
+        self._setups: dict[Any, Setup] = {}
         self._visits = Keyed(Rule())
 
     # options -------------------------------------------------------------------------------------
@@ -77,13 +81,19 @@ class Calcs(Handler):
         number = _number(value)
         return number if number is not None and number >= 0 else default
 
+    def setup(self, device: Mapping[str, Any] | None) -> Setup:
+        """The device's machines and options (built once per version of the device's dict)."""
+        key = device["id"] if device is not None else None
+        cached = self._setups.get(key)
+        if cached is not None and cached.device is device:
+            return cached
+        if len(self._setups) > 100_000:
+            self._setups.clear()
+        setup = self._setups[key] = Setup(self, device)
+        return setup
+
     def motion(self, device: Mapping[str, Any] | None) -> Motion:
-        key = (float(self.option(device, "stop_min_duration")), float(self.option(device, "trip_max_gap")),
-               float(self.option(device, "trip_min_distance")))
-        machine = self._motions.get(key)
-        if machine is None:
-            machine = self._motions[key] = Motion(*key)
-        return machine
+        return self.setup(device).motion
 
     def machine(self, rule: Rule) -> Machine:
         machine = self._machines.get(rule)
@@ -92,17 +102,6 @@ class Calcs(Handler):
                 self._machines.clear()
             machine = self._machines[rule] = Machine(rule)
         return machine
-
-    def _overspeed(self, device: Mapping[str, Any] | None) -> Machine:
-        return self.machine(Rule(min_duration=float(self.option(device, "overspeed_min_duration")),
-                                 max_gap=float(self.option(device, "trip_max_gap")), counters=_OVERSPEED.counters))
-
-    def _ignition(self, device: Mapping[str, Any] | None) -> Machine:
-        return self.machine(Rule(max_gap=float(self.option(device, "trip_max_gap"))))
-
-    @staticmethod
-    def _user_rule(calc: Calc) -> Rule:
-        return Rule(min_duration=calc.min_duration, max_gap=calc.max_gap, counters=calc.counters)
 
     # the handler -----------------------------------------------------------------------------------
     def handle(self, message: Message, ctx: Context) -> Message:
@@ -115,21 +114,21 @@ class Calcs(Handler):
         device_id = int(device["id"])
         fix = ctx.accepted
         out = ctx.intervals
+        setup = self.setup(device)
 
-        gap = offline_step(state.setdefault(str(OFFLINE), {}), message, fix,
-                           float(self.option(device, "offline_after")))
+        gap = offline_step(state.setdefault(_K_OFFLINE, {}), message, fix, setup.offline_after)
         if gap is not None:
             out.append(record(OFFLINE, device_id, gap, False))
 
         ignition = message.get("engine.ignition.status")
-        motion_state: dict[str, Any] = state.setdefault(str(TRIPS), {})
+        motion_state: dict[str, Any] = state.setdefault(_K_MOTION, {})
         if ignition.__class__ is bool:
             motion_state["ign"] = ignition
             self._emit(ctx, device_id, IGNITION, None,
-                       self._ignition(device).step(state.setdefault(str(IGNITION), {}), message, fix, ignition))
+                       setup.ignition.step(state.setdefault(_K_IGNITION, {}), message, fix, ignition))
 
         if fix:
-            self._position(message, ctx, state, motion_state, device)
+            self._position(message, ctx, state, motion_state, device_id, setup)
 
         users = self.calcs.for_device(device)
         for calc in users:
@@ -140,7 +139,7 @@ class Calcs(Handler):
                 st = state[key] = {"v": version}
             assert calc.filter is not None
             truth = calc.filter.matches(message)
-            self._emit(ctx, device_id, calc.id, calc, self.machine(self._user_rule(calc)).step(st, message, fix, truth))
+            self._emit(ctx, device_id, calc.id, calc, self.machine(calc.rule).step(st, message, fix, truth))
 
         others = [k for k in state if k not in _BUILTIN_KEYS]
         if len(others) != len(users):  # a deleted calc, or one that no longer applies to the device
@@ -151,14 +150,12 @@ class Calcs(Handler):
         return message
 
     def _position(self, message: Message, ctx: Context, state: dict[str, Any], motion_state: dict[str, Any],
-                  device: Mapping[str, Any]) -> None:
-        device_id = int(device["id"])
+                  device_id: int, setup: Setup) -> None:
         speed = _number(message.get("position.speed"))
-        trip_speed = float(self.option(device, "trip_speed"))
-        moving = speed is not None and speed >= trip_speed
-        if self.option(device, "trip_use_ignition") and isinstance(motion_state.get("ign"), bool):
+        moving = speed is not None and speed >= setup.trip_speed
+        if setup.use_ignition and isinstance(motion_state.get("ign"), bool):
             moving = bool(motion_state["ign"])
-        for kind, change in self.motion(device).step(motion_state, message, moving):
+        for kind, change in setup.motion.step(motion_state, message, moving):
             calc_id = TRIPS if kind == "trip" else STOPS
             if change.kind == "drop":
                 continue
@@ -172,20 +169,18 @@ class Calcs(Handler):
                                    "avg.speed": item["avg.speed"]})
                 ctx.emit("trip.end" if closed else "trip.start", message, **fields)
 
-        if "speed_limit" in ctx.scratch:
-            limit = _number(ctx.scratch["speed_limit"])
-        else:
-            limit = _number(self.option(device, "speed_limit"))
+        limit = _number(ctx.scratch["speed_limit"]) if "speed_limit" in ctx.scratch else setup.speed_limit
         over = speed is not None and limit is not None and limit > 0 and speed > limit
         # The limit in force becomes the interval's speed.limit counter (its last value).
         seen = {**message, "speed.limit": limit} if over else message
-        changes = self._overspeed(device).step(state.setdefault(str(OVERSPEED), {}), seen, True, over)
+        changes = setup.overspeed.step(state.setdefault(_K_OVERSPEED, {}), seen, True, over)
         self._emit(ctx, device_id, OVERSPEED, _OVERSPEED, changes)
 
         fences = ctx.scratch.get("geofences")
-        if fences is not None:
+        visits = state.get(_K_VISITS)
+        if fences is not None and (fences or (visits and visits.get("k"))):
             keys = {str(k): v for k, v in fences.items()}
-            visits = state.setdefault(str(GEOFENCE_VISITS), {})
+            visits = state.setdefault(_K_VISITS, {})
             for key, fence_name, change in self._visits.step(visits, message, True, keys):
                 if change.kind != "drop":
                     ctx.intervals.append(record(GEOFENCE_VISITS, device_id, change.stats, change.kind == "confirm",
@@ -231,7 +226,7 @@ class Calcs(Handler):
             out.append(record(TRIPS, device_id, trip, True))
         if stop is not None:
             out.append(record(STOPS, device_id, stop, True))
-        for key, fence_name, stats in self._visits.active(state.get(str(GEOFENCE_VISITS)) or {}):
+        for key, fence_name, stats in self._visits.active(state.get(_K_VISITS) or {}):
             out.append(record(GEOFENCE_VISITS, device_id, stats, True, **_fence(key, fence_name)))
         overspeed = Machine.active(state.get(str(OVERSPEED)) or {})
         if overspeed is not None:
@@ -241,7 +236,7 @@ class Calcs(Handler):
             out.append(record(IGNITION, device_id, ignition, True))
         offline = state.get(str(OFFLINE)) or {}
         last = offline.get("last")
-        if last is not None and now - last > float(self.option(device, "offline_after")):
+        if last is not None and now - last > self.setup(device).offline_after:
             out.append({"calc.id": OFFLINE, "device.id": device_id, "begin": last, "end": now,
                         "duration": round(now - last, 3), "active": True, "distance": 0.0, "max.speed": None,
                         "avg.speed": None, "begin.position.latitude": (offline.get("lp") or [None])[0],
@@ -253,6 +248,30 @@ class Calcs(Handler):
             if current is not None:
                 out.append(record(calc.id, device_id, current, True, calc))
         return out
+
+
+class Setup:
+    """What the calcs handler needs for one device: its options and the machines they make."""
+
+    __slots__ = ("device", "ignition", "motion", "offline_after", "overspeed", "speed_limit", "trip_speed",
+                 "use_ignition")
+
+    def __init__(self, handler: Calcs, device: Mapping[str, Any] | None) -> None:
+        option = handler.option
+        self.device = device
+        gap = float(option(device, "trip_max_gap"))
+        key = (float(option(device, "stop_min_duration")), gap, float(option(device, "trip_min_distance")))
+        motion = handler._motions.get(key)
+        if motion is None:
+            motion = handler._motions[key] = Motion(*key)
+        self.motion = motion
+        self.overspeed = handler.machine(Rule(min_duration=float(option(device, "overspeed_min_duration")),
+                                              max_gap=gap, counters=_OVERSPEED.counters))
+        self.ignition = handler.machine(Rule(max_gap=gap))
+        self.trip_speed = float(option(device, "trip_speed"))
+        self.use_ignition = bool(option(device, "trip_use_ignition"))
+        self.offline_after = float(option(device, "offline_after"))
+        self.speed_limit = _number(option(device, "speed_limit"))
 
 
 def _fence(key: str, name: Any) -> dict[str, Any]:
