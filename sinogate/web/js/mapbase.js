@@ -74,3 +74,11 @@ export function distanceKm(a, b) {
   const s = Math.sin(dLat / 2) ** 2 + Math.cos(a[0] * rad) * Math.cos(b[0] * rad) * Math.sin(dLon / 2) ** 2;
   return 2 * R * Math.asin(Math.min(1, Math.sqrt(s)));
 }
+
+// Removes a map even in the middle of a zoom animation: Leaflet 1.9 finishes a zoom animation
+// from a timer that would otherwise run on the removed map and throw.
+export function removeMap(map) {
+  map._animatingZoom = false;
+  map.stop();
+  map.remove();
+}

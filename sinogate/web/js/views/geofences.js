@@ -4,7 +4,7 @@
 import { api, routes, session } from "../api.js";
 import { clear, dialog, field, formDialog, h, notice, toast } from "../dom.js";
 import { fleet, position } from "../live.js";
-import { createMap } from "../mapbase.js";
+import { createMap, removeMap } from "../mapbase.js";
 
 const L = window.L;
 
@@ -164,14 +164,14 @@ export default {
       }
       if (!fences.length) list.append(h("li", { class: "empty" }, "No geofences yet."));
       const bounds = shapes.getBounds();
-      if (bounds.isValid()) map.fitBounds(bounds, { padding: [20, 20], maxZoom: 15 });
+      if (bounds.isValid()) map.fitBounds(bounds, { padding: [20, 20], maxZoom: 15, animate: false });
     }
 
     if (available) await load();
     if (!shapes.getLayers().length) {
       const pts = fleet.list().map(position).filter(Boolean);
-      if (pts.length) map.fitBounds(L.latLngBounds(pts), { padding: [30, 30], maxZoom: 14 });
+      if (pts.length) map.fitBounds(L.latLngBounds(pts), { padding: [30, 30], maxZoom: 14, animate: false });
     }
-    return { map, get fences() { return fences; }, destroy() { map.remove(); } };
+    return { map, get fences() { return fences; }, destroy() { removeMap(map); } };
   },
 };

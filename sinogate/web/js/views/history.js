@@ -4,7 +4,7 @@
 import { api, data, download, routes } from "../api.js";
 import { clear, fmtDuration, fmtTime, fmtValue, fromLocalInput, h, notice, toLocalInput, toast } from "../dom.js";
 import { devicePicker, MOVING_SPEED } from "../live.js";
-import { arrowIcon, createMap, distanceKm, dotIcon, SPEED_LEGEND, speedColor } from "../mapbase.js";
+import { arrowIcon, createMap, distanceKm, dotIcon, removeMap, SPEED_LEGEND, speedColor } from "../mapbase.js";
 
 const L = window.L;
 const MAX_POINTS = 100000;
@@ -35,9 +35,9 @@ export default {
   async mount(root, ctx) {
     const now = Date.now() / 1000;
     let deviceId = ctx.deviceId;
-    const from = h("input", { type: "datetime-local", id: "history-from", "aria-label": "From",
+    const from = h("input", { type: "datetime-local", step: 1, id: "history-from", "aria-label": "From",
       value: toLocalInput(Number(ctx.params.from) || startOfDay(now)) });
-    const to = h("input", { type: "datetime-local", id: "history-to", "aria-label": "To",
+    const to = h("input", { type: "datetime-local", step: 1, id: "history-to", "aria-label": "To",
       value: toLocalInput(Number(ctx.params.to) || now + 60) });
     const picker = devicePicker(deviceId, (id) => { deviceId = id; ctx.app.setDevice(id); load(); });
     const quick = (label, f) => h("button", { type: "button", class: "small secondary", onclick: () => {
@@ -54,7 +54,8 @@ export default {
       quick("Yesterday", (t) => [startOfDay(t) - 86400, startOfDay(t)]),
       quick("24 h", (t) => [t - 86400, t + 60]),
       quick("7 days", (t) => [t - 7 * 86400, t + 60]),
-      h("span", { class: "group", role: "group", "aria-label": "Export" }, "Export ", exportButton("kml"), exportButton("gpx"), exportButton("csv")));
+      h("span", { class: "group", role: "group", "aria-label": "Export" }, "Export ", exportButton("kml"), exportButton("gpx"), exportButton("csv")),
+      routes.reports() ? reportPicker() : null);
     form.addEventListener("submit", (e) => { e.preventDefault(); load(); });
 
     const mapEl = h("div", { class: "map", id: "history-map", role: "region", "aria-label": "Track map" });
@@ -74,6 +75,23 @@ export default {
       return [fromLocalInput(from.value), fromLocalInput(to.value)];
     }
 
+    // Reports (summary per day, trips, stops, events) as CSV or XLSX, when the server has them.
+    function reportPicker() {
+      const kind = h("select", { "aria-label": "Report", id: "report-kind" }, ["summary", "trips", "stops", "events"].map((k) => new Option(`${k} report`, k)));
+      const format = h("select", { "aria-label": "Report format", id: "report-format" }, new Option("XLSX", "xlsx"), new Option("CSV", "csv"));
+      const go = h("button", { type: "button", class: "small secondary", id: "report-download", onclick: async () => {
+        const [a, b] = range();
+        if (!deviceId || a === null || b === null) return;
+        const tz = Intl.DateTimeFormat().resolvedOptions().timeZone;
+        try {
+          await download(`/gw/devices/${deviceId}/reports/${kind.value}?format=${format.value}&${data({ begin: a, end: b, tz })}`, `${kind.value}.${format.value}`);
+        } catch (err) {
+          toast(`Report failed: ${err.message}`, "error");
+        }
+      } }, "Download");
+      return h("span", { class: "group", role: "group", "aria-label": "Reports" }, kind, format, go);
+    }
+
     async function exportTrack(format) {
       const [a, b] = range();
       if (!deviceId) return;
@@ -85,6 +103,15 @@ export default {
     }
 
     async function load() {
+      delete root.dataset.loaded;
+      try {
+        await show();
+      } finally {
+        root.dataset.loaded = String(Date.now()); // for tests: the view settled
+      }
+    }
+
+    async function show() {
       stop();
       layers.clearLayers();
       highlight.clearLayers();
@@ -126,7 +153,6 @@ export default {
       if (points.length) side.append(replay(points));
       side.append(intervalList("Trips", "trips", trips), intervalList("Stops", "stops", stops), eventList(events));
       drawMarkers(stops, events);
-      root.dataset.loaded = String(Date.now());
     }
 
     function draw(points) {
@@ -145,7 +171,7 @@ export default {
       }
       L.marker(latlngs[0], { icon: dotIcon("start", "A"), title: `start ${fmtTime(points[0].timestamp)}`, keyboard: false }).addTo(layers);
       L.marker(latlngs[latlngs.length - 1], { icon: dotIcon("end", "B"), title: `end ${fmtTime(points[points.length - 1].timestamp)}`, keyboard: false }).addTo(layers);
-      map.fitBounds(view.track.getBounds(), { padding: [24, 24], maxZoom: 16 });
+      map.fitBounds(view.track.getBounds(), { padding: [24, 24], maxZoom: 16, animate: false });
     }
 
     function drawMarkers(stops, events) {
@@ -267,7 +293,7 @@ export default {
         const text = kind === "trips"
           ? `${fmtTime(it.begin)} · ${fmtDuration(dur)} · ${fmtValue(it.distance || 0)} km · max ${fmtValue(it["max.speed"] || 0)} km/h${it.active ? " · ongoing" : ""}`
           : `${fmtTime(it.begin)} · ${fmtDuration(dur)}${it.active ? " · ongoing" : ""}`;
-        list.append(h("li", { dataset: { id: it.id, begin: it.begin, end: it.end ?? "" } },
+        list.append(h("li", { class: it.active ? "active" : "", dataset: { id: it.id ?? "", begin: it.begin, end: it.end ?? "" } },
           h("button", { type: "button", class: "link", onclick: () => zoomTo(it.begin, it.end) }, text)));
       }
       section.append(list);
@@ -296,7 +322,7 @@ export default {
       destroy() {
         stop();
         picker.dispose();
-        map.remove();
+        removeMap(map);
       },
     };
   },

@@ -3,7 +3,7 @@
 
 import { ago, clear, debounce, fmtValue, h, stateDot } from "../dom.js";
 import { alarmsOn, fleet, position, stateOf } from "../live.js";
-import { arrowIcon, createMap } from "../mapbase.js";
+import { arrowIcon, createMap, removeMap } from "../mapbase.js";
 
 const L = window.L;
 const STATES = ["moving", "stopped", "offline", "alarm"];
@@ -107,8 +107,8 @@ export default {
       const points = [...markers.values()].map((m) => m.getLatLng());
       if (!points.length) return;
       fitted = true;
-      if (points.length === 1) map.setView(points[0], 14);
-      else map.fitBounds(L.latLngBounds(points), { padding: [30, 30], maxZoom: 14 });
+      if (points.length === 1) map.setView(points[0], 14, { animate: false });
+      else map.fitBounds(L.latLngBounds(points), { padding: [30, 30], maxZoom: 14, animate: false });
     }
 
     const renderListSoon = debounce(renderList, 300);
@@ -134,7 +134,7 @@ export default {
       destroy() {
         clearInterval(ticker);
         fleet.removeEventListener("change", onChange);
-        map.remove();
+        removeMap(map);
       },
     };
   },

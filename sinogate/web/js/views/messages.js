@@ -26,8 +26,8 @@ export default {
     let columns = savedColumns();
     const registry = await parameters();
     const picker = devicePicker(deviceId, (id) => { deviceId = id; ctx.app.setDevice(id); first(); });
-    const from = h("input", { type: "datetime-local", "aria-label": "From", id: "messages-from" });
-    const to = h("input", { type: "datetime-local", "aria-label": "To (empty: now)", id: "messages-to" });
+    const from = h("input", { type: "datetime-local", step: 1, "aria-label": "From", id: "messages-from" });
+    const to = h("input", { type: "datetime-local", step: 1, "aria-label": "To (empty: now)", id: "messages-to" });
     if (ctx.params.from) from.value = toLocalInput(Number(ctx.params.from));
     if (ctx.params.to) to.value = toLocalInput(Number(ctx.params.to));
     const filter = h("input", { type: "text", class: "mono grow", id: "messages-filter", value: ctx.params.filter || "",
