@@ -27,13 +27,14 @@ from sinogate.api.deps import (
     result,
 )
 from sinogate.api.views import apply_query
+from sinogate.pipeline.clock import clock_view
 from sinogate.pipeline.odometer import Odometer, set_odometer
 
 router = APIRouter(tags=["analytics"])
 
 EVENT_TYPES = (
     "alarm", "ignition.on", "ignition.off", "geofence.enter", "geofence.exit", "overspeed", "trip.start",
-    "trip.end", "device.online", "device.offline", "command.result",
+    "trip.end", "device.online", "device.offline", "command.result", "clock.offset",
 )
 
 
@@ -82,3 +83,13 @@ async def put_odometer(selector: str, body: OdometerBody, auth: Auth = Depends(a
 
         out.append(await ctx.ingest.with_state(device["id"], change))
     return result(out)
+
+
+@router.get("/gw/devices/{selector}/clock", summary="Device clocks: time_offset setting and the offset detected")
+async def get_clock(selector: str, auth: Auth = Depends(authenticate),
+                    ctx: ApiContext = Depends(get_context)) -> Response:
+    """``time_offset`` (``auto`` or hours), ``clock.offset`` (hours the device clock was found off UTC
+    with ``auto``; null before any detection), ``clock.correction`` (seconds added to its times) and
+    ``clock.offset.detected`` (server time of the detection)."""
+    devices = resolve_devices(ctx, selector, auth)
+    return result([await ctx.ingest.with_state(d["id"], functools.partial(clock_view, device=d)) for d in devices])

@@ -38,7 +38,9 @@ ENGINE_STOP_MAX_SPEED = 20.0
 # guard read. Unknown handler options still appear, typed from their default.
 _CODEC_SETTINGS: dict[str, dict[str, Any]] = {
     "time_offset": {"type": "number", "minimum": -24, "maximum": 24, "title": "Time offset (h)",
-                    "description": "Hours the device clock is ahead of UTC (H02 default 0, JT/T 808 default 8)."},
+                    "description": "Hours the device clock is ahead of UTC, applied as is. Empty (auto, the default): "
+                                   "the protocol's zone (H02 UTC, JT/T 808 GMT+8), and a clock found off by whole "
+                                   "hours is detected and corrected."},
     "sms_password": {"type": "string", "maxLength": 16, "title": "SMS password",
                      "description": "Password in SMS-style commands (default 0000)."},
     "speed_limit": {"type": "number", "minimum": 0, "title": "Speed limit (km/h)",
@@ -49,8 +51,10 @@ _CODEC_SETTINGS: dict[str, dict[str, Any]] = {
                                              "the device reports a higher speed, unless forced."},
     "h02_ack": {"type": "boolean", "title": "H02 R12 ack", "x-protocols": ["h02"],
                 "description": "Send the H02 R12 acknowledgement (some ST-901L firmware needs it)."},
-    "h02_binary_length": {"type": "integer", "enum": [32, 42, 45, 46, 48], "title": "H02 binary length",
-                          "x-protocols": ["h02"], "description": "Fixed length of H02 '$' frames."},
+    "h02_binary_length": {"type": "integer", "minimum": 29, "maximum": 128, "title": "H02 binary length",
+                          "x-protocols": ["h02"],
+                          "description": "Length of the device's H02 '$' frames (32, 37, 42, 45, 46, 47, 48 seen); "
+                                         "learned by itself, this only makes the first frames certain."},
     "jt808_strict": {"type": "boolean", "title": "JT/T 808 strict", "x-protocols": ["jt808"],
                      "description": "Drop frames with a bad checksum instead of decoding them leniently."},
 }

@@ -81,7 +81,15 @@ _EXTRA: tuple[Param, ...] = (
     Param("protocol.name", "string", "", "Name of the protocol that carried the message (h02, jt808)", ""),
     Param("transport", "string", "", "tcp, udp, or http for messages posted through the REST API", ""),
     Param("timestamp.flagged", "boolean", "",
-          "Device time is more than a day ahead of the server or before 2000; kept, never used as latest", ""),
+          "Device time cannot be right: before 2000, more than a day ahead of the server, or more than "
+          "clock_max_ahead (300 s) ahead after any clock correction; kept, never used as latest", ""),
+    Param("timestamp.original", "number", "seconds",
+          "Device time as the device sent it, before the detected clock offset was removed "
+          "(time_offset auto)", ""),
+    Param("timestamp.corrected", "boolean", "",
+          "The timestamp was corrected by the device's detected clock offset (time_offset auto)", ""),
+    Param("clock.offset", "number", "hours",
+          "Detected offset of the device clock from UTC (time_offset auto); corrected times remove it", ""),
     # Added by the analytics handlers (sinogate/pipeline/):
     Param("message.late", "boolean", "",
           "Device time older than the newest the device already sent (blind-area batch, buffer replay)", ""),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from sinogate.pipeline.base import Handler
 from sinogate.pipeline.calcs import Calcs
+from sinogate.pipeline.clock import Clock
 from sinogate.pipeline.edges import StateEdges
 from sinogate.pipeline.enrich import Enrich
 from sinogate.pipeline.filters import Filters
@@ -22,6 +23,7 @@ from sinogate.pipeline.time_sanity import TimeSanity
 HANDLERS: tuple[type[Handler], ...] = (
     Enrich,
     TimeSanity,
+    Clock,
     Plugins,
     Filters,
     Odometer,

@@ -23,7 +23,7 @@ def ctx(device: dict[str, Any] | None = DEVICE, states: dict[str, Any] | None = 
 
 def test_chain_order_is_declared_once() -> None:
     names = [h.name for h in HANDLERS]
-    assert names[:7] == ["enrich", "time_sanity", "plugins", "filters", "odometer", "edges", "geofencing"]
+    assert names[:8] == ["enrich", "time_sanity", "clock", "plugins", "filters", "odometer", "edges", "geofencing"]
     assert names.index("overspeed") > names.index("geofencing")  # it reads the fences' speed limits
 
 
