@@ -96,6 +96,7 @@ export const routes = {
   geofences: () => hasRoute(/^\/gw\/geofences$/),
   calcs: () => hasRoute(/^\/gw\/calcs$/) && hasRoute(/^\/gw\/calcs\/\{[^}]+\}\/devices\/\{[^}]+\}\/intervals/),
   reports: () => hasRoute(/^\/gw\/devices\/\{[^}]+\}\/reports\//),
+  support: () => hasRoute(/^\/gw\/devices\/\{[^}]+\}\/command-support$/),
 };
 
 // Live Server-Sent Events of devices; `on` maps event types to handlers. Returns the EventSource

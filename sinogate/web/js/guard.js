@@ -12,14 +12,15 @@ const NAMES = new Set(["engine.stop", "server.set", "reboot", "factory.reset", "
 // RESET, FACTORY, CQ, begin; JT/T 808 text RELAY,1 (cut), SERVER, RESET.
 const RAW = /^\s*(?:\*?HQ,[^,]*,)?(?:S20\b|940\d*|804\d*|990\d*|RESTART|RESET|FACTORY|CQ\b|BEGIN|RELAY,\s*1|SERVER,)/i;
 
+// The catalog says which commands are destructive (its `destructive` flag) when the server knows;
+// a raw text is judged by what it says.
 export function isDestructive(name, properties, catalogEntry) {
-  if (catalogEntry && catalogEntry.destructive === true) return true;
-  if (NAMES.has(name)) return true;
   if (name === "custom") {
     const payload = String((properties || {}).payload ?? (properties || {}).text ?? (properties || {}).data ?? "");
-    return RAW.test(payload);
+    return RAW.test(payload) || (catalogEntry && catalogEntry.destructive === true) || false;
   }
-  return false;
+  if (catalogEntry && typeof catalogEntry.destructive === "boolean") return catalogEntry.destructive;
+  return NAMES.has(name);
 }
 
 function maxSpeed(device) {

@@ -44,16 +44,21 @@ export function createMap(element, { center = [20, 0], zoom = 2 } = {}) {
   return map;
 }
 
-// A heading arrow coloured by state.
+export function escapeHtml(text) {
+  return String(text).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
+}
+
+// A heading arrow coloured by state, with the device's name beside it.
 export function arrowIcon(state, heading, label, id) {
   const html = `<div class="sg-marker state-${state}" data-device="${Number(id)}">` +
-    `<svg viewBox="0 0 24 24" aria-hidden="true" style="transform: rotate(${Math.round(heading || 0)}deg)">` +
-    `<path d="M12 2 L20 21 L12 16.5 L4 21 Z"/></svg></div>`;
+    `<svg viewBox="0 0 24 24" aria-hidden="true" style="transform: rotate(${Math.round(Number(heading) || 0)}deg)">` +
+    `<path d="M12 2 L20 21 L12 16.5 L4 21 Z"/></svg>` +
+    (label ? `<span class="sg-label">${escapeHtml(label)}</span>` : "") + "</div>";
   return L.divIcon({ html, className: "sg-marker-wrap", iconSize: [28, 28], iconAnchor: [14, 14], popupAnchor: [0, -12], tooltipAnchor: [12, 0] });
 }
 
 export function dotIcon(cls, text) {
-  return L.divIcon({ html: `<div class="sg-dot ${cls}">${text ? String(text).replace(/[^\w]/g, "") : ""}</div>`,
+  return L.divIcon({ html: `<div class="sg-dot ${escapeHtml(cls)}">${text ? escapeHtml(text) : ""}</div>`,
     className: "sg-dot-wrap", iconSize: [18, 18], iconAnchor: [9, 9] });
 }
 

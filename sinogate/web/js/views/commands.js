@@ -1,7 +1,7 @@
 // Commands: the device's catalog as forms built from each command's JSON schema, send now
 // (real-time, waits for the reply) or queue; the queue with cancel; recent results with replies.
 
-import { api, data, session } from "../api.js";
+import { api, data, routes, session } from "../api.js";
 import { clear, fmtTime, h, notice, toast } from "../dom.js";
 import { devicePicker, fleet } from "../live.js";
 import { confirmCommand, isDestructive } from "../guard.js";
@@ -18,6 +18,7 @@ export default {
   async mount(root, ctx) {
     let deviceId = ctx.deviceId;
     let catalog = [];
+    let support = new Map(); // command name -> [{code, status, verdict, alternative, reply_time}]
     const picker = devicePicker(deviceId, (id) => { deviceId = id; ctx.app.setDevice(id); load(); });
     const formBox = h("section", { class: "panel", id: "command-form-box" });
     const queueBox = h("section", { class: "panel", id: "command-queue" });
@@ -41,8 +42,34 @@ export default {
         formBox.append(notice(err.message, "error"));
         return;
       }
+      support = new Map();
+      if (routes.support()) {
+        try {
+          const [row] = await api("GET", `/gw/devices/${deviceId}/command-support`);
+          for (const item of (row && row.commands) || []) {
+            if (!support.has(item.name)) support.set(item.name, []);
+            support.get(item.name).push(item);
+          }
+        } catch { /* the form works without it */ }
+      }
       renderForm();
       refresh();
+    }
+
+    // What this device has been seen to answer, per command (and raw code).
+    function supportNote(name) {
+      const items = (support.get(name) || []).filter((i) => i.status !== "untried");
+      if (!items.length) return support.size ? h("p", { class: "muted support" }, "Never sent to this device yet.") : null;
+      return h("ul", { class: "support" }, items.map((i) => h("li", { class: `support-${i.status}` },
+        i.code ? h("code", {}, i.code) : null, i.code ? " " : null, i.verdict,
+        i.reply_time ? ` · replies in ${i.reply_time} s` : null,
+        i.alternative ? h("span", {}, ` · worked instead: `, h("code", {}, i.alternative.name), i.alternative.code ? ` ${i.alternative.code}` : null, ` (${i.alternative.verdict})`) : null)));
+    }
+
+    function optionLabel(c) {
+      const seen = (support.get(c.name) || []).filter((i) => i.status !== "untried");
+      const ignored = seen.length && seen.every((i) => i.status === "ignored");
+      return `${c.name}${isDestructive(c.name, {}, c) ? " ⚠" : ""}${ignored ? " (ignored so far)" : ""}`;
     }
 
     function renderForm() {
@@ -52,7 +79,7 @@ export default {
         formBox.append(h("ul", { class: "catalog-names" }, catalog.map((c) => h("li", {}, h("code", {}, c.name), " ", c.description))));
         return;
       }
-      const select = h("select", { id: "command-name", "aria-label": "Command" }, catalog.map((c) => new Option(`${c.name}${isDestructive(c.name, {}, c) ? " ⚠" : ""}`, c.name)));
+      const select = h("select", { id: "command-name", "aria-label": "Command" }, catalog.map((c) => new Option(optionLabel(c), c.name)));
       const holder = h("div");
       const ttl = h("input", { type: "number", min: 1, step: 1, id: "command-ttl", placeholder: "default", "aria-label": "Queue TTL (s)" });
       const result = h("div", { id: "command-result", "aria-live": "polite" });
@@ -64,6 +91,7 @@ export default {
         form = schemaForm(entry.schema || {}, {}, { idPrefix: "prop" });
         holder.append(h("div", {},
           h("p", { class: "description" }, entry.description || ""),
+          supportNote(entry.name),
           isDestructive(entry.name, {}, entry) ? notice("Destructive: the page asks before sending it and refuses while the vehicle drives.", "warn") : null,
           form.element,
           (entry.examples || []).length ? h("div", { class: "examples" }, "Examples: ", entry.examples.map((ex) =>

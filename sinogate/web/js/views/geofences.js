@@ -41,7 +41,7 @@ export default {
   perDevice: false,
   async mount(root) {
     const available = routes.geofences();
-    const canWrite = available && !session.readOnly;
+    const canWrite = available && !session.readOnly && !session.limited;
     const list = h("ul", { class: "geofence-list", id: "geofence-list" });
     const mapEl = h("div", { class: "map", id: "geofence-map", role: "region", "aria-label": "Geofence map" });
     const side = h("aside", { class: "panel side" }, h("h2", {}, "Geofences"));
@@ -59,7 +59,7 @@ export default {
     if (!available) {
       side.append(notice("Geofences are not available on this server yet: the geofence API (analytics) is not there. The map shows the devices.", "muted"));
     } else if (!canWrite) {
-      side.append(h("p", { class: "muted" }, "Read-only token: geofences are shown, not edited."), list);
+      side.append(h("p", { class: "muted" }, "This token may read geofences, not change them."), list);
     } else {
       side.append(h("p", { class: "muted" }, "Draw a circle, a polygon (or rectangle) or a corridor (a line with a width) with the tools on the map; edit with the edit tool, then it is saved."), list);
       map.pm.addControls({

@@ -59,7 +59,6 @@ export default {
       if (!marker) {
         marker = L.marker(pos, { icon: arrowIcon(state, heading, name, id), title: name, alt: name, keyboard: true, sgState: state, sgHeading: heading });
         marker.sgId = id;
-        marker.bindTooltip(name, { direction: "right" });
         marker.bindPopup(() => popup(fleet.get(id)));
         markers.set(id, marker);
         cluster.addLayer(marker);

@@ -116,7 +116,7 @@ export default {
 
     function renderHead() {
       clear(head).append(h("tr", {}, columns.map((c) => {
-        const unit = registry.get(c)?.unit;
+        const unit = /latitude|longitude|timestamp/.test(c) ? null : registry.get(c)?.unit;
         return h("th", { scope: "col", title: registry.get(c)?.description || c }, c, unit ? h("small", {}, ` ${unit}`) : null);
       })));
     }
