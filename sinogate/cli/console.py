@@ -28,14 +28,27 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from sinogate.cli.command import DEFAULT_URL, ClientError, find_token, normalize, parse_properties, reason_of
+from sinogate.cli.client import (
+    ClientError,
+    config_option,
+    find_token,
+    normalize,
+    one_line_errors,
+    reason_of,
+    server_url,
+    token_option,
+    url_option,
+)
+from sinogate.cli.command import parse_properties
 
 PACKET_KINDS = {0: "connect", 1: "disconnect", 2: "in", 3: "out"}
 MAX_HEX = 256
 HELP = ("type a command: S20,1,1 · RCONF · /interval.set seconds=30 · /commands · /help · /quit "
         "(a plain line is sent as the custom command's payload)")
 _SKIP = frozenset({"ident", "server.timestamp", "peer", "channel.id", "protocol.id", "device.id", "device.name",
-                   "transport", "timestamp", "message.type"})
+                   "transport", "timestamp", "message.type", "protocol.name", "command.response"})
+_FIRST = ("position.latitude", "position.longitude", "position.speed", "engine.ignition.status")
+CONFIRM_WORDS = frozenset({"y", "yes"})
 
 
 def _clock(ts: Any) -> str:
@@ -63,14 +76,43 @@ def packet_line(data: dict[str, Any]) -> str:
             f"{' ' * len(when)}          [bold]{escape(printable(shown))}[/]")
 
 
-def message_line(msg: dict[str, Any]) -> str:
-    parts = [f"{k}={json.dumps(v, ensure_ascii=False) if not isinstance(v, str) else v}"
-             for k, v in msg.items() if k not in _SKIP]
-    text = ", ".join(parts)
-    if len(text) > 400:
-        text = text[:400] + " …"
-    return f"{_clock(msg.get('server.timestamp'))} [magenta]msg {escape(str(msg.get('message.type', '?')))}[/] " \
-           f"{escape(text)}"
+def number(value: Any, digits: int = 2) -> str:
+    """A number for display: floats rounded (``23.575960000000002`` → ``23.58``), no trailing zeros."""
+    if isinstance(value, bool) or not isinstance(value, float):
+        return str(value)
+    text = f"{value:.{digits}f}".rstrip("0").rstrip(".")
+    return text if text not in ("-0", "") else "0"
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, float):
+        return number(value)
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False)
+
+
+def message_line(msg: dict[str, Any], width: int = 160) -> str:
+    """Position, speed and ignition first (rounded), then the other parameters, cut to the width.
+
+    A reply's ``command.response`` is left out: the command's result line shows it once."""
+    head = []
+    lat, lon = msg.get("position.latitude"), msg.get("position.longitude")
+    if isinstance(lat, int | float) and isinstance(lon, int | float):
+        head.append(f"{number(float(lat), 6)},{number(float(lon), 6)}")
+    if isinstance(msg.get("position.speed"), int | float):
+        head.append(f"{number(float(msg['position.speed']), 1)} km/h")
+    ignition = msg.get("engine.ignition.status")
+    if isinstance(ignition, bool):
+        head.append(f"ignition {'on' if ignition else 'off'}")
+    rest = [f"{k}={_shown(v)}" for k, v in msg.items() if k not in _SKIP and k not in _FIRST]
+    kind = str(msg.get("message.type", "?")) + (" reply" if "command.response" in msg else "")
+    prefix = f"{_clock(msg.get('server.timestamp'))} msg {kind} "
+    text = "  ".join([*head, ", ".join(rest)]) if rest else "  ".join(head)
+    room = max(40, width - len(prefix) - 1)
+    if len(text) > room:
+        text = text[:room - 1] + "…"
+    return f"{_clock(msg.get('server.timestamp'))} [magenta]msg {escape(kind)}[/] {escape(text)}"
 
 
 def command_line(cmd: dict[str, Any]) -> str:
@@ -113,6 +155,7 @@ def parse_input(line: str) -> tuple[str, dict[str, Any]] | None:
 
 class ConsoleApp:
     def __init__(self, url: str, token: str, selector: str, history: int, out: Console) -> None:
+        self.shown: set[tuple[Any, Any]] = set()  # (command id, final status) already printed
         self.client = httpx.AsyncClient(base_url=url.rstrip("/"), timeout=httpx.Timeout(30.0, read=None),
                                         headers={"Authorization": f"FlespiToken {token}"})
         self.selector = selector
@@ -130,7 +173,7 @@ class ConsoleApp:
 
     async def resolve(self) -> dict[str, Any]:
         try:
-            found = await self._get(f"/gw/devices/ident={self.selector}")
+            found = await self._get(f"/gw/devices/configuration.ident={self.selector}")
         except ClientError:
             found = []
         if not found and self.selector.isdigit():
@@ -182,8 +225,14 @@ class ConsoleApp:
         if event == "packet":
             self.out.print(packet_line(body), highlight=False)
         elif event == "message":
-            self.out.print(message_line(body), highlight=False)
+            self.out.print(message_line(body, self.out.width), highlight=False)
         elif event == "command":
+            status = body.get("status")
+            if status in ("processed", "canceled", "expired"):  # a result prints once
+                key = (body.get("id"), status)
+                if key in self.shown:
+                    return
+                self.shown.add(key)
             self.out.print(command_line(body), highlight=False)
         elif event == "log":
             self.out.print(log_line(body), highlight=False)
@@ -211,10 +260,21 @@ class ConsoleApp:
         if parsed is None:
             return True
         name, props = parsed
-        resp = await self.client.post(f"/gw/devices/{self.device['id']}/commands-queue",
-                                      json=[{"name": name, "properties": props, "ttl": 600}])
-        if resp.status_code != 200:
-            self.out.print(f"[red]not sent: {escape(reason_of(resp))}[/]")
+        item: dict[str, Any] = {"name": name, "properties": props}
+        resp = await self.client.post(f"/gw/devices/{self.device['id']}/commands-queue", json=[item])
+        reason = reason_of(resp) if resp.status_code != 200 else ""
+        if "is destructive (" in reason:  # ask before sending it
+            why = reason.split("is destructive (", 1)[1].split("):", 1)[0]
+            self.out.print(f"[bold red]{escape(name)} {escape(why)}.[/] Send it? type yes to confirm: ", end="")
+            answer = await self.lines.get()
+            if answer is None or answer.strip().lower() not in CONFIRM_WORDS:
+                self.out.print("[yellow]not sent[/]")
+                return answer is not None
+            item["confirm"] = True
+            resp = await self.client.post(f"/gw/devices/{self.device['id']}/commands-queue", json=[item])
+            reason = reason_of(resp) if resp.status_code != 200 else ""
+        if reason:
+            self.out.print(f"[red]not sent: {escape(reason)}[/]")
         return True
 
     def _reader(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -250,18 +310,19 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def console(
         device: str = typer.Argument(..., help="Device ident or id"),
-        url: str = typer.Option(DEFAULT_URL, "--url", envvar="SINOGATE_URL", help="API base URL"),
-        token: str | None = typer.Option(None, "--token",
-                                         help="API token (default SINOGATE_TOKEN or <data-dir>/token)"),
+        url: str | None = url_option(),
+        token: str | None = token_option(),
         data_dir: Path | None = typer.Option(None, "--data-dir", help="Where the server keeps its token"),
+        config: Path | None = config_option(),
         history: int = typer.Option(10, "--history", help="Show this many recent packets first"),
     ) -> None:
         """Live view of one device's traffic and messages, with a command prompt."""
         out = Console(highlight=False, soft_wrap=True)
-        try:
-            asyncio.run(ConsoleApp(url, find_token(token, data_dir), device, history, out).run())
-        except ClientError as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(1) from exc
-        except KeyboardInterrupt:
-            pass
+        with one_line_errors():
+            base, key = server_url(url, config), find_token(token, data_dir, config)
+            try:
+                asyncio.run(ConsoleApp(base, key, device, history, out).run())
+            except httpx.HTTPError as exc:
+                raise ClientError(f"cannot reach the sinogate API at {base}: {exc}") from exc
+            except KeyboardInterrupt:
+                pass

@@ -94,7 +94,11 @@ def register(app: typer.Typer) -> None:
         if protocol not in PROTOCOLS:
             typer.echo(f"unknown protocol {protocol!r}; use one of {', '.join(PROTOCOLS)}", err=True)
             raise typer.Exit(2)
-        source = open(file, encoding="utf-8", errors="replace") if file else sys.stdin  # noqa: SIM115
+        try:
+            source = open(file, encoding="utf-8", errors="replace") if file else sys.stdin  # noqa: SIM115
+        except OSError as exc:
+            typer.echo(f"error: cannot read {file}: {exc.strerror or exc}", err=True)
+            raise typer.Exit(2) from exc
         with source:
             for line in source:
                 if not line.strip():

@@ -1,7 +1,9 @@
 """``sinogate export``: write a device's track to a KML, GPX or CSV file, with a progress bar.
 
-Reads the store of ``--data-dir`` directly (the server need not run), or a running server's API
-with ``--url`` and ``--token``. Memory stays constant however long the range is.
+A client command: it reads the running server's API, found like every client command finds it
+(``--url``, ``SINOGATE_URL``, the config's http settings; see ``sinogate.cli.client``). ``--data-dir``
+is the admin mode for a stopped server: it reads the store in that directory directly (never
+creating one) and says so. Memory stays constant however long the range is.
 """
 
 from __future__ import annotations
@@ -15,6 +17,17 @@ from pathlib import Path
 from typing import Any
 
 import typer
+
+from sinogate.cli.client import (
+    ClientError,
+    config_option,
+    find_token,
+    one_line_errors,
+    reason_of,
+    server_url,
+    token_option,
+    url_option,
+)
 
 
 def parse_time(value: str | None, name: str) -> float | None:
@@ -37,30 +50,31 @@ def _progress() -> Any:
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+    console = Console(stderr=True)
     return Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.percentage:>5.1f}%"),
         TextColumn("{task.fields[points]} msgs"), TimeElapsedColumn(), TimeRemainingColumn(),
-        console=Console(stderr=True),
+        console=console, disable=not console.is_terminal,
     )
 
 
 async def _from_store(
-    data_dir: Path | None, device_ref: str, t_from: float | None, t_to: float | None, fmt: str, out: Any,
+    config: Any, device_ref: str, t_from: float | None, t_to: float | None, fmt: str, out: Any,
     stop_minutes: float, accept: Any, fields: list[str] | None,
 ) -> int:
     from sinogate.api.export import export_track
-    from sinogate.config import load_config
     from sinogate.runtime import open_store
     from sinogate.store.base import TimeQuery
 
-    store = open_store(load_config(data_dir=data_dir))
+    store = open_store(config)
     await store.open()
     try:
         devices = await store.list_devices()
         device = next((d for d in devices if device_ref.isdigit() and d["id"] == int(device_ref)), None)
         device = device or next((d for d in devices if d["ident"] == device_ref or d["name"] == device_ref), None)
         if device is None:
-            typer.echo(f"no device {device_ref!r} in {store!r}", err=True)
+            typer.echo(f"error: no device {device_ref!r} (by id, ident or name) in {config.store_location()}",
+                       err=True)
             raise typer.Exit(1)
         # bounds for the progress bar
         first = await store.messages([device["id"]], TimeQuery(t_from, t_to, 1, False))
@@ -91,15 +105,13 @@ async def _from_store(
 
 
 def _from_api(
-    url: str, token: str | None, device_ref: str, t_from: float | None, t_to: float | None, fmt: str, out: Any,
+    url: str, token: str, device_ref: str, t_from: float | None, t_to: float | None, fmt: str, out: Any,
     stop_minutes: float, filter_text: str | None, fields: list[str] | None,
 ) -> int:
     import httpx
     from rich.console import Console
     from rich.progress import DownloadColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    if not token:
-        raise typer.BadParameter("--url needs --token or SINOGATE_TOKEN")
     selector = device_ref if device_ref.isdigit() and len(device_ref) < 10 else f"configuration.ident={device_ref}"
     data: dict[str, Any] = {}
     if t_from is not None:
@@ -113,18 +125,14 @@ def _from_api(
     params: dict[str, str | float] = {"format": fmt, "stop_minutes": stop_minutes, "data": json.dumps(data)}
     size = 0
     columns = (SpinnerColumn(), TextColumn("[bold]{task.description}"), DownloadColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=Console(stderr=True)) as p:
+    console = Console(stderr=True)
+    with Progress(*columns, console=console, disable=not console.is_terminal) as p:
         task = p.add_task(f"device {device_ref} → {fmt}", total=None)
         with httpx.stream("GET", f"{url.rstrip('/')}/gw/devices/{selector}/track", params=params,
                           headers={"Authorization": f"FlespiToken {token}"}, timeout=None) as r:
             if r.status_code != 200:
                 r.read()
-                try:
-                    reasons = "; ".join(e["reason"] for e in r.json()["errors"])
-                except Exception:
-                    reasons = r.text[:200]
-                typer.echo(f"error {r.status_code}: {reasons}", err=True)
-                raise typer.Exit(1)
+                raise ClientError(reason_of(r))
             for chunk in r.iter_bytes():
                 out.write(chunk)
                 size += len(chunk)
@@ -143,9 +151,11 @@ def register(app: typer.Typer) -> None:
         stop_minutes: float = typer.Option(5.0, "--stop-minutes", min=0, help="Stop = speed ~0 at least this long"),
         filter_text: str | None = typer.Option(None, "--filter", help="Only messages matching this expression"),
         fields: str | None = typer.Option(None, "--fields", help="CSV columns (message parameter names)"),
-        data_dir: Path | None = typer.Option(None, "--data-dir", help="Data directory to read (default ./data)"),
-        url: str | None = typer.Option(None, "--url", help="Read from a running server's API instead"),
-        token: str | None = typer.Option(None, "--token", envvar="SINOGATE_TOKEN", help="API token for --url"),
+        data_dir: Path | None = typer.Option(None, "--data-dir", help="Admin mode: read the store in this data "
+                                                                      "directory directly (server stopped)"),
+        url: str | None = url_option(),
+        token: str | None = token_option(),
+        config: Path | None = config_option(),
     ) -> None:
         """Export a device's track (KML with stops, GPX or CSV)."""
         from sinogate.api.export import FORMATS
@@ -162,16 +172,25 @@ def register(app: typer.Typer) -> None:
             except FilterSyntaxError as exc:
                 raise typer.BadParameter(str(exc), param_hint="--filter") from exc
         names = [f.strip() for f in fields.split(",") if f.strip()] if fields else None
-        out = open(output, "wb") if output else sys.stdout.buffer  # noqa: SIM115
-        try:
-            if url:
-                n = _from_api(url, token, device, t_from, t_to, fmt, out, stop_minutes, filter_text, names)
-                what = f"{n} bytes"
+        with one_line_errors():
+            if data_dir is None:
+                base, key = server_url(url, config), find_token(token, None, config)
             else:
-                n = asyncio.run(_from_store(data_dir, device, t_from, t_to, fmt, out, stop_minutes, accept, names))
-                what = f"{n} messages"
-        finally:
-            if output:
-                out.close()
+                from sinogate.cli.token import existing_store_url
+
+                store_config = existing_store_url(data_dir, config)
+                typer.echo(f"admin mode: reading the store at {store_config.store_location()} directly", err=True)
+            out = open(output, "wb") if output else sys.stdout.buffer  # noqa: SIM115
+            try:
+                if data_dir is None:
+                    n = _from_api(base, key, device, t_from, t_to, fmt, out, stop_minutes, filter_text, names)
+                    what = f"{n} bytes"
+                else:
+                    n = asyncio.run(_from_store(store_config, device, t_from, t_to, fmt, out, stop_minutes, accept,
+                                                names))
+                    what = f"{n} messages"
+            finally:
+                if output:
+                    out.close()
         if output:
             typer.echo(f"wrote {output} ({what})", err=True)

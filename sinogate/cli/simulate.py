@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import time
 from enum import StrEnum
 
 import typer
@@ -90,7 +89,8 @@ def register(app: typer.Typer) -> None:
         heartbeat: float = typer.Option(60.0, min=0, help="Heartbeat after this many idle seconds (0 = never)."),
         alarm_rate: float = typer.Option(0.002, min=0, max=1, help="Chance of an SOS/power-cut alarm per position."),
         drain_timeout: float = typer.Option(3.0, min=0, help="Seconds to wait for outstanding acks at the end."),
-        out: str | None = typer.Option(None, help="Summary JSON path (default simulate-<timestamp>.json)."),
+        out: str | None = typer.Option(None, "--summary", "--out", help="Write the JSON summary to this file "
+                                                                        "(none unless asked)."),
         no_sent_list: bool = typer.Option(False, help="Leave the per-message (timestamp, seq) lists out."),
         handshake: bool = typer.Option(
             True, help="JT808: wait for the register/auth answers (--no-handshake for a byte-counting sink)."
@@ -137,8 +137,23 @@ def register(app: typer.Typer) -> None:
         except KeyboardInterrupt:
             console.print("[yellow]interrupted[/yellow]")
             raise typer.Exit(130) from None
-        path = out or f"simulate-{time.strftime('%Y%m%d-%H%M%S')}.json"
-        summary.write_json(path)
+        except OSError as exc:
+            typer.echo(f"error: {exc.strerror or exc}", err=True)
+            raise typer.Exit(1) from exc
+        if out:
+            try:
+                summary.write_json(out)
+            except OSError as exc:
+                typer.echo(f"error: cannot write the summary to {out}: {exc.strerror or exc}", err=True)
+                raise typer.Exit(1) from exc
         from sinogate.simulate.display import print_summary
 
-        print_summary(console, summary, path)
+        print_summary(console, summary, out)
+        connected = sum(1 for d in summary.devices if d.connects)
+        if connected < len(summary.devices):
+            ports = {"h02": cfg.h02_port, "jt808": cfg.jt808_port}
+            where = ", ".join(f"{cfg.host}:{ports[p]}" for p in sorted({d.protocol for d in summary.devices
+                                                                         if not d.connects}))
+            typer.echo(f"error: {len(summary.devices) - connected} of {len(summary.devices)} simulated devices "
+                       f"could not connect to {where}", err=True)
+            raise typer.Exit(1)

@@ -75,35 +75,46 @@ def test_expired_and_deleted_tokens(api: Api) -> None:
     assert r.json()["errors"][0]["reason"].startswith("bad devices selector: ")
 
 
-def test_token_cli_on_data_dir(tmp_path: Path, gateway_factory: Any) -> None:
+def test_token_cli_through_the_api_and_in_admin_mode(tmp_path: Path, gateway_factory: Any) -> None:
     start_gateway = gateway_factory
     data = tmp_path / "data"
     runner = CliRunner()
-    res = runner.invoke(cli, ["token", "create", "--devices", "1", "--read-only", "--expire", "600",
-                              "--json", "--data-dir", str(data)])
-    assert res.exit_code == 0, res.output
-    record = json.loads(res.stdout.strip().splitlines()[-1])
-    assert record["devices"] == "1" and record["read_only"] is True and record["expire"] > time.time()
-    res = runner.invoke(cli, ["token", "list", "--data-dir", str(data)])
-    assert record["id"] in res.output
-    # the server started on that data dir accepts it; without a configured token it generates one
+    # Admin mode never creates a database (the trap: a new empty store and token the server rejects).
+    res = runner.invoke(cli, ["token", "create", "--json", "--data-dir", str(data)])
+    assert res.exit_code == 1 and "no sinogate database at" in res.output and "Traceback" not in res.output
+    res = runner.invoke(cli, ["token", "master", "--data-dir", str(data)])
+    assert res.exit_code == 1 and "no master token in" in res.output
+    assert not data.exists()
+    # the server started on that data dir generates its master token; the CLI uses its API
     with start_gateway(data, token=None) as server:
         master = (data / "token").read_text().strip()
         assert len(master) == 64
         base = server.http_url
-        assert httpx.get(base + "/gw/devices", headers={"Authorization": f"FlespiToken {master}"}).status_code == 200
+        res = runner.invoke(cli, ["token", "create", "--devices", "1", "--read-only", "--expire", "600", "--json",
+                                  "--url", base, "--token", master])
+        assert res.exit_code == 0, res.output
+        record = json.loads(res.stdout.strip().splitlines()[-1])
+        assert record["devices"] == "1" and record["read_only"] is True and record["expire"] > time.time()
         r = httpx.get(base + "/gw/devices", headers={"Authorization": f"FlespiToken {record['key']}"})
         assert r.status_code == 200 and r.json() == {"result": []}
         r = httpx.get(base + "/gw/devices/2", headers={"Authorization": f"FlespiToken {record['key']}"})
         assert r.status_code == 404
-        # through the API
-        res = runner.invoke(cli, ["token", "create", "--url", base, "--token", master, "--json"])
-        assert res.exit_code == 0, res.output
-        key = json.loads(res.stdout.strip().splitlines()[-1])["key"]
-        assert httpx.get(base + "/gw/devices", headers={"Authorization": f"Bearer {key}"}).status_code == 200
-    res = runner.invoke(cli, ["token", "master", "--data-dir", str(data)])
+        # SINOGATE_URL and the data dir's token file, no flags
+        res = runner.invoke(cli, ["token", "list"], env={"SINOGATE_URL": base, "SINOGATE_DATA_DIR": str(data),
+                                                         "SINOGATE_TOKEN": None})
+        assert res.exit_code == 0 and record["id"] in res.output, res.output
+        res = runner.invoke(cli, ["token", "list", "--url", base, "--token", "wrong"])
+        assert res.exit_code == 1 and res.output.count("\n") == 1 and "error:" in res.output
+    res = runner.invoke(cli, ["token", "master", "--data-dir", str(data)], env={"SINOGATE_TOKEN": None})
     assert res.stdout.strip() == master
+    # admin mode on the stopped server's store, and it says so
+    res = runner.invoke(cli, ["token", "list", "--data-dir", str(data)])
+    assert res.exit_code == 0 and record["id"] in res.stdout and "admin mode" in res.output
     res = runner.invoke(cli, ["token", "delete", record["id"], "--data-dir", str(data)])
     assert res.exit_code == 0
     res = runner.invoke(cli, ["token", "list", "--data-dir", str(data)])
     assert res.exit_code == 0 and record["id"] not in res.output
+    # no server at the URL: one line, no traceback
+    res = runner.invoke(cli, ["token", "list", "--url", "http://127.0.0.1:9", "--token", master])
+    assert res.exit_code == 1 and "cannot reach the sinogate API at http://127.0.0.1:9" in res.output
+    assert "Traceback" not in res.output
