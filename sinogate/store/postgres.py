@@ -494,7 +494,13 @@ class PostgresStore(Store):
             if self._dirty and (stop or time.monotonic() - self._last_flush >= TELEMETRY_FLUSH_SECONDS):
                 group.insert(0, (self._flush_telemetry, _detached_future()))
             if group:
-                await self._commit(group)
+                try:
+                    await self._commit(group)
+                except Exception as exc:  # a bug, not a database error: the writer must go on
+                    log.exception("PostgreSQL writer failed on a group of %d writes", len(group))
+                    for _work, future in group:
+                        if not future.done():
+                            future.set_exception(exc)
             if stop:
                 return
 
@@ -807,8 +813,9 @@ class PostgresStore(Store):
         return table, upto.get(device_id, 0)
 
     async def _flush_telemetry(self, tx: _Tx) -> None:
-        """Writes back the telemetry of every changed device, then moves the checkpoint: every
-        message stored so far is reflected in the rows (this op runs first in its transaction)."""
+        """Writes back the committed telemetry of every changed device and moves the checkpoint to
+        the last committed message: every message up to it is reflected in the rows. (Messages of
+        this transaction come after the checkpoint, so a replay covers them.)"""
         devices = sorted(self._dirty)
         data = [_dumps(self._telemetry.snapshot(d)) for d in devices]
         upto = [self._upto.get(d, 0) for d in devices]
@@ -822,7 +829,7 @@ class PostgresStore(Store):
             " ON CONFLICT (name) DO UPDATE SET value = excluded.value",
             self._last_id,
         )
-        tx.flushed = set(devices)
+        tx.flushed.update(devices)
         self._last_flush = time.monotonic()
 
     async def _ensure_partition(self, tx: _Tx, month: int) -> None:
@@ -896,6 +903,8 @@ class PostgresStore(Store):
         where = _Where().any("device_id", device_ids, "bigint").time(query)
 
         async def op(tx: _Tx) -> int:
+            if self._dirty:  # the deleted messages can no longer be replayed into telemetry
+                await self._flush_telemetry(tx)
             return _affected(await tx.conn.execute(f"DELETE FROM messages{where.sql()}", *where.args))
 
         return await self._write(op)
@@ -1116,6 +1125,8 @@ class PostgresStore(Store):
             conn = tx.conn
             out = {"messages": 0, "packets": 0, "logs": 0}
             if messages_before is not None:
+                if self._dirty:  # the purged messages can no longer be replayed into telemetry
+                    await self._flush_telemetry(tx)
                 before = float(messages_before)
                 out["messages"] = await self._drop_old_partitions(tx, before)
                 out["messages"] += _affected(

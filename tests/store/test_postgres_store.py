@@ -201,6 +201,32 @@ def test_a_batch_the_database_rejects_leaves_telemetry_alone(url: str) -> None:
     assert json.loads(sql(url, "SELECT data FROM telemetry")[0][0])["values"]["a"] == 1  # the stored row too
 
 
+def test_telemetry_of_deleted_or_purged_messages_survives_a_crash(url: str) -> None:
+    async def delete(s: PostgresStore) -> int:
+        d = int((await s.create_device({"ident": "1", "protocol": "h02"}))["id"])
+        await s.ingest(IngestBatch(messages=[msg("1", 100.0, d, a=1)]))
+        assert await s.delete_messages([d], TimeQuery()) == 1
+        return d
+
+    d = crashed(url, delete)
+
+    async def purge(s: PostgresStore) -> int:
+        assert await s.telemetry(d, ["a"]) == {"a": {"value": 1, "ts": 100.0}}
+        p = int((await s.create_device({"ident": "2", "protocol": "h02"}))["id"])
+        await s.ingest(IngestBatch(messages=[msg("2", 100.0, p, a=2, server_ts=5.0)]))
+        assert (await s.purge(10.0, None))["messages"] == 1
+        return p
+
+    p = crashed(url, purge)
+
+    async def after(s: PostgresStore) -> None:
+        assert await s.messages(None, TimeQuery()) == []
+        assert await s.telemetry(d, ["a"]) == {"a": {"value": 1, "ts": 100.0}}
+        assert await s.telemetry(p, ["a"]) == {"a": {"value": 2, "ts": 100.0}}
+
+    run(url, after)
+
+
 # --- partitions and retention ----------------------------------------------------------------------
 
 def test_messages_go_to_monthly_partitions_and_odd_times_to_the_default(url: str) -> None:
