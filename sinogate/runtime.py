@@ -92,6 +92,11 @@ def token_service(store: Store) -> TokenService:
     return TokenService(store)
 
 
+def cell_database(config: Config) -> CellDatabase:
+    """The cell towers of the ``lbs`` plugin (for the server and for ``sinogate cells``)."""
+    return CellDatabase(config.data_dir / "cells.sqlite")
+
+
 def build_channels(config: Config) -> list[Channel]:
     """The listeners: ``config.listeners`` when set, else one per protocol port (id = protocol id)."""
     if config.listeners is None:
@@ -153,7 +158,7 @@ class Runtime:
         self.geofences = GeofenceService(self.store)
         self.plugins = PluginSet(self.store)
         self.devices.on_delete(self.plugins.device_changed)
-        self.cells = CellDatabase(config.data_dir / "cells.sqlite")
+        self.cells = cell_database(config)
         self.addresses = AddressBook()
         self.calcs = CalcRegistry(self.store, config.handlers)
         self.pipeline = build_pipeline(config, {

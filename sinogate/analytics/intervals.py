@@ -20,7 +20,7 @@ Rules (``Rule``):
   holds (where the vehicle departed from), unless a gap longer than ``max_gap`` lies between.
 - ``min_duration`` (s) and ``min_distance`` (km): an interval that never reaches both is
   dropped. It is *confirmed* (shown as active, announced) from the message where it reached them.
-- ``distance`` sums ``position.distance`` (km, from the odometer handler) of the interval's fixes
+- ``distance`` sums ``odometer.step`` (km, from the odometer handler) of the interval's fixes
   after its first message; ``max.speed``/``avg.speed`` come from ``position.speed`` of its fixes;
   positions only from fixes (messages the filters accepted).
 
@@ -109,7 +109,7 @@ def add(s: Stats, m: Message, fix: bool, counters: tuple[Counter, ...] = ()) -> 
     s["e"] = ts
     s["n"] += 1
     if fix:
-        step = _number(m.get("position.distance")) or 0.0
+        step = _number(m.get("odometer.step")) or 0.0
         if first:
             s["d0"] = step
         else:
@@ -230,7 +230,7 @@ def interval(s: Stats, counters: tuple[Counter, ...] = (), **extra: Any) -> dict
 
 # --- one interval at a time --------------------------------------------------------------------------
 
-_LEAD_KEYS = ("timestamp", "position.latitude", "position.longitude", "position.speed", "position.distance")
+_LEAD_KEYS = ("timestamp", "position.latitude", "position.longitude", "position.speed", "odometer.step")
 
 
 class Machine:
@@ -464,7 +464,7 @@ def offline_step(st: State, m: Message, fix: bool, after: float) -> Stats | None
         out.update(b=float(last), e=ts, n=2, bp=st.get("lp"))
         if fix:
             out["ep"] = [m["position.latitude"], m["position.longitude"]]
-            out["d"] = _number(m.get("position.distance")) or 0.0
+            out["d"] = _number(m.get("odometer.step")) or 0.0
     if last is None or ts >= last:
         st["last"] = ts
     if fix:

@@ -44,7 +44,7 @@ log = logging.getLogger("sinogate.recalc")
 # Handlers that only fire events about the present: nothing a calc reads.
 REPLAY_SKIP = frozenset({"edges", "presence"})
 # What the handlers from the filters on added to a stored message; the replay derives it afresh.
-DERIVED = ("message.late", "position.filtered", "position.filter.reason", "position.distance", "odometer.computed")
+DERIVED = ("message.late", "position.filtered", "position.filter.reason", "odometer.step", "odometer.computed")
 WARMUP = 20  # messages before the start that set the filters' and the odometer's last fix
 CHUNK = 1000
 MAX_WIDEN = 64

@@ -20,14 +20,15 @@ def register(app: typer.Typer) -> None:
         """Import (or refresh) cells into <data_dir>/cells.sqlite; a running server sees them at once."""
         from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
-        from sinogate.analytics.cells import CellDatabase, CellImportError
+        from sinogate.analytics.cells import CellImportError
         from sinogate.config import load_config
+        from sinogate.runtime import cell_database
 
         cfg = load_config(data_dir=data_dir)
         if not file.is_file():
             typer.echo(f"error: no file {file}", err=True)
             raise typer.Exit(2)
-        database = CellDatabase(cfg.data_dir / "cells.sqlite")
+        database = cell_database(cfg)
         columns = (TextColumn("[bold]cells"), BarColumn(), DownloadColumn(), TimeRemainingColumn())
         try:
             with Progress(*columns, transient=True) as bar:

@@ -98,7 +98,7 @@ _EXTRA: tuple[Param, ...] = (
     Param("position.filter.reason", "string", "",
           "Why the fix was filtered: invalid (not valid), zero (0,0), jump (implied speed above filter_max_speed)",
           ""),
-    Param("position.distance", "number", "km", "Distance from the previous accepted fix", ""),
+    Param("odometer.step", "number", "km", "Distance from the previous accepted fix", ""),
     Param("odometer.computed", "number", "km",
           "Running distance computed by the server from accepted fixes (apart from vehicle.mileage)", ""),
 )

@@ -1,6 +1,6 @@
 """A computed odometer per device from accepted fixes, apart from the device's ``vehicle.mileage``.
 
-Adds ``position.distance`` (km from the previous accepted fix) to accepted fixes and
+Adds ``odometer.step`` (km from the previous accepted fix) to accepted fixes and
 ``odometer.computed`` (km, the running total) to every live message of a known device. The total
 is the device's state; ``PUT /gw/devices/{sel}/odometer`` sets it (to match a dashboard).
 """
@@ -28,7 +28,7 @@ class Odometer(Handler):
             km += step
             state["fix"] = [lat, lon]
             state["km"] = km
-            message["position.distance"] = round(step, 4)
+            message["odometer.step"] = round(step, 4)
         message["odometer.computed"] = round(km, 3)
         return message
 

@@ -290,7 +290,7 @@ def test_statistics_merge_like_one_run() -> None:
     counters = (Counter("t", "avg", "t"), Counter("f", "first", "t"), Counter("l", "last", "t"),
                 Counter("lo", "min", "t"))
     messages = [{"timestamp": T0 + i, "position.latitude": 52.0 + i / 1000, "position.longitude": 13.0,
-                 "position.speed": 10.0 * i, "position.distance": 0.1 * i, "t": i % 4} for i in range(10)]
+                 "position.speed": 10.0 * i, "odometer.step": 0.1 * i, "t": i % 4} for i in range(10)]
     whole = new_stats()
     for m in messages:
         add(whole, m, True, counters)

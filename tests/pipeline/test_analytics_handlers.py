@@ -47,7 +47,7 @@ def test_a_gps_jump_is_flagged_and_moves_nothing() -> None:
     assert "position.filtered" not in b
     # The odometer went from the first fix to the third, never through the jump.
     assert b["odometer.computed"] == pytest.approx(distance_km(52.0, 13.0, 52.001, 13.0), abs=1e-3)
-    assert "position.distance" not in jump and jump["odometer.computed"] == 0.0
+    assert "odometer.step" not in jump and jump["odometer.computed"] == 0.0
 
 
 @pytest.mark.parametrize(("message", "reason"), [
@@ -112,7 +112,7 @@ def test_the_odometer_accumulates_and_can_be_set() -> None:
     points = [(52.0, 13.0), (52.01, 13.0), (52.02, 13.0), (52.02, 13.02)]
     out = track.feed(*[fix(T0 + i * 60, lat, lon) for i, (lat, lon) in enumerate(points)])
     legs = [distance_km(*points[i], *points[i + 1]) for i in range(3)]
-    assert [m["position.distance"] for m in out] == pytest.approx([0.0, *legs], abs=1e-4)
+    assert [m["odometer.step"] for m in out] == pytest.approx([0.0, *legs], abs=1e-4)
     assert out[-1]["odometer.computed"] == pytest.approx(sum(legs), abs=1e-3)
     set_odometer(track.states, 12_345.0)
     [after] = track.feed(fix(T0 + 300, 52.03, 13.02))
