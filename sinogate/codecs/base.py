@@ -75,11 +75,14 @@ class EncodedCommand:
     ``match`` holds protocol-specific keys, e.g. ``{"code": "S20", "time": "010203"}`` for
     H02 or ``{"serial": 7, "msg_id": 0x8105}`` for JT/T 808; ``expects`` names what kind of
     reply closes the command (``"v4"``, ``"sms"``, ``"general"``, ``"params"``, ``"text"``).
+    ``one_at_a_time``: the device reads such commands one per packet with nothing to delimit
+    them (H02 raw SMS-style text), so at most one may be on the wire, waiting for its reply.
     """
 
     data: bytes
     match: dict[str, Any] = field(default_factory=dict)
     expects: tuple[str, ...] = ()
+    one_at_a_time: bool = False
 
 
 class ProtocolConnection(Protocol):

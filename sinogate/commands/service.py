@@ -14,6 +14,12 @@ connection, up to ``max_attempts`` (10) times. On startup, ``sent`` commands go 
 Real-time commands are written only to a connected device and their caller waits for the reply;
 no reply within the timeout leaves the command ``expired`` (the reason says why).
 
+Commands a device reads one per packet (``EncodedCommand.one_at_a_time``: H02 raw SMS-style text
+such as ``RCONF``, ``RESTART``) are kept to one on the wire per device: the next one stays queued
+(a real-time one waits) until the previous one is answered, finished, or ``raw_reply_timeout``
+seconds (30) passed without its reply; the previous one then stays ``sent`` (its reply may still
+come) until its TTL.
+
 Every status change is published on the event bus as a ``command`` event; a reply that matches
 no pending command is published with ``"unmatched": true`` and logged, and stays stored as a
 message like any other.
@@ -141,6 +147,8 @@ class CommandService:
         self.tick = 1.0  # how often TTLs are checked, s
         self.text_grace = 30.0  # how long an acknowledged JT/T 808 text command waits for its text, s
         self.attach_delay = 0.1  # let the protocol's own replies (registration, auth) go out first, s
+        self.raw_reply_timeout = 30.0  # a one-at-a-time command blocks the next this long without a reply, s
+        self._on_wire: dict[int, tuple[int, float]] = {}  # device id → (one-at-a-time command id, sent at)
         self._rows: dict[int, dict[str, Any]] = {}  # active commands by id
         self._queued: dict[int, list[dict[str, Any]]] = {}  # device id → rows waiting to be written
         self._sent: dict[int, list[Pending]] = {}  # device id → written, waiting for the reply
@@ -210,7 +218,33 @@ class CommandService:
                     acked = self._rows.get(p.id)
                     if acked is not None and not acked.get("realtime"):
                         await self._finish(acked, "processed", executed=True, response=p.acked)
+        for device_id, (_, sent) in list(self._on_wire.items()):
+            if sent + self.raw_reply_timeout <= now:  # no reply in time: the next one may go
+                del self._on_wire[device_id]
+                await self._deliver_queued(device_id)
         return count
+
+    # one-at-a-time commands ------------------------------------------------------------------
+    def _wire_busy(self, device_id: int, now: float) -> bool:
+        """Is a one-at-a-time command of this device still on the wire (no reply, no timeout)?"""
+        busy = self._on_wire.get(device_id)
+        return busy is not None and busy[1] + self.raw_reply_timeout > now and busy[0] in self._rows
+
+    def _wire_freed(self, device_id: int | None, command_id: int) -> None:
+        """The command is finished or back in the queue: if it held the wire, the next one may go."""
+        busy = self._on_wire.get(device_id) if device_id is not None else None
+        if busy is not None and busy[0] == command_id:
+            del self._on_wire[device_id]  # type: ignore[arg-type]
+            self.tasks.spawn(self._deliver_queued(device_id))  # type: ignore[arg-type]
+
+    async def _deliver_queued(self, device_id: int) -> None:
+        session = self.sessions.session_for(device_id)
+        if session is None or session.closed or not self._ready.is_set():
+            return
+        for row in list(self._queued.get(device_id, [])):
+            if session.closed:
+                return
+            await self._deliver(session, row)
 
     # bookkeeping -----------------------------------------------------------------------------
     def _remember_queued(self, row: dict[str, Any]) -> None:
@@ -224,6 +258,7 @@ class CommandService:
         if row is None:
             return
         device_id = row.get("device_id")
+        self._wire_freed(device_id, command_id)
         queued = self._queued.get(device_id)  # type: ignore[arg-type]
         if queued:
             queued[:] = [r for r in queued if r["id"] != command_id]
@@ -376,6 +411,8 @@ class CommandService:
         except CodecError as exc:
             await self._finish(row, "canceled", reason=f"cannot encode: {exc.reason}")
             return
+        if encoded.one_at_a_time and self._wire_busy(device_id, now):
+            return  # stays queued: goes out after the previous one's reply or its reply timeout
         try:
             session.send(encoded.data)
         except (ConnectionError, OSError) as exc:
@@ -383,6 +420,8 @@ class CommandService:
             return
         queued.remove(row)
         self._register_sent(session, row, encoded.match, encoded.expects)
+        if encoded.one_at_a_time:
+            self._on_wire[device_id] = (row["id"], now)
         status = lifecycle.transition(row["status"], lifecycle.CommandEvent.WRITTEN)
         fields = {"status": str(status), "sent": now, "attempts": row.get("attempts", 0) + 1,
                   "match": {**encoded.match, "expects": list(encoded.expects), **_options(row)},
@@ -438,6 +477,9 @@ class CommandService:
                 self._conn.pop(p.id, None)
                 self._queued.setdefault(device_id, []).append(row)
                 self._queued[device_id].sort(key=lambda r: r["id"])
+        busy = self._on_wire.get(device_id)
+        if busy is not None and self._conn.get(busy[0]) in (None, session.conn_id):
+            del self._on_wire[device_id]  # the next connection starts with a free wire
 
     def committed(self, batch: Committed) -> None:
         """Matches durable replies to the commands waiting for them."""
@@ -509,6 +551,14 @@ class CommandService:
             encoded = session.encode_command(name, props, now)
         except CodecError as exc:
             raise CommandError(exc.reason) from exc
+        if encoded.one_at_a_time:  # wait for the wire (the previous one's reply or its timeout)
+            deadline = now + timeout
+            while self._wire_busy(device["id"], self.clock()):
+                if self.clock() >= deadline or session.closed:
+                    raise CommandFailed(f"command '{name}' not written within {timeout:g} s: the device has not "
+                                        f"answered the previous raw text command yet")
+                await asyncio.sleep(0.05)
+            now = self.clock()
         row = await self.store.create_command({
             **self._new_row(device, name, props), "status": "sent", "realtime": True, "sent": now, "attempts": 1,
             "expire": now + timeout, "match": {**encoded.match, "expects": list(encoded.expects)},
@@ -517,6 +567,8 @@ class CommandService:
         waiter: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._waiters[row["id"]] = waiter
         self._register_sent(session, row, encoded.match, encoded.expects)
+        if encoded.one_at_a_time:
+            self._on_wire[device["id"]] = (row["id"], now)
         try:
             session.send(encoded.data)
         except (ConnectionError, OSError) as exc:

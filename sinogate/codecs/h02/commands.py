@@ -164,7 +164,8 @@ def _wrapped(ident: str, code: str, t: str, params: tuple[str, ...] = ()) -> Enc
 
 
 def _raw(data: bytes) -> EncodedCommand:
-    return EncodedCommand(data, {"raw": True}, ("sms",))
+    # bare text carries no delimiter: two in one TCP read would be one unknown command to the device
+    return EncodedCommand(data, {"raw": True}, ("sms",), one_at_a_time=True)
 
 
 def _custom(ident: str, props: dict[str, Any], t: str) -> EncodedCommand:
