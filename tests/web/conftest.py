@@ -113,15 +113,18 @@ class Simulator:
     """``sinogate simulate`` in a thread (its own event loop), stopped at the end of the session."""
 
     def __init__(self, h02_port: int, jt808_port: int) -> None:
-        from sinogate.simulate.config import SimConfig
+        from sinogate.simulate.config import SimConfig, device_plan
         from sinogate.simulate.runner import Runner
 
         cfg = SimConfig(host="127.0.0.1", h02_port=h02_port, jt808_port=jt808_port, protocol="mixed",
                         devices=SIM_DEVICES, rate=1.0, duration=0, seed=7, alarm_rate=0.01, heartbeat=30,
                         record_sent=False, drain_timeout=1.0)
+        self.plan = device_plan(cfg)
         self.runner = Runner(cfg)
         self.loop: asyncio.AbstractEventLoop | None = None
         self.thread = threading.Thread(target=self._main, name="simulator", daemon=True)
+
+    def start(self) -> None:
         self.thread.start()
 
     def _main(self) -> None:
@@ -132,6 +135,8 @@ class Simulator:
         asyncio.run(main())
 
     def stop(self) -> None:
+        if not self.thread.is_alive():
+            return
         if self.loop is not None:
             self.loop.call_soon_threadsafe(self.runner.stop)
         self.thread.join(timeout=15)
@@ -139,9 +144,16 @@ class Simulator:
 
 @pytest.fixture(scope="session")
 def fleet(tmp_path_factory: pytest.TempPathFactory, tile_server: TileServer) -> Iterator[Fleet]:
+    # Without auto-registration: the simulated devices are created first (their idents are known
+    # from the simulator's seed); any other tracker shows up under the unknown idents.
     with start_gateway(tmp_path_factory.mktemp("web") / "data", map_tiles_url=tile_server.url,
-                       map_tiles_attribution="test tiles") as server:
+                       map_tiles_attribution="test tiles", auto_register=False) as server:
         sim = Simulator(server.h02_port, server.jt808_port)
+        body = [{"name": f"{'truck' if protocol == 'h02' else 'van'} {ident[-3:]}", "configuration": {"ident": ident},
+                 "protocol": protocol} for protocol, ident in sim.plan]
+        created = httpx.post(server.url("/gw/devices"), headers=server.headers, json=body, timeout=10)
+        assert created.status_code == 200, created.text
+        sim.start()
         try:
             deadline = time.time() + 30
             while True:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -342,3 +343,47 @@ def test_keyboard_reaches_the_views(app: App) -> None:
         page.keyboard.press("Tab")
         reached.add(page.evaluate("document.activeElement.textContent.trim()"))
     assert {"Map", "Devices", "History", "Console", "Commands"} <= reached
+
+
+def test_devices_claim_rename_settings_disable_delete(app: App) -> None:
+    fleet = app.fleet
+    ident = "42100" + str(int(time.time()))[-5:]
+    t, d = time.strftime("%H%M%S", time.gmtime()), time.strftime("%d%m%y", time.gmtime())
+    with socket.create_connection(("127.0.0.1", fleet.server.h02_port), timeout=5) as tracker:
+        tracker.sendall(f"*HQ,{ident},V1,{t},A,2235.1777,N,11357.8913,E,000.00,000,{d},FFFFFBFF#".encode())
+        deadline = time.time() + 10
+        while not any(r["ident"] == ident for r in fleet.api("GET", "/gw/channels/all/idents")):
+            assert time.time() < deadline, "the unknown ident was not recorded"
+            time.sleep(0.2)
+    app.open("devices")
+    page = app.page
+    row = page.wait_for_selector(f"#unknown-idents tr:has-text('{ident}')")
+    row.query_selector("button").click()
+    page.fill("dialog input[name=name]", "claimed unit")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#devices-table tr:has-text('claimed unit')")
+    [device] = [d for d in fleet.api("GET", "/gw/devices/all") if d["configuration"]["ident"] == ident]
+    assert device["protocol"] == "h02" and device["name"] == "claimed unit"
+    line = f"#devices-table tr[data-id='{device['id']}']"
+    # rename
+    page.click(f"{line} button:has-text('Rename')")
+    page.fill("dialog input[name=name]", "renamed unit")
+    page.keyboard.press("Enter")
+    page.wait_for_selector(f"{line}:has-text('renamed unit')")
+    # settings from the schema: time offset and speed limit
+    page.click(f"{line} button:has-text('Settings')")
+    page.fill("#setting-time_offset", "3")
+    page.fill("#setting-speed_limit", "90")
+    page.click("dialog button:has-text('Save')")
+    page.wait_for_selector(".toast.ok")
+    [stored] = fleet.api("GET", f"/gw/devices/{device['id']}")
+    assert stored["name"] == "renamed unit"
+    assert stored["settings"]["time_offset"] == 3 and stored["settings"]["speed_limit"] == 90
+    # disable, then delete (after a confirmation)
+    page.click(f"{line} button:has-text('Disable')")
+    page.wait_for_selector(f"{line}.disabled")
+    assert fleet.api("GET", f"/gw/devices/{device['id']}")[0]["enabled"] is False
+    page.click(f"{line} button:has-text('Delete')")
+    page.click("dialog button.danger")
+    page.wait_for_selector(line, state="detached")
+    assert not [d for d in fleet.api("GET", "/gw/devices/all") if d["id"] == device["id"]]

@@ -208,6 +208,22 @@ export function debounce(fn, ms = 250) {
   };
 }
 
+// At most one call per `ms`, the last one always made (live updates must not starve it, as a
+// debounce would under a steady stream).
+export function throttle(fn, ms = 500) {
+  let timer = null, last = 0;
+  return (...args) => {
+    const wait = last + ms - Date.now();
+    clearTimeout(timer);
+    if (wait <= 0) {
+      last = Date.now();
+      fn(...args);
+    } else {
+      timer = setTimeout(() => { last = Date.now(); fn(...args); }, wait);
+    }
+  };
+}
+
 export function stateDot(state) {
   return h("span", { class: `dot state-${state}`, title: state, "aria-label": state });
 }

@@ -2,7 +2,7 @@
 // per-device settings from the settings schema, and unknown idents with "claim".
 
 import { api, session } from "../api.js";
-import { ago, bytesFromHex, clear, debounce, dialog, field, fmtValue, formDialog, h, notice, printable, stateDot, toast } from "../dom.js";
+import { ago, bytesFromHex, clear, dialog, field, fmtValue, formDialog, h, notice, printable, stateDot, throttle, toast } from "../dom.js";
 import { fleet, stateOf } from "../live.js";
 import { schemaForm } from "../schemaform.js";
 
@@ -176,7 +176,17 @@ export default {
     }
 
     // Live updates re-render the table, but not under the user's keyboard focus.
-    const onChange = debounce(() => (table.contains(document.activeElement) ? onChange() : render()), 1000);
+    // Live updates re-render the table; the keyboard focus stays on the same control of the same row.
+    const onChange = throttle(() => {
+      const active = document.activeElement;
+      const row = table.contains(active) ? active.closest("tr[data-id]") : null;
+      const key = row ? [row.dataset.id, active.textContent] : null;
+      render();
+      if (key) {
+        const again = [...body.querySelectorAll(`tr[data-id="${key[0]}"] a, tr[data-id="${key[0]}"] button`)].find((el) => el.textContent === key[1]);
+        if (again) again.focus();
+      }
+    }, 1000);
     fleet.addEventListener("change", onChange);
     search.addEventListener("input", render);
     render();

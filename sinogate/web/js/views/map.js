@@ -1,7 +1,7 @@
 // Live map: every device's latest position from the stream, heading arrow, colour by state,
 // clustering; a searchable list beside it.
 
-import { ago, clear, debounce, fmtValue, h, stateDot } from "../dom.js";
+import { ago, clear, fmtValue, h, stateDot, throttle } from "../dom.js";
 import { alarmsOn, fleet, position, stateOf } from "../live.js";
 import { arrowIcon, createMap, removeMap } from "../mapbase.js";
 
@@ -110,7 +110,7 @@ export default {
       else map.fitBounds(L.latLngBounds(points), { padding: [30, 30], maxZoom: 14, animate: false });
     }
 
-    const renderListSoon = debounce(renderList, 300);
+    const renderListSoon = throttle(renderList, 1000);
     const onChange = (e) => {
       if (e.detail.all) for (const entry of fleet.list()) update(entry);
       else if (fleet.get(e.detail.id)) update(fleet.get(e.detail.id));

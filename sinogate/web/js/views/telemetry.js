@@ -2,7 +2,7 @@
 // alarms, other), alarms that are on first and highlighted, units shown, numbers rounded.
 
 import { api } from "../api.js";
-import { ago, clear, debounce, fmtTime, h, notice, withUnit } from "../dom.js";
+import { ago, clear, fmtTime, h, notice, throttle, withUnit } from "../dom.js";
 import { devicePicker, fleet, stateOf } from "../live.js";
 import { GROUPS, groupOf, orderFields, parameters } from "../params.js";
 
@@ -84,7 +84,7 @@ export default {
       })));
     }
 
-    const renderSoon = debounce(render, 400);
+    const renderSoon = throttle(render, 1000);
     const onMessage = (e) => {
       if (e.detail.device_id !== deviceId) return;
       const m = e.detail.data || {};
