@@ -261,7 +261,7 @@ class CalcRegistry:
         if text == "all":
             return calcs
         parts = [p.strip() for p in text.split(",") if p.strip()]
-        if parts and all(p.isdigit() for p in parts):
+        if parts and all(p.isascii() and p.isdigit() for p in parts):
             return [self.get(int(p)) for p in dict.fromkeys(parts)]
         out: list[Calc] = []
         for part in parts:

@@ -132,7 +132,7 @@ async def get_recalculations(ids: str, auth: Auth = Depends(authenticate),
                              ctx: ApiContext = Depends(get_context)) -> Response:
     recalc = _recalculator(ctx)
     parts = [p.strip() for p in ids.split(",")]
-    if not all(p.isdigit() for p in parts):
+    if not all(p.isascii() and p.isdigit() for p in parts):
         raise ApiError(400, "recalculations are selected by id: 1,2,3", 400)
     out = []
     for part in parts:
@@ -256,7 +256,7 @@ async def get_intervals(calc_selector: str, device_selector: str, intervals: str
     ids: set[int] | None = None
     if text not in ("all", "active"):
         parts = [p.strip() for p in text.split(",")]
-        if not all(p.isdigit() for p in parts):
+        if not all(p.isascii() and p.isdigit() for p in parts):
             raise ApiError(400, "intervals are selected by all, active or ids: 1,2,3", 400)
         ids = {int(p) for p in parts}
     devices = resolve_devices(ctx, device_selector, auth)

@@ -275,4 +275,4 @@ class Setup:
 
 
 def _fence(key: str, name: Any) -> dict[str, Any]:
-    return {"geofence.id": int(key) if key.isdigit() else key, "geofence.name": name}
+    return {"geofence.id": int(key) if key.isascii() and key.isdigit() else key, "geofence.name": name}
