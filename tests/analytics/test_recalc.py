@@ -145,3 +145,23 @@ def test_jobs_for_one_device_merge_and_the_queue_is_bounded() -> None:
         assert first.status == "done" and first.as_json()["calcs"] == [TRIPS, STOPS, OFFLINE]  # trips bring stops
 
     asyncio.run(main())
+
+
+def test_interval_changes_go_out_on_the_bus_after_the_commit() -> None:
+    async def main() -> None:
+        analytics = await Analytics.open()
+        device = await analytics.device()
+        events = analytics.bus.subscribe(lambda e: e["type"] == "interval" and e["data"]["calc.id"] == TRIPS)
+        r = Route()
+        await analytics.feed(device, r.park(600) + r.drive(600, 60) + r.park(600), 4)
+        changes = []
+        while not events.queue.empty():
+            changes.append(events.queue.get_nowait())
+        assert [(c["data"]["change"], c["data"]["active"]) for c in changes] == [("created", True), ("updated", False)]
+        created, updated = (c["data"] for c in changes)
+        assert "id" not in created and created["begin"] == updated["begin"] == T0 + 600
+        [stored] = await analytics.intervals(device, [TRIPS])
+        assert updated["id"] == stored["id"] and {k: v for k, v in updated.items() if k != "change"} == stored
+        assert all((c["device_id"], c["protocol"], c["ident"]) == (device["id"], "h02", "7") for c in changes)
+
+    asyncio.run(main())
