@@ -289,6 +289,8 @@ class NotificationService:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        if tasks:
+            log.warning("%d notification deliveries were still pending at shutdown: dead-lettered", len(tasks))
         await self.senders.close()
 
     @property
@@ -538,7 +540,7 @@ class NotificationService:
         except asyncio.CancelledError:
             error = "server stopped before the delivery succeeded"
             entry["status"] = "failed"
-            await asyncio.shield(self._dead_letter(rule, target, payload, entry, error))
+            await asyncio.shield(self._dead_letter(rule, target, payload, entry, error, quiet=True))
             raise
         finally:
             target.pending -= 1
@@ -546,7 +548,7 @@ class NotificationService:
         await self._dead_letter(rule, target, payload, entry, error)
 
     async def _dead_letter(self, rule: Rule, target: TargetState, payload: dict[str, Any], entry: dict[str, Any],
-                           error: str) -> None:
+                           error: str, quiet: bool = False) -> None:
         kind = target.target["type"]
         self.dead[kind] = self.dead.get(kind, 0) + 1
         record = {
@@ -556,8 +558,9 @@ class NotificationService:
         }
         self._next_dead += 1
         self._dead.append(record)
-        log.warning("notification rule %s target %s (%s) dead-lettered after %d attempt(s): %s", rule.id,
-                    target.index, kind, entry["attempts"], error)
+        if not quiet:
+            log.warning("notification rule %s target %s (%s) dead-lettered after %d attempt(s): %s", rule.id,
+                        target.index, kind, entry["attempts"], error)
         with contextlib.suppress(StoreError, RuntimeError):
             await self.store.kv_set(DEAD_NAMESPACE, _dead_key(record["id"]), record)
             await self._save_next()

@@ -12,10 +12,12 @@ HMAC-SHA256 of the exact body with the secret as key (verify it before trusting 
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import hmac
 import re
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
 import apprise
@@ -75,6 +77,7 @@ class Senders:
         self.timeout = timeout
         self.mqtt = mqtt
         self._http: httpx.AsyncClient | None = None
+        self._pool: ThreadPoolExecutor | None = None  # Apprise's blocking notifiers, apart from the default executor
 
     def _client(self) -> httpx.AsyncClient:
         if self._http is None:
@@ -85,6 +88,9 @@ class Senders:
         if self._http is not None:
             await self._http.aclose()
             self._http = None
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
 
     async def send(self, target: Mapping[str, Any], body: bytes, event: Mapping[str, Any], delivery_id: str) -> str:
         """Delivers once; returns a short description of the answer, raises ``DeliveryError``."""
@@ -123,9 +129,12 @@ class Senders:
         body = render(str(target.get("template") or DEFAULT_TEMPLATE), event)
         title = render(str(target.get("title") or DEFAULT_TITLE), event)
         timeout = float(target.get("timeout") or self.timeout)
-        # Apprise's notifiers are blocking (requests, smtplib): a worker thread keeps the loop free.
-        result = await asyncio.to_thread(notifier.notify, body=body or str(event.get("type")), title=title,
-                                         timeout=timeout)
+        # Apprise's notifiers are blocking (requests, smtplib): worker threads of our own keep the loop
+        # and the default executor free, however slow the service.
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="apprise")
+        call = functools.partial(notifier.notify, body=body or str(event.get("type")), title=title, timeout=timeout)
+        result = await asyncio.get_running_loop().run_in_executor(self._pool, call)
         if result:
             return "sent"
         problems = [entry.message for entry in result.logs() if getattr(entry, "level", "") in ("WARNING", "ERROR")]

@@ -139,6 +139,7 @@ def test_discovery_on_the_broker_and_a_button_press(tmp_path: Path, prefix: str)
         try:
             tracker = sub.wait(f"{ha}/device_tracker/sinogate_{ident}/config")[0]
             assert tracker.retain
+            button = sub.wait(f"{ha}/button/sinogate_{ident}/status_query/config")[0].json()
             configs = sub.matching(lambda m: m.topic.startswith(f"{ha}/") and m.topic.endswith("/config"))
             for message in configs:
                 _check(message.topic.split("/")[1], message.json())
@@ -147,7 +148,6 @@ def test_discovery_on_the_broker_and_a_button_press(tmp_path: Path, prefix: str)
             assert location["latitude"] == pytest.approx(22.586295, abs=1e-5)
             assert sub.wait(f"{prefix}/state/gw/status")[0].payload == b"online"
 
-            button = next(m.json() for m in configs if m.topic.endswith("/status_query/config"))
             sub.publish(button["command_topic"], button["payload_press"])  # what Home Assistant sends
             frame = device.read_command()
             assert b",S26," in frame

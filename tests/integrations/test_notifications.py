@@ -190,7 +190,7 @@ def test_dead_target_is_retried_then_dead_lettered_and_can_be_retried(tmp_path: 
 
 
 def test_slow_target_blocks_neither_ingest_nor_the_other_target(tmp_path: Path, receiver: Receiver) -> None:
-    receiver.per_path["/slow"] = (200, 3.0)
+    receiver.per_path["/slow"] = (200, 5.0)
     with start_gateway(tmp_path / "data", **{**FAST, "notify_timeout": 10.0}) as server:
         api = Client(server)
         dev = api.device("4210051402")
@@ -199,13 +199,15 @@ def test_slow_target_blocks_neither_ingest_nor_the_other_target(tmp_path: Path, 
             "targets": [{"type": "webhook", "url": receiver.url("/slow")}, {"type": "webhook", "url": receiver.url()}]})
         for i in range(5):  # five alarms: five slow deliveries pending at once
             api.sos(dev, ts=1.7e9 + 10 * i)
-        fast = wait_for(lambda: len(receiver.on("/hook")) == 5 and receiver.on("/hook"), 2.5,
+        fast = wait_for(lambda: len(receiver.on("/hook")) == 5 and receiver.on("/hook"), 4.0,
                         what="the fast target served while the slow one hangs")
         assert len(fast) == 5
-        started = time.perf_counter()
-        for i in range(20):
+        durations = []
+        for i in range(20):  # ingest goes on: no request waits for the slow target's 5 s
+            started = time.perf_counter()
             api.ok("POST", f"/gw/devices/{dev}/messages", json=[{"timestamp": 1.7e9 + 1000 + i}])
-        assert time.perf_counter() - started < 2.0  # ingest went on
+            durations.append(time.perf_counter() - started)
+        assert max(durations) < 2.5, durations
         wait_for(lambda: len(receiver.on("/slow")) == 5, 10)
         wait_for(lambda: all(d["status"] == "delivered" for d in api.ok("GET", "/gw/notifications/all/deliveries")),
                  10, what="slow deliveries finished")
