@@ -256,7 +256,7 @@ class Runtime:
         self._loops = [self.tasks.spawn(self._sweep_idle()), self.tasks.spawn(self._housekeeping()),
                        self.tasks.spawn(self.addresses.run())]
         if self.recalc is not None:
-            self._loops += [self.tasks.spawn(self.recalc.work()),
+            self._loops += [self.tasks.spawn(self.recalc.work()), self.tasks.spawn(self.recalc.resume()),
                             self.tasks.spawn(self.recalc.watch(RECALC_SWEEP_SECONDS))]
         presence = next((h for h in self.pipeline.handlers if isinstance(h, Presence)), None)
         if presence is not None:

@@ -31,7 +31,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from sinogate.analytics.calcs import BUILTINS, COUPLED, STOPS, TRIPS, CalcRegistry
+from sinogate.analytics.calcs import BUILTINS, COUPLED, OFFLINE, STOPS, TRIPS, CalcRegistry
 from sinogate.analytics.publish import IntervalEvents
 from sinogate.ingest import IngestService
 from sinogate.pipeline.base import Context, Handler, Message
@@ -65,7 +65,7 @@ class Job:
     calc_ids: set[int] | None  # None: every calc of the device
     begin: float
     end: float | None
-    reason: str  # "api" or "late"
+    reason: str  # "api", "late" or "resume"
     created: float = field(default_factory=time.time)
     status: str = "queued"  # queued, running, done, failed
     result: dict[str, Any] | None = None
@@ -183,6 +183,27 @@ class Recalculator:
             if span:
                 self.submit(device, None, float(span[0]), float(span[1]), "late")
                 queued += 1
+        return queued
+
+    async def resume(self) -> int:
+        """At start: queues a job for every device whose stored messages go further than its calcs
+        state (handler state is saved every few seconds, messages at once: after a crash the state
+        may lag behind). Waits for room in the queue; returns how many it queued."""
+        queued = 0
+        for device in self._devices.all():
+            state = (self._states.peek(device["id"]) or {}).get(Calcs.name) or {}
+            last = (state.get(str(OFFLINE)) or {}).get("last")
+            if last is None:
+                continue  # never processed by the calcs: nothing to resume
+            newest = await self._store.messages([device["id"]], TimeQuery(last, None, 8, True))
+            if not any(m.get("timestamp", last) > last and not m.get("timestamp.flagged") for m in newest):
+                continue
+            while self._queue.full() and device["id"] not in self._queued:
+                await asyncio.sleep(0.5)
+            self.submit(device, None, float(last), None, "resume")
+            queued += 1
+        if queued:
+            log.info("recalculating %d device(s) whose calcs state lagged behind their messages", queued)
         return queued
 
     async def watch(self, interval: float) -> None:

@@ -4,6 +4,7 @@ late messages in their place."""
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import pytest
@@ -163,5 +164,29 @@ def test_interval_changes_go_out_on_the_bus_after_the_commit() -> None:
         [stored] = await analytics.intervals(device, [TRIPS])
         assert updated["id"] == stored["id"] and {k: v for k, v in updated.items() if k != "change"} == stored
         assert all((c["device_id"], c["protocol"], c["ident"]) == (device["id"], "h02", "7") for c in changes)
+
+    asyncio.run(main())
+
+
+def test_at_start_a_lagging_calcs_state_is_caught_up() -> None:
+    async def main() -> None:
+        messages = days(1)
+        whole, device = await live_run(messages)
+        expected = without_ids(await whole.intervals(device))
+        analytics, other = await live_run(messages[:150])
+        saved = json.loads(json.dumps(analytics.states.peek(other["id"])))
+        await analytics.feed(other, messages[150:], 5)
+        # A crash: the messages are stored, the handler state is the one saved earlier.
+        analytics.states.peek(other["id"]).clear()
+        analytics.states.peek(other["id"]).update(saved)
+        assert await analytics.recalc.resume() == 1
+        worker = asyncio.create_task(analytics.recalc.work())
+        job = analytics.recalc.job(1)
+        assert job is not None and job.reason == "resume"
+        await asyncio.wait_for(job.done.wait(), 30)
+        worker.cancel()
+        assert without_ids(await analytics.intervals(other)) == expected
+        assert analytics.active(other, messages[-1]["timestamp"]) == whole.active(device, messages[-1]["timestamp"])
+        assert await analytics.recalc.resume() == 0  # nothing lags any more
 
     asyncio.run(main())
