@@ -62,7 +62,7 @@ def decode_binary(raw: bytes, ident: str, offset_s: float) -> Message:
         msg["battery.level"] = battery
     if (n == 45 or n == 47) and not o:
         _trailer45(msg, raw)
-    elif n == 46 and raw[29] == 0xFF:
+    elif n == 46 and raw[29] == 0xFF and raw[32:37].hex().isdigit():  # a tail that is not BCD: position only
         msg["vehicle.mileage"] = int(raw[32:37].hex()) / 1000.0
         msg["fuel.level"] = raw[38]
         msg["gsm.lac"] = int.from_bytes(raw[42:44], "big")

@@ -262,17 +262,17 @@ class Framer:
         c = buf[0]
         if c in (_CR, _LF) or frame_start(buf, 0, n) != _NO:
             return 0
-        limit = min(n, MAX_BINARY - taken)
+        limit = MAX_BINARY - taken
         j = 1
-        while j < limit:
+        while j < n:
             c = buf[j]
-            if (c in (_STAR, _DOLLAR, _X)) and frame_start(buf, j, n) != _NO:
+            if c in (_STAR, _DOLLAR, _X) and frame_start(buf, j, n) != _NO:
                 break
-            if (c in (_CR, _LF)) and _after(buf, j, n) in (_YES, _END, _MAYBE):
+            if c in (_CR, _LF) and _after(buf, j, n) in (_YES, _END, _MAYBE):
                 break
+            if j >= limit:
+                return 0  # longer than any tail: junk, reported as such
             j += 1
-        if j == limit and limit < n:
-            return 0  # longer than any tail: junk, reported as such
         out.append((TAIL, buf[:j], ""))
         self._learn(taken + j, replaces=taken)
         if j == n:

@@ -7,16 +7,16 @@ split message included, except the ids in ``NO_REPLY``. Replies use the header l
 frame they answer and a per-connection serial counter starting at 0.
 
 Never acknowledge what was not decoded. A frame is *broken* when its body is shorter than the
-header's length field while the checksum fails (cut, e.g. by an unescaped 0x7E inside it), when
+header's length field (cut, e.g. by an unescaped 0x7E inside it or in transit), when
 the checksum fails and the body does not decode soundly (``location_sound`` for 0x0200, a decoder
 error otherwise), when a 0x0200 body is shorter than its 28 fixed bytes, or when its decoder
 fails. A broken frame becomes no message; it is answered 0x8001 with result 2 (message error) so
 that the terminal sends it again (nothing for ``NO_REPLY`` ids and 0x0100), and its errors say
-why. Where the length field shows that a stray 0x7E cut the frame, the framer first tries to join
-it with what follows up to the next 0x7E(s) (it waits for those bytes on a stream); a join whose
-length and checksum then agree is decoded normally. Frames that decode fully stay lenient: a wrong
-checksum or length field is reported in ``errors`` but the message is kept and acknowledged
-(``jt808_strict`` drops them instead, unanswered).
+why. Where the length field and a wrong checksum show that a stray 0x7E cut the frame, the
+framer first tries to join it with what follows up to the next 0x7E(s) (it waits for those bytes
+on a stream); a join whose length and checksum then agree is decoded normally. Frames that decode
+fully stay lenient: a wrong checksum, or a body longer than its length field, is reported in
+``errors`` but the message is kept and acknowledged (``jt808_strict`` drops them, unanswered).
 
 Plain-text sentences on the same port (``(<id>,1,001,ELOCK,3,…)``, Jointech e-locks) become
 ``text`` messages carrying the sentence in ``command.response`` (they may answer a command).
@@ -290,8 +290,8 @@ class Connection:
         body = inner[hdr.length:-1]
         props = hdr.props
         declared = props & 0x03FF
-        cut = residue != 0 and len(body) < declared
-        if cut and may_be_cut:
+        cut = len(body) < declared
+        if cut and residue and may_be_cut:  # a stray 0x7e: the checksum byte is a body byte
             return None
         phone = hdr.phone
         ident = self._ident if phone == self._phone and self._ident is not None else decode_ident(phone)
@@ -316,7 +316,7 @@ class Connection:
         msg_id = hdr.msg_id
         frame = Frame(raw, ident, [], [], errors)
         if cut:
-            return self._broken(frame, hdr, "cut short (body shorter than its length field, checksum wrong)")
+            return self._broken(frame, hdr, "cut short (body shorter than its length field)")
         split = props & 0x2000
         if split:
             whole = self._reassemble(hdr, body, errors)
