@@ -134,6 +134,9 @@ def build_pipeline(config: Config, services: Mapping[str, object] | None = None)
     required = REQUIRED & set(config.handlers_disabled)
     if required:
         raise ConfigError(f"these handlers cannot be disabled: {', '.join(sorted(required))}")
+    if "odometer" in config.handlers_disabled and "calcs" not in config.handlers_disabled:
+        raise ConfigError("the calcs handler measures distances with the odometer's odometer.step: "
+                          "disable both or neither")
     services = services or {}
     return Pipeline([
         cls(config.handlers, **{name: services[name] for name in cls.needs})

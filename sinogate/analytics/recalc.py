@@ -139,6 +139,10 @@ class Recalculator:
                 del self._jobs[old.id]
         return job
 
+    def active(self, device: Mapping[str, Any], now: float) -> list[dict[str, Any]]:
+        """The device's open intervals (read on the event loop, between two of its messages)."""
+        return self.handler.active(self._states.peek(device["id"]), device, now)
+
     def job(self, job_id: int) -> Job | None:
         return self._jobs.get(job_id)
 

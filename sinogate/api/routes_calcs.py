@@ -224,10 +224,7 @@ async def active_intervals(ctx: ApiContext, device: dict[str, Any], calc_ids: se
     """The device's open intervals of these calcs (none when calcs are disabled)."""
     if ctx.recalc is None:
         return []
-    handler = ctx.recalc.handler
-    now = time.time()
-    items = await ctx.ingest.with_state(device["id"], lambda states: handler.active(states, device, now))
-    return [i for i in items if i["calc.id"] in calc_ids]
+    return [i for i in ctx.recalc.active(device, time.time()) if i["calc.id"] in calc_ids]
 
 
 async def device_intervals(ctx: ApiContext, device: dict[str, Any], calc_ids: set[int], begin: float | None,

@@ -309,3 +309,11 @@ def test_a_machine_without_hysteresis_ends_at_the_last_true_message() -> None:
     for i, truth in enumerate([False, True, True, True, False, True, False]):
         kinds += [(c.kind, c.stats["b"], c.stats["e"]) for c in machine.step(st, {"timestamp": i * 5.0}, False, truth)]
     assert kinds == [("confirm", 5.0, 15.0), ("close", 5.0, 15.0), ("drop", 25.0, 25.0)]
+
+
+def test_calcs_without_the_odometer_is_a_config_error() -> None:
+    from sinogate.config import Config, ConfigError
+    from sinogate.runtime import build_pipeline
+
+    with pytest.raises(ConfigError, match="odometer"):
+        build_pipeline(Config(handlers_disabled=["odometer"]))

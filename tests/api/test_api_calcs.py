@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import time
+from pathlib import Path
 from typing import Any
 
+import httpx
 import openpyxl
 import pytest
 
@@ -236,3 +239,16 @@ def test_calc_changes_are_checked(api: Api, day: dict[str, Any]) -> None:
     assert api.ok("PUT", f"/gw/calcs/{made['id']}", json={"min_duration": 30})[0]["min_duration"] == 30
     assert api.ok("DELETE", f"/gw/calcs/{made['id']}") == [{"id": made["id"]}]
     assert refused("GET", f"/gw/calcs/{made['id']}", 404)
+
+
+def test_without_the_calcs_handler_the_calcs_api_says_so(tmp_path: Path, gateway_factory: Any) -> None:
+    with (gateway_factory(tmp_path / "data", handlers_disabled=["calcs"]) as server,
+          httpx.Client(base_url=server.http_url, headers=server.headers, timeout=10) as http):
+        r = http.get("/gw/calcs")
+        assert r.status_code == 404 and "handlers_disabled" in r.json()["errors"][0]["reason"]
+        body = [{"name": "p", "configuration": {"ident": "778"}, "protocol": "h02"}]
+        device = http.post("/gw/devices", json=body).json()["result"][0]
+        http.post(f"/gw/devices/{device['id']}/messages", json=the_day()[:50])
+        data = json.dumps({"begin": DAY, "end": DAY + 86400})
+        [row] = http.get(f"/gw/devices/{device['id']}/reports/summary", params={"data": data}).json()["result"]
+        assert row["trips"] == 0 and row["distance"] == 0
