@@ -137,6 +137,7 @@ class _Pending:
     conn: int | None
     window: float
     ignored: bool = False
+    closed: bool = False  # expired or canceled without an answer: judged by the device's next message
 
 
 class CommandSupport:
@@ -236,9 +237,18 @@ class CommandSupport:
             return
         if status not in ("processed", "expired", "canceled"):
             return
-        pending = self._pending.pop(command_id, None)
+        pending = self._pending.get(command_id)
         if pending is None:
             return
+        if status != "processed":
+            # No answer: ignored if the device keeps reporting on the same connection (its next
+            # message tells), not if it went away.
+            if pending.ignored:
+                del self._pending[command_id]
+            else:
+                pending.closed = True
+            return
+        del self._pending[command_id]
         entry = self._record(device_id)["commands"].get(pending.key)
         if entry is None:
             return
@@ -264,8 +274,12 @@ class CommandSupport:
         for message in batch.messages:
             changed |= self._learn_model(device_id, message)
         conn = batch.source.conn_id
-        for pending in self._pending.values():
-            if pending.device_id != device_id or pending.ignored or conn is None or pending.conn != conn:
+        for command_id, pending in list(self._pending.items()):
+            if pending.device_id != device_id or pending.ignored or conn is None:
+                continue
+            if pending.conn != conn:
+                if pending.closed:  # it went away before answering: not ignored, just unanswered
+                    del self._pending[command_id]
                 continue
             if batch.now >= pending.sent_at + pending.window:
                 entry = self._record(device_id)["commands"].get(pending.key)
@@ -273,6 +287,8 @@ class CommandSupport:
                     pending.ignored = True
                     entry["ignored"] += 1
                     changed = True
+                if pending.closed:
+                    del self._pending[command_id]
         if changed:
             self._save(device_id)
 
