@@ -519,7 +519,9 @@ class MqttBridge:
             for item in items:
                 try:
                     results.append(await self._commands.enqueue(device, item["name"], item.get("properties"),
-                                                                ttl=item.get("ttl"), expire=item.get("expire")))
+                                                                ttl=item.get("ttl"), expire=item.get("expire"),
+                                                                confirm=item.get("confirm") is True,
+                                                                force=item.get("force") is True))
                 except CommandError as exc:
                     errors.append({"code": 400, "reason": exc.reason, "device_id": device["id"]})
         if errors:

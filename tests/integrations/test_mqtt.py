@@ -133,7 +133,7 @@ def test_command_over_mqtt_reaches_device_and_reply_on_log_topic(tmp_path: Path,
         sub = Subscriber(f"{prefix}/log/#", "replies/#")
         try:
             sub.publish(f"{prefix}/rest/post/gw/devices/{dev}/commands-queue",
-                        json.dumps({"name": "engine.stop", "ttl": 600}), response_topic="replies/1",
+                        json.dumps({"name": "engine.stop", "ttl": 600, "confirm": True}), response_topic="replies/1",
                         correlation=b"c-1")
             frame = device.read_command()
             assert b",S20," in frame
