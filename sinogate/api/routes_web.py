@@ -69,6 +69,10 @@ _OPTION_TEXT: dict[str, tuple[str, str]] = {
     "trip_min_distance": ("Trip min distance (km)", "Shorter trips are not trips."),
     "trip_use_ignition": ("Trips by ignition", "Moving while the ignition is on, instead of by speed."),
     "overspeed_min_duration": ("Overspeed min duration (s)", "Overspeed for at least this long is an episode."),
+    "trip_speed": ("Moving speed (km/h)", "At or above this speed the vehicle moves (trips)."),
+    "clock_max_ahead": ("Clock max ahead (s)", "Device times further ahead of the server's are flagged."),
+    "clock_reports": ("Clock reports", "Real-time reports that must agree before a clock offset is corrected."),
+    "clock_tolerance": ("Clock tolerance (s)", "How far from a whole offset a clock may be and still be corrected."),
 }
 
 
@@ -80,7 +84,7 @@ def settings_schema() -> dict[str, Any]:
             if key in props:
                 continue
             kind = "boolean" if isinstance(default, bool) else "integer" if isinstance(default, int) else \
-                "number" if isinstance(default, float) else "string"
+                "string" if isinstance(default, str) else "number"
             title, description = _OPTION_TEXT.get(key, (key, f"Option of the {handler.name} handler."))
             props[key] = {"type": kind, "default": default, "title": title, "description": description,
                           "x-handler": handler.name}

@@ -146,15 +146,22 @@ export default {
         if (spec["x-protocols"] && !spec["x-protocols"].includes(d.protocol)) delete schema.properties[name];
       }
       const current = d.settings || {};
-      const form = schemaForm(schema, current, { idPrefix: "setting", readOnly: !canWrite });
+      // the device's own settings first; the pipeline handlers' options folded under "Analytics"
+      const part = (advanced) => ({ type: "object", properties: Object.fromEntries(
+        Object.entries(schema.properties).filter(([, spec]) => !!spec["x-handler"] === advanced)) });
+      const form = schemaForm(part(false), current, { idPrefix: "setting", readOnly: !canWrite });
+      const more = schemaForm(part(true), current, { idPrefix: "setting", readOnly: !canWrite });
       const extra = Object.keys(current).filter((k) => !(k in schema.properties));
       const result = await dialog({
         title: `Settings of ${d.name}`, className: "wide",
-        body: [form.element, extra.length ? h("p", { class: "muted" }, `Other settings kept as they are: ${extra.join(", ")}`) : null],
+        body: [form.element,
+          h("details", { class: "advanced" }, h("summary", {}, "Analytics and filters (server defaults unless set here)"), more.element),
+          extra.length ? h("p", { class: "muted" }, `Other settings kept as they are: ${extra.join(", ")}`) : null],
         buttons: canWrite ? [{ label: "Save", value: "save" }] : [],
       });
       if (result !== "save") return;
-      const { value, errors } = form.read();
+      const first = form.read(), second = more.read();
+      const value = { ...first.value, ...second.value }, errors = [...first.errors, ...second.errors];
       if (errors.length) {
         toast(errors.join("; "), "error");
         return;
