@@ -118,7 +118,7 @@ def main() -> int:
         while not gateway.sessions and time.time() < deadline:
             time.sleep(0.01)
         device_id = next(iter(gateway.sessions))
-        body = [{"name": "engine.stop", "properties": {}, "timeout": 10}]
+        body = [{"name": "engine.stop", "properties": {}, "timeout": 10, "confirm": True}]
         times: list[float] = []
         failures = 0
         with httpx.Client(base_url=base, headers=headers, timeout=30) as client:
