@@ -139,6 +139,11 @@ class Recalculator:
                 del self._jobs[old.id]
         return job
 
+    def room_for(self, devices: Iterable[Mapping[str, Any]]) -> bool:
+        """Whether jobs for all these devices fit in the queue (a device already queued takes none)."""
+        needed = sum(1 for d in devices if d["id"] not in self._queued)
+        return needed <= self._queue.maxsize - self._queue.qsize()
+
     def active(self, device: Mapping[str, Any], now: float) -> list[dict[str, Any]]:
         """The device's open intervals (read on the event loop, between two of its messages)."""
         return self.handler.active(self._states.peek(device["id"]), device, now)

@@ -286,6 +286,9 @@ async def recalculate(calc_selector: str, device_selector: str, body: RecalcBody
     if body.end is not None and body.end < body.begin:
         raise ApiError(400, "end is before begin", 400)
     devices = resolve_devices(ctx, device_selector, auth)
+    if not recalc.room_for(devices):
+        raise ApiError(429, f"{recalc.pending} recalculations are waiting; there is no room for {len(devices)} more: "
+                            "try again later or select fewer devices", 429)
     try:
         jobs = [recalc.submit(device, [c.id for c in calcs], body.begin, body.end) for device in devices]
     except RecalcBusy as exc:

@@ -190,3 +190,16 @@ def test_at_start_a_lagging_calcs_state_is_caught_up() -> None:
         assert await analytics.recalc.resume() == 0  # nothing lags any more
 
     asyncio.run(main())
+
+
+def test_room_for_jobs_counts_devices_already_queued() -> None:
+    async def main() -> None:
+        analytics = await Analytics.open()
+        recalc = Recalculator(analytics.store, analytics.pipeline.handlers, analytics.calcs, analytics.ingest,
+                              analytics.states, analytics.devices, analytics.publisher, max_jobs=2)
+        a, b, c = [await analytics.device(ident) for ident in "abc"]
+        assert recalc.room_for([a, b]) and not recalc.room_for([a, b, c])
+        recalc.submit(a, None, T0)
+        assert recalc.room_for([a, b]) and not recalc.room_for([b, c])
+
+    asyncio.run(main())
