@@ -64,3 +64,35 @@ def test_trailing_junk_and_partial_frames_are_reported() -> None:
     assert junk["messages"] == [] and junk["errors"] == ["skipped 15 junk byte(s)"]
     assert partial["errors"] == ["stream ended inside a frame (20 bytes)"]
     assert len(trailing["messages"]) == 1 and trailing["errors"] == ["skipped 4 junk byte(s)"]
+
+
+def test_time_offset_is_applied_like_a_device_setting() -> None:
+    v1_local = V1.replace("164549", "004549").replace("221215", "231215")  # 16:45:49 UTC on a GMT+8 clock
+    plain, shifted = (json.loads(run_decode(["--protocol", "h02", *args], v1_local + "\n").stdout)
+                      for args in ([], ["--time-offset", "8"]))
+    assert plain["messages"][0]["timestamp"] == 1450802749.0 + 8 * 3600
+    assert shifted["messages"][0]["timestamp"] == 1450802749.0
+    heartbeat = "7e0200001c013912345678000700000000000c0003015898b706cb0c3700230195006125122116454971" + "7e"
+    utc = json.loads(run_decode(["--protocol", "jt808", "--time-offset", "0"], heartbeat + "\n").stdout)
+    gmt8 = json.loads(run_decode(["--protocol", "jt808"], heartbeat + "\n").stdout)
+    assert utc["messages"][0]["timestamp"] - gmt8["messages"][0]["timestamp"] == 8 * 3600
+    half = json.loads(run_decode(["--protocol", "h02", "--time-offset", "-3.5"], V1 + "\n").stdout)
+    assert half["messages"][0]["timestamp"] == 1450802749.0 + 3.5 * 3600
+
+
+def test_field_fidelity_samples() -> None:
+    s37 = "2400000000000752341410205224734946012332841e002118ffff7bff0b00070000001799"
+    [decoded] = (json.loads(line) for line in run_decode(["--protocol", "h02"], s37 + "\n").stdout.splitlines())
+    assert decoded["errors"] == [] and len(decoded["messages"]) == 1  # not "stream ended inside a frame"
+    message = decoded["messages"][0]
+    assert message["position.latitude"] == pytest.approx(52.412248, abs=1e-6)
+    assert message["timestamp"] == 1602661954.0
+    # a 0x0200 whose header says 28 body bytes and which carries 23 (right checksum over what is there)
+    inner = bytes.fromhex("0200001c0139123456780007" + "00000000000c0003015898b706cb0c3700230195006125")
+    checksum = 0
+    for b in inner:
+        checksum ^= b
+    cut = "7e" + (inner + bytes([checksum])).hex() + "7e"
+    [broken] = (json.loads(line) for line in run_decode(["--protocol", "jt808"], cut + "\n").stdout.splitlines())
+    assert broken["messages"] == [] and any("body length field" in e for e in broken["errors"])
+    assert broken["replies"][0][2:6] == "8001" and broken["replies"][0][-6:-4] == "02"  # result 2, not success
