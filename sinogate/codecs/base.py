@@ -12,6 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
+from sinogate.codecs.limits import CodecLimits
+
 Message = dict[str, Any]
 
 
@@ -90,7 +92,8 @@ class ProtocolConnection(Protocol):
 
     protocol: ClassVar[str]
 
-    def __init__(self, settings: SettingsLookup = ..., transport: str = "tcp") -> None: ...
+    def __init__(self, settings: SettingsLookup = ..., transport: str = "tcp",
+                 limits: CodecLimits | None = None) -> None: ...
 
     @property
     def ident(self) -> str | None: ...

@@ -156,7 +156,7 @@ def test_sub_packages_bounded() -> None:
     conn = Connection()
     for msg_id in range(0x0A00, 0x0A00 + 3 * MAX_PARTIAL):
         conn.feed(encode_frame(msg_id, PHONE, 1, b"x", total=3, index=1), NOW)
-    assert len(conn._partials) <= MAX_PARTIAL
+    assert len(conn._reassembly.partials) <= MAX_PARTIAL
     frame = conn.feed(encode_frame(0x0A01, PHONE, 1, b"x", total=0x7FFF, index=1), NOW)[0]
     assert frame.errors and frame.messages == []
 

@@ -37,6 +37,7 @@ from sinogate.codecs.h02.binary import binary_ident, decode_binary
 from sinogate.codecs.h02.commands import COMMANDS, encode
 from sinogate.codecs.h02.framer import BINARY, MAX_BINARY, TAIL, TEXT, Framer
 from sinogate.codecs.h02.text import KNOWN_BARE, decoder_for
+from sinogate.codecs.limits import CodecLimits
 from sinogate.model.param import Param
 
 __all__ = ["COMMANDS", "DEFAULT_TZ_HOURS", "Connection"]
@@ -56,7 +57,8 @@ class Connection:
 
     __slots__ = ("_framer", "_hint", "_ident", "_lookup", "_tcache", "transport")
 
-    def __init__(self, settings: SettingsLookup = default_lookup, transport: str = "tcp") -> None:
+    def __init__(self, settings: SettingsLookup = default_lookup, transport: str = "tcp",
+                 limits: CodecLimits | None = None) -> None:  # H02 holds at most one frame: no limits used
         self._lookup = settings
         self.transport = transport
         self._ident: str | None = None

@@ -52,11 +52,12 @@ from sinogate.codecs.jt808.frame import (
 )
 from sinogate.codecs.jt808.location import decode_location, location_sound
 from sinogate.codecs.jt808.messages import DECODERS, Ctx
+from sinogate.codecs.limits import CodecLimits, Reassembly
 
 MAX_FRAME = 4096  # escaped bytes between delimiters; a 1023-byte body escapes to < 2100
 MAX_ASCII = 512  # Jointech "( … )" sentences
-MAX_PARTIAL = 4  # split messages being reassembled at once
-MAX_PACKETS = 128  # packets per split message (128 × 1023 bytes)
+MAX_PARTIAL = 4  # split messages being reassembled at once per connection (codecs.limits)
+MAX_PACKETS = 128  # packets per split message (128 × 1023 bytes; codecs.limits)
 DEFAULT_TZ_HOURS = 8.0
 """Terminal clock offset from UTC when ``time_offset`` is unset: the standard's 0x0200 time is GMT+8
 (reference ``jt808.md`` §4 0x0200; many export firmwares send UTC and need ``time_offset`` 0)."""
@@ -100,18 +101,11 @@ def _verbatim_match(data: bytes) -> dict[str, Any]:
     return {}
 
 
-class _Partial:
-    __slots__ = ("parts", "total")
-
-    def __init__(self, total: int) -> None:
-        self.total = total
-        self.parts: dict[int, bytes] = {}
-
-
 class Connection:
     protocol: ClassVar[str] = "jt808"
 
-    def __init__(self, settings: SettingsLookup = default_lookup, transport: str = "tcp") -> None:
+    def __init__(self, settings: SettingsLookup = default_lookup, transport: str = "tcp",
+                 limits: CodecLimits | None = None) -> None:
         self._settings = settings
         self.transport = transport
         self._buf = bytearray()
@@ -120,7 +114,8 @@ class Connection:
         self._version: int | None = None
         self._last: tuple[str, bytes, int | None] | None = None  # the last frame's terminal
         self._serial = 0
-        self._partials: dict[int, _Partial] = {}
+        # Split messages: bounded per connection and, through the shared pool, in total (codecs.limits).
+        self._reassembly = Reassembly(limits.reassembly if limits is not None else None)
         self._replies = ReplyEncoder()
 
     # --- contract ---------------------------------------------------------------------------
@@ -156,6 +151,7 @@ class Connection:
         """The stream ended: what is still buffered is reported, never silently lost."""
         frames, _ = self._scan(self._buf, now, final=True)
         self._buf.clear()
+        self._reassembly.release()  # incomplete split messages die with the connection
         return frames
 
     def datagram(self, data: bytes, now: float) -> list[Frame]:
@@ -319,7 +315,7 @@ class Connection:
             return self._broken(frame, hdr, "cut short (body shorter than its length field)")
         split = props & 0x2000
         if split:
-            whole = self._reassemble(hdr, body, errors)
+            whole = self._reassemble(hdr, body, errors, now)
             self._reply(frame, hdr)
             if whole is None:
                 return frame
@@ -383,25 +379,12 @@ class Connection:
             return
         frame.replies.append(self._replies.ack(hdr.phone, hdr.version, serial, hdr.serial, msg_id))
 
-    def _reassemble(self, hdr: Header, body: bytes, errors: list[str]) -> bytes | None:
-        total, index = hdr.total, hdr.index
-        if not 1 <= index <= total or total > MAX_PACKETS:
-            errors.append(f"bad sub-package numbers {index}/{total} (max {MAX_PACKETS}), packet ignored")
-            return None
-        partial = self._partials.get(hdr.msg_id)
-        if partial is None or partial.total != total:
-            if partial is None and len(self._partials) >= MAX_PARTIAL:
-                oldest = next(iter(self._partials))
-                del self._partials[oldest]
-                errors.append(f"incomplete split message 0x{oldest:04X} discarded")
-            partial = _Partial(total)
-            self._partials.pop(hdr.msg_id, None)
-            self._partials[hdr.msg_id] = partial
-        partial.parts[index] = body
-        if len(partial.parts) < total:
-            return None
-        del self._partials[hdr.msg_id]
-        return b"".join(partial.parts[i] for i in range(1, total + 1))
+    def _reassemble(self, hdr: Header, body: bytes, errors: list[str], now: float) -> bytes | None:
+        declared = hdr.body_length
+        if len(body) > declared:  # a part never holds more than its 10-bit length field says
+            errors.append(f"sub-package body of {len(body)} bytes, longer than its length field {declared}: cut")
+            body = body[:declared]
+        return self._reassembly.add(hdr.msg_id, hdr.total, hdr.index, body, now, errors)
 
 
 __all__ = [
