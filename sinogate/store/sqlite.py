@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 from sinogate.jsonenc import dumps as _dumps
 from sinogate.jsonenc import dumps_bytes, encode_message
@@ -28,12 +29,19 @@ from sinogate.store.sqlite_writer import BatchWriter
 from sinogate.store.telemetry import TelemetryTable
 
 T = TypeVar("T")
+U = TypeVar("U")
 
 TELEMETRY_FLUSH_SECONDS = 2.0
 CHECKPOINT_SECONDS = 1.0
 # Reception times are not strictly ordered across connections; replay a margin before the mark.
 TELEMETRY_REPLAY_MARGIN = 300.0
+# kv namespace of the marks delete_telemetry leaves (key: the device id), so the replay on open
+# does not bring back what was deleted: {"all": [server time, message id] | None, "names": {name: [...]}}.
+_CLEARED = "store.telemetry_cleared"
 _DEVICE_COLUMNS = ("name", "ident", "protocol", "model", "phone", "settings", "enabled", "messages_ttl")
+_DEVICE_NOT_NULL = ("name", "ident", "protocol")
+_COMMAND_NOT_NULL = ("name", "properties", "status", "realtime", "created", "attempts", "max_attempts")
+_DEDUP_LOOKUP = "SELECT id FROM messages WHERE protocol = ? AND ident = ? AND ts = ? AND digest = ?"
 
 
 def _device_row(row: sqlite3.Row) -> dict[str, Any]:
@@ -64,6 +72,90 @@ def _command_row(row: sqlite3.Row) -> dict[str, Any]:
     if out.get("payload") is not None:
         out["payload"] = bytes(out["payload"])
     return out
+
+
+def _check_device_time(ts: Any) -> None:
+    """Raises, as the telemetry rule would, for a device time that is not a number."""
+    if not isinstance(ts or 0.0, int | float):
+        raise TypeError(f"a message's timestamp must be a number, not {type(ts).__name__}")
+
+
+def _inserted(
+    db: sqlite3.Connection, rows: list[tuple[Any, ...]], messages: list[Message], added: int
+) -> list[Message]:
+    """The messages whose rows INSERT OR IGNORE just inserted (``added`` of them), in batch order.
+
+    SQLite gives a new row the rowid one above the largest in the table, so of the rows holding
+    the batch's dedup keys the ``added`` highest are the new ones; of duplicates inside the batch
+    only the first can have gone in."""
+    if added <= 0:
+        return []
+    found: list[tuple[int, Message]] = []
+    keys: set[tuple[Any, ...]] = set()
+    for row, message in zip(rows, messages, strict=True):
+        key = (row[1], row[2], row[3], row[6])  # protocol, ident, ts, digest
+        if key in keys:
+            continue
+        keys.add(key)
+        hit = db.execute(_DEDUP_LOOKUP, key).fetchone()
+        if hit is not None:
+            found.append((hit[0], message))
+    new = set(sorted(row_id for row_id, _ in found)[-added:])
+    return [message for row_id, message in found if row_id in new]
+
+
+def _cleared(mark: list[float] | None, row_id: int, server_ts: float) -> bool:
+    """Whether a message (its row id and reception time) came before a delete_telemetry mark."""
+    return mark is not None and row_id <= mark[1] and server_ts <= mark[0]
+
+
+def _uncleared(message: Message, marks: dict[str, Any], row_id: int, server_ts: float) -> Message | None:
+    """The message without the values deleted after it was stored (``None``: all of them were)."""
+    if _cleared(marks.get("all"), row_id, server_ts):
+        return None
+    names = [n for n, mark in (marks.get("names") or {}).items() if n in message and _cleared(mark, row_id, server_ts)]
+    if names:
+        message = {k: v for k, v in message.items() if k not in names}
+    return message
+
+
+def telemetry_watermark(db: sqlite3.Connection) -> float:
+    """The reception time up to which the written-back telemetry reflects every message (0: none)."""
+    row = db.execute("SELECT value FROM kv WHERE namespace = 'store' AND key = 'telemetry_watermark'").fetchone()
+    return float(_loads(row[0])) if row else 0.0
+
+
+def replay_telemetry(db: sqlite3.Connection, table: TelemetryTable) -> tuple[set[int], float]:
+    """Fills ``table`` with the telemetry ``SQLiteStore`` serves from the database ``db``: the
+    written-back rows, then the messages received after the watermark (less the margin), except
+    what delete_telemetry removed and the devices that no longer exist. Returns the devices the
+    replay changed and the newest reception time the telemetry now reflects."""
+    devices = {row[0] for row in db.execute("SELECT id FROM devices")}
+    for device_id, data in db.execute("SELECT device_id, data FROM telemetry"):
+        if device_id in devices:
+            table.load(device_id, _loads(data))
+    watermark = telemetry_watermark(db)
+    cleared: dict[int, dict[str, Any]] = {
+        int(key): _loads(value)
+        for key, value in db.execute("SELECT key, value FROM kv WHERE namespace = ?", (_CLEARED,))
+    }
+    changed: set[int] = set()
+    for row_id, server_ts, device_id, data in db.execute(
+        "SELECT id, server_ts, device_id, data FROM messages"  # in server_ts order (its index): no full scan
+        " WHERE server_ts > ? AND device_id IS NOT NULL AND flagged = 0",
+        (watermark - TELEMETRY_REPLAY_MARGIN,),
+    ):
+        if device_id not in devices:  # deleted: its telemetry went with it
+            continue
+        message: Message | None = _loads(data)
+        marks = cleared.get(device_id)
+        if marks is not None and message is not None:
+            message = _uncleared(message, marks, row_id, server_ts)
+        applied = None if message is None else table.apply(message)
+        if applied is not None:
+            changed.add(applied)
+            watermark = max(watermark, server_ts)
+    return changed, watermark
 
 
 def _interval_row(item: dict[str, Any]) -> tuple[int, int, float, float, str]:
@@ -116,7 +208,12 @@ def _order(query: TimeQuery, column: str = "ts") -> str:
 
 class SQLiteStore(Store):
     """The store contract (``base``) on one SQLite file: WAL, one batching writer thread with group
-    commit, pooled reader threads, telemetry in memory written back every 2 s with a watermark."""
+    commit, pooled reader threads, telemetry in memory written back every 2 s with a watermark.
+
+    Telemetry follows only what was committed: the writer thread applies an ingest's inserted
+    messages (not the duplicates it skipped) after its transaction committed, in commit order, and
+    it is the only thread that changes telemetry or writes it back. Deletions leave durable marks,
+    so the replay on open brings back neither deleted values nor a deleted device's telemetry."""
 
     def __init__(self, path: str | Path, synchronous: str = "NORMAL", readers: int = 4) -> None:
         self.path = Path(path)
@@ -128,9 +225,12 @@ class SQLiteStore(Store):
         # after the last write-back are replayed, so a crash loses no telemetry.
         self._telemetry = TelemetryTable()
         self._dirty: set[int] = set()
-        self._applied_server_ts = 0.0
+        self._deleted: set[int] = set()  # devices deleted since open: late messages of theirs are ignored
+        self._applied_server_ts = 0.0  # newest reception time of what telemetry reflects: the watermark
+        self._seen_server_ts = 0.0  # newest reception time written (committed or not)
         self._last_flush = 0.0
-        self._telemetry_lock = threading.Lock()
+        self._telemetry_lock = threading.Lock()  # readers on the event loop vs the writer thread
+        self._closed = False
         self._closing = threading.Event()
         self._checkpointer: threading.Thread | None = None
         self._readers: list[sqlite3.Connection] = []
@@ -153,20 +253,19 @@ class SQLiteStore(Store):
         except (SchemaError, sqlite3.DatabaseError) as exc:
             db.close()
             raise StoreError(f"cannot open {self.path}: {exc}") from exc
-        for row in db.execute("SELECT device_id, data FROM telemetry"):
-            self._telemetry.load(row["device_id"], _loads(row["data"]))
-        mark = db.execute("SELECT value FROM kv WHERE namespace = 'store' AND key = 'telemetry_watermark'").fetchone()
-        since = (_loads(mark[0]) if mark else 0.0) - TELEMETRY_REPLAY_MARGIN
-        for row in db.execute(
-            "SELECT data FROM messages WHERE server_ts > ? AND device_id IS NOT NULL AND flagged = 0", (since,)
-        ):
-            device_id = self._telemetry.apply(_loads(row[0]))
-            if device_id is not None:
-                self._dirty.add(device_id)
+        since = telemetry_watermark(db) - TELEMETRY_REPLAY_MARGIN
+        self._dirty, self._applied_server_ts = replay_telemetry(db, self._telemetry)
+        newest = db.execute("SELECT max(server_ts) FROM messages").fetchone()[0]
+        self._seen_server_ts = max(self._applied_server_ts, newest or 0.0)
+        for key, value in db.execute("SELECT key, value FROM kv WHERE namespace = ?", (_CLEARED,)).fetchall():
+            marks = _loads(value)
+            times = [m[0] for m in [marks.get("all"), *(marks.get("names") or {}).values()] if m is not None]
+            if max(times, default=since) <= since:  # no message a replay reads is that old: it has served
+                db.execute("DELETE FROM kv WHERE namespace = ? AND key = ?", (_CLEARED, key))
         # Checkpoints copy the WAL into the database file; done inside a commit they stall every
         # writer for as long as the copy and fsync take. A separate thread does them passively.
         db.execute("PRAGMA wal_autocheckpoint=0")
-        self._writer = BatchWriter(db)
+        self._writer = BatchWriter(db, housekeeping=self._housekeeping)
         self._writer.start()
         self._checkpointer = threading.Thread(target=self._checkpoint_loop, name="sqlite-checkpoint", daemon=True)
         self._checkpointer.start()
@@ -183,7 +282,10 @@ class SQLiteStore(Store):
             db.close()
 
     async def close(self) -> None:
+        self._closed = True
         if self._writer is not None:
+            # Writes queued before now commit (and reach telemetry) first; then the write-back.
+            await self._write(lambda db: None)
             await self._write(self._flush_telemetry)
             await asyncio.to_thread(self._writer.stop)
             self._writer = None
@@ -203,10 +305,20 @@ class SQLiteStore(Store):
     def commits(self) -> int:
         return self._writer.commits if self._writer else 0
 
-    async def _write(self, op: Callable[[sqlite3.Connection], T]) -> T:
+    @overload
+    async def _write(self, op: Callable[[sqlite3.Connection], T]) -> T: ...
+
+    @overload
+    async def _write(self, op: Callable[[sqlite3.Connection], U], after_commit: Callable[[U], T]) -> T: ...
+
+    async def _write(
+        self, op: Callable[[sqlite3.Connection], Any], after_commit: Callable[[Any], Any] | None = None
+    ) -> Any:
+        """Runs ``op`` in the writer's next transaction; once it committed, the result of
+        ``after_commit(op's result)`` when given (run in the writer thread), else op's result."""
         if self._writer is None:
             raise StoreError("store is closed")
-        return await self._writer.submit(op)  # type: ignore[no-any-return]
+        return await self._writer.submit(op, after_commit)
 
     def _reader(self) -> sqlite3.Connection:
         db = getattr(self._local, "db", None)
@@ -217,8 +329,14 @@ class SQLiteStore(Store):
         return db
 
     async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        if self._closed:
+            raise StoreError("store is closed")
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, lambda: fn(self._reader()))
+        try:
+            future = loop.run_in_executor(self._pool, lambda: fn(self._reader()))
+        except RuntimeError as exc:  # the pool is shut down
+            raise StoreError("store is closed") from exc
+        return await future
 
     # devices ---------------------------------------------------------------------------------
     async def create_device(self, fields: dict[str, Any]) -> dict[str, Any]:
@@ -266,6 +384,9 @@ class SQLiteStore(Store):
 
     async def update_device(self, device_id: int, fields: dict[str, Any]) -> dict[str, Any]:
         sets = {k: v for k, v in fields.items() if k in _DEVICE_COLUMNS}
+        for column in _DEVICE_NOT_NULL:  # else NOT NULL fails, which would read as a Conflict
+            if column in sets and sets[column] is None:
+                raise StoreError(f"a device's {column} cannot be null")
         if "settings" in sets:
             sets["settings"] = _dumps(sets["settings"] or {})
         if "enabled" in sets:
@@ -292,13 +413,17 @@ class SQLiteStore(Store):
             if db.execute("DELETE FROM devices WHERE id = ?", (device_id,)).rowcount == 0:
                 raise NotFound(f"device {device_id} not found")
             db.execute("DELETE FROM telemetry WHERE device_id = ?", (device_id,))
+            db.execute("DELETE FROM kv WHERE namespace = ? AND key = ?", (_CLEARED, str(device_id)))
             db.execute("DELETE FROM device_state WHERE device_id = ?", (device_id,))
             db.execute("UPDATE idents SET device_id = NULL WHERE device_id = ?", (device_id,))
+
+        def committed(_: None) -> None:
             with self._telemetry_lock:
                 self._telemetry.drop(device_id)
-                self._dirty.discard(device_id)
+            self._dirty.discard(device_id)
+            self._deleted.add(device_id)
 
-        await self._write(op)
+        await self._write(op, committed)
 
     async def list_devices(self) -> list[dict[str, Any]]:
         rows = await self._read(lambda db: db.execute("SELECT * FROM devices ORDER BY id").fetchall())
@@ -323,18 +448,25 @@ class SQLiteStore(Store):
     async def ingest(self, batch: IngestBatch) -> None:
         rows = []
         digests = batch.digests
+        newest = 0.0  # reception time
         for i, m in enumerate(batch.messages):
             if digests is not None:
                 data, digest = dumps_bytes(m), digests[i]
             else:
                 data, digest = encode_message(m)
+            ts = m.get("timestamp")
+            if ts.__class__ is not float and m.get("device.id") is not None and not m.get("timestamp.flagged"):
+                _check_device_time(ts)  # telemetry takes it after the commit, where it must not fail
+            server_ts = float(m.get("server.timestamp") or 0.0)
+            if server_ts > newest:
+                newest = server_ts
             rows.append(  # JSON stored as TEXT: measured faster under load than BLOB
                 (
                     m.get("device.id"),
                     m.get("protocol.name", ""),
                     str(m.get("ident", "")),
-                    float(m.get("timestamp") or 0.0),
-                    float(m.get("server.timestamp") or 0.0),
+                    float(ts or 0.0),
+                    server_ts,
                     1 if m.get("timestamp.flagged") else 0,
                     digest,
                     data.decode(),
@@ -358,14 +490,20 @@ class SQLiteStore(Store):
         interval_rows = [_interval_row(i) for i in intervals]
         messages = batch.messages
 
-        def op(db: sqlite3.Connection) -> None:
+        def op(db: sqlite3.Connection) -> tuple[list[Message], float]:
+            inserted = messages
             if rows:
+                if newest > self._seen_server_ts:
+                    self._seen_server_ts = newest
+                before = db.total_changes
                 db.executemany(
                     "INSERT OR IGNORE INTO messages(device_id, protocol, ident, ts, server_ts, flagged, digest, data)"
                     " VALUES (?,?,?,?,?,?,?,?)",
                     rows,
                 )
-                self._update_telemetry(db, messages)
+                added = db.total_changes - before
+                if added != len(rows):  # duplicates were skipped (the usual case inserts them all)
+                    inserted = _inserted(db, rows, messages, added)
             if packets:
                 db.executemany(
                     "INSERT INTO packets(ts, type, conn, protocol, peer, ident, device_id, data)"
@@ -390,34 +528,56 @@ class SQLiteStore(Store):
                 cur = db.execute("INSERT INTO events(device_id, ts, type, data) VALUES (?,?,?,?)", event_row)
                 event["id"] = cur.lastrowid
             _insert_intervals(db, intervals, interval_rows)
+            return inserted, newest
 
-        await self._write(op)
+        await self._write(op, self._apply_committed)
 
-    def _update_telemetry(self, db: sqlite3.Connection, messages: list[Message]) -> None:
+    def _apply_committed(self, ingested: tuple[list[Message], float]) -> None:
+        """After an ingest committed (writer thread): telemetry takes the messages it inserted."""
+        messages, newest = ingested
+        if newest > self._applied_server_ts:
+            self._applied_server_ts = newest
+        touched: set[int] = set()
         with self._telemetry_lock:
             apply = self._telemetry.apply
             for m in messages:
                 device_id = apply(m)
                 if device_id is not None:
-                    self._dirty.add(device_id)
-                    server_ts = m.get("server.timestamp") or 0.0
-                    if server_ts > self._applied_server_ts:
-                        self._applied_server_ts = server_ts
-        if time.monotonic() - self._last_flush >= TELEMETRY_FLUSH_SECONDS:
+                    touched.add(device_id)
+            if self._deleted and not touched.isdisjoint(self._deleted):  # sent while it was being deleted
+                for gone in touched & self._deleted:
+                    self._telemetry.drop(gone)
+                touched -= self._deleted
+        self._dirty |= touched
+
+    def _housekeeping(self, db: sqlite3.Connection) -> None:
+        """After every commit (writer thread, no transaction open): the periodic write-back."""
+        if time.monotonic() - self._last_flush < TELEMETRY_FLUSH_SECONDS:
+            return
+        dirty = set(self._dirty)
+        try:
+            db.execute("BEGIN")
             self._flush_telemetry(db)
+            db.execute("COMMIT")
+        except Exception:
+            self._dirty |= dirty  # written the next time
+            with contextlib.suppress(sqlite3.Error):
+                db.execute("ROLLBACK")
+            raise
 
     def _flush_telemetry(self, db: sqlite3.Connection) -> None:
-        with self._telemetry_lock:
-            data = [(d, _dumps(self._telemetry.snapshot(d))) for d in self._dirty]
-            self._dirty.clear()
-            watermark = self._applied_server_ts
+        """Writes back the devices changed since the last time, and the watermark: telemetry now
+        reflects every message received before it (less the replay's margin). Writer thread only,
+        the one thread that changes telemetry, so reading it needs no lock."""
+        data = [(d, _dumps(self._telemetry.snapshot(d))) for d in self._dirty]
+        self._dirty = set()
         self._last_flush = time.monotonic()
         if data:
             db.executemany("INSERT OR REPLACE INTO telemetry(device_id, data) VALUES (?, ?)", data)
-        if watermark:
+        if self._applied_server_ts:
             db.execute(
                 "INSERT OR REPLACE INTO kv(namespace, key, value) VALUES ('store', 'telemetry_watermark', ?)",
-                (_dumps(watermark),),
+                (_dumps(self._applied_server_ts),),
             )
 
     # time series -----------------------------------------------------------------------------
@@ -474,18 +634,50 @@ class SQLiteStore(Store):
         return await self._write(lambda db: db.execute(f"DELETE FROM messages{where}", args).rowcount)
 
     async def telemetry(self, device_id: int, names: list[str] | None = None) -> dict[str, dict[str, Any]]:
+        if self._closed:
+            raise StoreError("store is closed")
         with self._telemetry_lock:
             return self._telemetry.get(device_id, names)
 
     async def delete_telemetry(self, device_id: int, names: list[str] | None = None) -> int:
-        def op(db: sqlite3.Connection) -> int:
-            with self._telemetry_lock:
-                removed = self._telemetry.forget(device_id, names)
-                data = _dumps(self._telemetry.snapshot(device_id))
-            db.execute("INSERT OR REPLACE INTO telemetry(device_id, data) VALUES (?, ?)", (device_id, data))
-            return removed
+        wanted = None if names is None else list(names)
 
-        return await self._write(op)
+        def op(db: sqlite3.Connection) -> None:
+            if wanted == [] or db.execute("SELECT 1 FROM devices WHERE id = ?", (device_id,)).fetchone() is None:
+                return
+            # The row as it is after the delete (what messages committed along with it add is
+            # written back later: they mark the device changed)...
+            snapshot = self._telemetry.snapshot(device_id)
+            values, times = snapshot["values"], snapshot["times"]
+            if wanted is None:
+                values, times = {}, {}
+            else:
+                values = {k: v for k, v in values.items() if k not in wanted}
+                times = {k: v for k, v in times.items() if k not in wanted}
+            db.execute(
+                "INSERT OR REPLACE INTO telemetry(device_id, data) VALUES (?, ?)",
+                (device_id, _dumps({"values": values, "times": times})),
+            )
+            # ... and a mark: for these names, the replay on open skips every message stored
+            # before now. By row id, so one received earlier but committed later still counts, and
+            # by reception time, as SQLite gives the id of a deleted newest row to the next one.
+            last_id = db.execute("SELECT max(id) FROM messages").fetchone()[0] or 0
+            mark = [max(time.time(), self._seen_server_ts), last_id]
+            key = str(device_id)
+            marks: dict[str, Any] = {"all": mark, "names": {}}
+            if wanted is not None:
+                row = db.execute("SELECT value FROM kv WHERE namespace = ? AND key = ?", (_CLEARED, key)).fetchone()
+                marks = _loads(row[0]) if row is not None else {"all": None, "names": {}}
+                marks["names"].update(dict.fromkeys(wanted, mark))
+            db.execute(
+                "INSERT OR REPLACE INTO kv(namespace, key, value) VALUES (?, ?, ?)", (_CLEARED, key, _dumps(marks))
+            )
+
+        def committed(_: None) -> int:
+            with self._telemetry_lock:
+                return self._telemetry.forget(device_id, names)
+
+        return await self._write(op, committed)
 
     async def packets(
         self,
@@ -572,6 +764,9 @@ class SQLiteStore(Store):
     @staticmethod
     def _command_values(fields: dict[str, Any]) -> dict[str, Any]:
         values = {k: v for k, v in fields.items() if k in COMMAND_COLUMNS}
+        for col in _COMMAND_NOT_NULL:  # a StoreError, not the IntegrityError of NOT NULL
+            if col in values and values[col] is None:
+                raise StoreError(f"a command's {col} cannot be null")
         for col in COMMAND_JSON_COLUMNS:
             if col in values and values[col] is not None:
                 values[col] = _dumps(values[col])
@@ -579,6 +774,8 @@ class SQLiteStore(Store):
 
     async def create_command(self, fields: dict[str, Any]) -> dict[str, Any]:
         values = self._command_values({"created": time.time(), "status": "queued", **fields})
+        if "name" not in values:
+            raise StoreError("a command needs a name")
 
         def op(db: sqlite3.Connection) -> int:
             cur = db.execute(

@@ -5,6 +5,12 @@ last commit inside one transaction (each call in its own savepoint, so one failu
 the others) and resolves the callers' futures only after COMMIT returns. Group commit is what makes
 "acknowledge only what is durable" cheap: a busy server commits a few hundred times a second, not
 once per message.
+
+State kept outside the database (the store's in-memory telemetry) must change only with what was
+committed: a caller passes ``after_commit``, which the thread runs with the op's result once the
+transaction has committed (never when it rolled back), in commit order, before the caller's future
+resolves with its result (or its error: the op's writes stay committed). ``housekeeping`` runs
+after every commit, outside any transaction.
 """
 
 from __future__ import annotations
@@ -17,25 +23,34 @@ from collections.abc import Callable
 from typing import Any
 
 WriteOp = Callable[[sqlite3.Connection], Any]
+AfterCommit = Callable[[Any], Any]
+Item = tuple[WriteOp, AfterCommit | None, "asyncio.Future[Any]", asyncio.AbstractEventLoop]
 
 _STOP = object()
 
 
 class BatchWriter:
-    def __init__(self, connection: sqlite3.Connection, max_batch: int = 2000) -> None:
+    def __init__(
+        self,
+        connection: sqlite3.Connection,
+        max_batch: int = 2000,
+        housekeeping: Callable[[sqlite3.Connection], None] | None = None,
+    ) -> None:
         self._db = connection
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._max_batch = max_batch
+        self._housekeeping = housekeeping
         self._thread = threading.Thread(target=self._run, name="sqlite-writer", daemon=True)
         self.commits = 0
 
     def start(self) -> None:
         self._thread.start()
 
-    def submit(self, op: WriteOp) -> asyncio.Future[Any]:
+    def submit(self, op: WriteOp, after_commit: AfterCommit | None = None) -> asyncio.Future[Any]:
+        """Queues ``op``; the future gets its result (or ``after_commit``'s, when given) once committed."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
-        self._queue.put((op, future, loop))
+        self._queue.put((op, after_commit, future, loop))
         return future
 
     def stop(self) -> None:
@@ -64,7 +79,7 @@ class BatchWriter:
             if stop:
                 return
 
-    def _commit(self, batch: list[tuple[WriteOp, asyncio.Future[Any], asyncio.AbstractEventLoop]]) -> None:
+    def _commit(self, batch: list[Item]) -> None:
         try:
             results = self._run_batch(batch, isolate=False)
         except Exception:
@@ -72,19 +87,27 @@ class BatchWriter:
             # failing op gets its error and the others still commit.
             results = self._run_batch(batch, isolate=True)
         by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], bool, Any]]] = {}
-        for (ok, value), (_op, future, loop) in zip(results, batch, strict=True):
+        for (ok, value), (_op, after_commit, future, loop) in zip(results, batch, strict=True):
+            if ok and after_commit is not None:  # committed: now what lives outside the database follows
+                try:
+                    value = after_commit(value)
+                except Exception as exc:
+                    ok, value = False, exc
             by_loop.setdefault(loop, []).append((future, ok, value))
         for loop, outcomes in by_loop.items():  # one wake-up of the event loop per commit
             loop.call_soon_threadsafe(_resolve_all, outcomes)
+        if self._housekeeping is not None:
+            try:
+                self._housekeeping(self._db)
+            except Exception:
+                pass  # it is retried after the next commit; the writer thread must not die
 
-    def _run_batch(
-        self, batch: list[tuple[WriteOp, asyncio.Future[Any], asyncio.AbstractEventLoop]], isolate: bool
-    ) -> list[tuple[bool, Any]]:
+    def _run_batch(self, batch: list[Item], isolate: bool) -> list[tuple[bool, Any]]:
         db = self._db
         results: list[tuple[bool, Any]] = []
         try:
             db.execute("BEGIN")
-            for op, _future, _loop in batch:
+            for op, _after_commit, _future, _loop in batch:
                 if not isolate:
                     results.append((True, op(db)))
                     continue

@@ -209,6 +209,19 @@ def test_device_conflicts(store: Store) -> None:
     run(store, body)
 
 
+def test_a_device_name_ident_or_protocol_cannot_be_set_to_null(store: Store) -> None:
+    async def body(s: Store) -> None:
+        d = await new_device(s, ident="1", name="truck")
+        before = await s.get_device(d)
+        for column in ("name", "ident", "protocol"):
+            with pytest.raises(StoreError) as refused:
+                await s.update_device(d, {column: None, "model": "changed"})
+            assert not isinstance(refused.value, Conflict)  # nothing conflicts: the value is refused
+        assert await s.get_device(d) == before  # the whole update was refused
+
+    run(store, body)
+
+
 def test_create_device_claims_what_its_ident_left_while_unknown(store: Store) -> None:
     async def body(s: Store) -> None:
         u1 = msg("4210051415", 100.0, {"v": 1})
@@ -360,10 +373,6 @@ def test_dedup_honours_the_given_digests(store: Store) -> None:
     run(store, body)
 
 
-@sqlite_fails(
-    "SQLiteStore.ingest applies every message of the batch to telemetry, the skipped duplicates too"
-    " (and telemetry reverts to the stored message's values after a reopen)"
-)
 def test_a_skipped_duplicate_leaves_telemetry_alone(store: Store) -> None:
     async def body(s: Store) -> None:
         d = await new_device(s, ident="1001")
@@ -569,11 +578,6 @@ def test_sqlite_telemetry_survives_close_and_reopen(store: Store, tmp_path: Path
 
 
 @sqlite_only
-@pytest.mark.xfail(
-    strict=True,
-    reason="SQLiteStore.open replays recent messages into telemetry, so deleted telemetry (delete_telemetry,"
-    " delete_device) comes back after a reopen",
-)
 def test_sqlite_deleted_telemetry_stays_deleted_after_reopen(store: Store, tmp_path: Path) -> None:
     async def body(s: Store) -> tuple[int, int]:
         d = await new_device(s, ident="1")
@@ -595,11 +599,6 @@ def test_sqlite_deleted_telemetry_stays_deleted_after_reopen(store: Store, tmp_p
 
 
 @sqlite_only
-@pytest.mark.xfail(
-    strict=True,
-    reason="SQLiteStore updates its in-memory telemetry inside the write transaction; when the transaction"
-    " rolls back, telemetry keeps the values of messages that were never stored",
-)
 def test_sqlite_a_batch_the_database_rejects_leaves_telemetry_alone(store: Store) -> None:
     async def body(s: Store) -> None:
         d = await new_device(s, ident="1")
@@ -767,6 +766,21 @@ def test_commands_create_update_get(store: Store) -> None:
     run(store, body)
 
 
+def test_a_command_needs_a_name(store: Store) -> None:
+    async def body(s: Store) -> None:
+        d = await new_device(s, ident="1")
+        for fields in ({"device_id": d, "properties": {}}, {"device_id": d, "name": None, "properties": {}}):
+            with pytest.raises(StoreError):  # not the database's NOT NULL error
+                await s.create_command(fields)
+        assert await s.commands() == []
+        c = await s.create_command({"device_id": d, "name": "x"})
+        with pytest.raises(StoreError):
+            await s.update_command(c["id"], {"name": None})
+        assert await s.get_command(c["id"]) == c
+
+    run(store, body)
+
+
 def test_commands_filters_and_order(store: Store) -> None:
     async def body(s: Store) -> None:
         d1 = await new_device(s, ident="1")
@@ -911,10 +925,6 @@ def test_a_closed_store_refuses_writes(store: Store) -> None:
     run(store, body)
 
 
-@sqlite_fails(
-    "SQLiteStore reads after close raise RuntimeError from the shut-down reader pool (telemetry even"
-    " answers), where the contract says later calls raise StoreError"
-)
 def test_a_closed_store_refuses_reads(store: Store) -> None:
     async def body(s: Store) -> None:
         d, c = await _closed(s)
@@ -945,11 +955,6 @@ def test_a_closed_store_refuses_reads(store: Store) -> None:
     run(store, body)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="sinogate.jsonenc.loads is orjson.loads, which reads integers beyond 64 bits as floats; dumps writes"
-    " them exactly (stdlib fallback), so the stored value does not come back"
-)
 def test_integers_beyond_64_bits_come_back_exactly(store: Store) -> None:
     async def body(s: Store) -> None:
         d = await new_device(s, ident="1")

@@ -108,3 +108,80 @@ def test_device_needs_ident_and_protocol(tmp_path: Path, bad: dict) -> None:
         await store.close()
 
     run(scenario())
+
+
+def test_a_batch_with_some_duplicates_feeds_telemetry_only_what_it_inserted(tmp_path: Path) -> None:
+    async def scenario() -> tuple[dict, list, dict]:
+        store = SQLiteStore(tmp_path / "s.sqlite")
+        await store.open()
+        d = (await store.create_device({"ident": "1", "protocol": "h02"}))["id"]
+        await store.ingest(IngestBatch(messages=[msg(d, 100.0, a=0)], digests=[1]))
+        await store.ingest(IngestBatch(
+            messages=[
+                msg(d, 100.0, a=99, b=99),  # the stored frame again (same digest): skipped
+                msg(d, 200.0, c=1),
+                msg(d, 200.0, c=2, d=2),  # a duplicate of the one before it in this batch: skipped
+                msg(d, 50.0, e=5),
+            ],
+            digests=[1, 2, 2, 3],
+        ))
+        telemetry = await store.telemetry(d, ["a", "b", "c", "d", "e"])
+        stored = [(m["timestamp"], m.get("a"), m.get("c"), m.get("e")) for m in await store.messages([d], TimeQuery())]
+        await store.close()
+        again = SQLiteStore(tmp_path / "s.sqlite")
+        await again.open()
+        reopened = await again.telemetry(d, ["a", "b", "c", "d", "e"])
+        await again.close()
+        return telemetry, stored, reopened
+
+    telemetry, stored, reopened = run(scenario())
+    assert stored == [(50.0, None, None, 5), (100.0, 0, None, None), (200.0, None, 1, None)]
+    assert telemetry == {"a": {"value": 0, "ts": 100.0}, "c": {"value": 1, "ts": 200.0}, "e": {"value": 5, "ts": 50.0}}
+    assert reopened == telemetry
+
+
+def test_replay_after_a_crash_keeps_deletions_and_what_came_after(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import sinogate.store.sqlite as sqlite_store
+
+    monkeypatch.setattr(sqlite_store, "TELEMETRY_FLUSH_SECONDS", 1e9)  # no write-back: only the replay
+
+    async def scenario() -> tuple[dict, dict, dict]:
+        store = SQLiteStore(tmp_path / "s.sqlite")
+        await store.open()
+        d = (await store.create_device({"ident": "1", "protocol": "h02"}))["id"]
+        gone = (await store.create_device({"ident": "2", "protocol": "h02"}))["id"]
+        await store.ingest(IngestBatch(messages=[msg(d, 100.0, a=1, b=1), msg(gone, 100.0, a=1)]))
+        await store.delete_telemetry(d, ["a"])
+        await store.delete_device(gone)
+        # Received before the delete but committed after it: its values stay.
+        late = {**msg(d, 150.0, a=3, b=2), "server.timestamp": time.time() - 60}
+        await store.ingest(IngestBatch(messages=[late]))
+        live = await store.telemetry(d)
+        crashed = SQLiteStore(tmp_path / "s.sqlite")  # the first one never closed: as after kill -9
+        await crashed.open()
+        replayed, replayed_gone = await crashed.telemetry(d), await crashed.telemetry(gone)
+        await crashed.close()
+        await store.close()
+        return live, replayed, replayed_gone
+
+    live, replayed, replayed_gone = run(scenario())
+    assert (live["a"], live["b"]) == ({"value": 3, "ts": 150.0}, {"value": 2, "ts": 150.0})
+    assert replayed == live
+    assert replayed_gone == {}
+
+
+def test_a_device_time_that_is_no_number_stores_nothing(tmp_path: Path) -> None:
+    async def scenario() -> tuple[list, dict]:
+        store = SQLiteStore(tmp_path / "s.sqlite")
+        await store.open()
+        d = (await store.create_device({"ident": "1", "protocol": "h02"}))["id"]
+        await store.ingest(IngestBatch(messages=[msg(d, 100.0, v=1)]))
+        with pytest.raises(TypeError):
+            await store.ingest(IngestBatch(messages=[msg(d, 200.0, v=2), msg(d, "300", v=3)]))  # type: ignore[arg-type]
+        out = [m["v"] for m in await store.messages([d], TimeQuery())], await store.telemetry(d, ["v"])
+        await store.close()
+        return out
+
+    stored, telemetry = run(scenario())
+    assert stored == [1]
+    assert telemetry == {"v": {"value": 1, "ts": 100.0}}
