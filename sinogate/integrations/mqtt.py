@@ -38,16 +38,21 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
 
-import aiomqtt
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
-
 from sinogate.api.selectors import Selector, SelectorError
 from sinogate.commands.catalog import CommandError
 from sinogate.commands.settings import COMMAND_SETTINGS
 from sinogate.config import ConfigError
 from sinogate.ingest import Committed
 from sinogate.integrations import homeassistant
+from sinogate.integrations.mqttwire import (
+    Connection,
+    Inbound,
+    MqttError,
+    Will,
+    connect,
+    response_properties,
+    user_property,
+)
 from sinogate.integrations.topics import INTERVAL_ACTIONS, Topics
 from sinogate.interfaces import DeviceConnection, TaskRunner
 from sinogate.jsonenc import dumps_bytes, loads
@@ -137,6 +142,45 @@ class Subscribable(Protocol):
     def unsubscribe(self, sub: Any) -> None: ...
 
 
+_MISSING = object()
+
+
+class Latest:
+    """The telemetry the broker holds for one device: value and device time per parameter, by the
+    store's rule (``sinogate.store.telemetry``): a value with an older device time never replaces
+    a newer one."""
+
+    __slots__ = ("newest", "times", "values")
+
+    def __init__(self) -> None:
+        self.values: dict[str, Any] = {}
+        self.times: dict[str, float] = {}
+        self.newest = float("-inf")
+
+    def apply(self, message: Mapping[str, Any], ts: float) -> list[str]:
+        """Takes ``message`` (device time ``ts``) in; returns the names whose value changed."""
+        values = self.values
+        if ts >= self.newest:  # the usual case: one pass to compare, whole-dict updates in C
+            changed = [name for name, value in message.items()
+                       if (old := values.get(name, _MISSING)) is not value
+                       and (type(old) is not type(value) or old != value)]
+            values.update(message)
+            self.times.update(dict.fromkeys(message, ts))
+            self.newest = ts
+            return changed
+        changed = []
+        times = self.times
+        for name, value in message.items():
+            when = times.get(name)
+            if when is None or when <= ts:
+                old = values.get(name, _MISSING)
+                if type(old) is not type(value) or old != value:
+                    changed.append(name)
+                values[name] = value
+                times[name] = ts
+        return changed
+
+
 @dataclass(slots=True)
 class Publish:
     topic: str
@@ -162,12 +206,11 @@ class MqttBridge:
         self._queue: deque[tuple[str, Any]] = deque()
         self._retry: deque[Publish] = deque()  # publishes a lost connection interrupted, sent first
         self._wake = asyncio.Event()
-        self._flushed = asyncio.Event()
-        self._telemetry: dict[int, dict[str, tuple[float, Any]]] = {}  # device → param → (device time, value)
+        self._telemetry: dict[int, Latest] = {}  # what the broker holds per device
         self._location: dict[int, float] = {}  # device → device time of the last location published
         self._announced: dict[int, dict[str, Any]] = {}  # device → the device as announced to Home Assistant
         self._tasks: list[asyncio.Task[Any]] = []
-        self._client: aiomqtt.Client | None = None
+        self._client: Connection | None = None
         self._closed = False
         self.state = "stopped"
         # counters (metrics)
@@ -212,14 +255,14 @@ class MqttBridge:
         return self._client is not None
 
     async def deliver(self, topic: str, payload: bytes) -> None:
-        """Publishes one payload now (a notification target); ``ConnectionError`` while the
-        broker is not connected, so the caller can retry."""
-        client = self._client
-        if client is None:
+        """Publishes one payload now and waits for the broker's acknowledgement (a notification
+        target); ``ConnectionError`` while the broker is not connected, so the caller can retry."""
+        conn = self._client
+        if conn is None:
             raise ConnectionError(f"broker {self.settings.address} is not connected")
         try:
-            await client.publish(topic, payload, self.settings.qos, False)
-        except aiomqtt.MqttError as exc:
+            await conn.publish_wait(topic, payload, self.settings.qos, False)
+        except MqttError as exc:
             raise ConnectionError(str(exc) or type(exc).__name__) from exc
         self.published += 1
 
@@ -231,15 +274,13 @@ class MqttBridge:
         """Publishes what is queued (for up to a few seconds while connected), marks the gateway
         offline and disconnects."""
         deadline = time.monotonic() + STOP_FLUSH
-        while self._client is not None and self.depth and time.monotonic() < deadline:
-            self._flushed.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._flushed.wait(), max(0.01, deadline - time.monotonic()))
+        while (conn := self._client) is not None and (self.depth or conn.inflight) and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
         self._closed = True
-        client = self._client
-        if client is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(client.publish(self.topics.status(), b"offline", self.settings.qos, True), 1.0)
+        conn = self._client
+        if conn is not None:
+            with contextlib.suppress(MqttError, ValueError, TimeoutError):
+                await conn.publish_wait(self.topics.status(), b"offline", self.settings.qos, True, timeout=1.0)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -256,85 +297,92 @@ class MqttBridge:
             log.info(text)
 
     # -- the connection -------------------------------------------------------------------------
-    def _client_for(self) -> aiomqtt.Client:
+    async def _connect(self) -> Connection:
         s = self.settings
-        client = aiomqtt.Client(
-            s.host, s.port, username=s.username, password=s.password, identifier=s.client_id,
-            protocol=aiomqtt.ProtocolVersion.V5, keepalive=s.keepalive, timeout=10.0,
-            will=aiomqtt.Will(self.topics.status(), b"offline", s.qos, True),
-            tls_context=ssl.create_default_context() if s.tls else None,
-            max_inflight_messages=WINDOW, max_queued_incoming_messages=1000,
+        return await connect(
+            s.host, s.port, client_id=s.client_id, keepalive=s.keepalive, username=s.username, password=s.password,
+            will=Will(self.topics.status(), b"offline", s.qos, True),
+            tls=ssl.create_default_context() if s.tls else None, timeout=10.0, window=WINDOW, on_ack=self._acked,
         )
-        client.pending_calls_threshold = 2 * WINDOW + 16  # a full window in flight is the plan, not a problem
-        return client
+
+    def _acked(self, _token: Any) -> None:
+        self.published += 1
 
     async def _run(self) -> None:
         backoff = BACKOFF_MIN
         self._set_state("connecting")
         while not self._closed:
+            conn: Connection | None = None
             try:
-                async with self._client_for() as client:
-                    self._client = client
-                    self.connects += 1
-                    self._set_state("connected")
-                    backoff = BACKOFF_MIN
-                    await self._session(client)
-            except aiomqtt.MqttError as exc:
+                conn = await self._connect()
+                self._client = conn
+                self.connects += 1
+                self._set_state("connected")
+                backoff = BACKOFF_MIN
+                await self._session(conn)
+            except MqttError as exc:
                 self._set_state("disconnected", str(exc) or type(exc).__name__)
             except (OSError, ssl.SSLError) as exc:
-                self._set_state("disconnected", str(exc))
+                self._set_state("disconnected", str(exc) or type(exc).__name__)
             finally:
                 self._client = None
+                if conn is not None:
+                    # What the broker never acknowledged goes out again, first, on the next connection.
+                    unacked = conn.unacknowledged()
+                    self.failed += len(unacked)
+                    self._retry.extendleft(reversed(unacked))
+                    conn.disconnect()
             if self._closed:
                 return
             log.debug("MQTT %s: reconnecting in %.0f s", self.settings.address, backoff)
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, BACKOFF_MAX)
 
-    async def _session(self, client: aiomqtt.Client) -> None:
+    async def _session(self, conn: Connection) -> None:
         s = self.settings
         if s.commands:
-            await client.subscribe(self.topics.commands_in("+"), qos=1)
-        await client.publish(self.topics.status(), b"online", s.qos, True)
-        tasks = [asyncio.create_task(self._receive(client)), asyncio.create_task(self._send(client))]
+            await conn.subscribe([(self.topics.commands_in("+"), 1)])
+        await conn.publish_wait(self.topics.status(), b"online", s.qos, True)
+        tasks = [asyncio.ensure_future(self._receive(conn)), asyncio.ensure_future(self._send(conn))]
+        closed = asyncio.ensure_future(asyncio.shield(conn.closed))
         try:
-            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait([*tasks, closed], return_when=asyncio.FIRST_COMPLETED)
             for task in done:
                 task.result()
         finally:
-            for task in tasks:
+            for task in [*tasks, closed]:
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.gather(*tasks, closed, return_exceptions=True)
 
-    async def _publish_all(self, client: aiomqtt.Client, publishes: list[Publish]) -> None:
-        """Publishes in windows; on a failure the unpublished rest goes to the retry list and the
-        error propagates (the connection is gone)."""
+    async def _publish_all(self, conn: Connection, publishes: list[Publish]) -> None:
+        """Writes the publishes, waiting for room in the window of unacknowledged ones; when the
+        connection goes, what was not written yet goes to the retry list and the error propagates
+        (what was written and never acknowledged is collected by ``_run``)."""
         qos = self.settings.qos
-        for start in range(0, len(publishes), WINDOW):
-            chunk = publishes[start:start + WINDOW]
-            results = await asyncio.gather(*(
-                client.publish(p.topic, p.payload, qos, p.retain, _properties(p.timestamp)) for p in chunk
-            ), return_exceptions=True)
-            failed = [p for p, r in zip(chunk, results, strict=True) if isinstance(r, BaseException)]
-            self.published += len(chunk) - len(failed)
-            if failed:
-                self.failed += len(failed)
-                self._retry.extendleft(reversed([*failed, *publishes[start + WINDOW:]]))
-                error = next(r for r in results if isinstance(r, BaseException))
-                if isinstance(error, aiomqtt.MqttError | OSError):
-                    raise error
-                raise aiomqtt.MqttError(f"publish failed: {error!r}")
+        for index, p in enumerate(publishes):
+            try:
+                if qos and conn.inflight >= conn.window:
+                    await conn.room()
+                conn.publish(p.topic, p.payload, qos, p.retain, _properties(p.timestamp), token=p)
+            except MqttError:
+                self._retry.extendleft(reversed(publishes[index:]))
+                raise
+            except ValueError as exc:  # larger than the broker accepts: it never will
+                self.failed += 1
+                log.warning("MQTT: not published on %s: %s", p.topic, exc)
+                continue
+            if not qos:
+                self.published += 1
 
-    async def _send(self, client: aiomqtt.Client) -> None:
-        await self._publish_all(client, await self._resync())
+    async def _send(self, conn: Connection) -> None:
+        await self._publish_all(conn, await self._resync())
         while True:
             if self._retry:
                 pending = list(self._retry)
                 self._retry.clear()
-                await self._publish_all(client, pending)
+                await self._publish_all(conn, pending)
                 continue
             if not self._queue:
-                self._flushed.set()
                 self._wake.clear()
                 await self._wake.wait()
                 continue
@@ -345,16 +393,17 @@ class MqttBridge:
                     self._convert(kind, item, publishes)
                 except Exception:
                     log.exception("MQTT: could not build the publishes of a %s", kind)
-            await self._publish_all(client, publishes)
+            await self._publish_all(conn, publishes)
 
-    async def _receive(self, client: aiomqtt.Client) -> None:
-        async for message in client.messages:  # raises MqttError when the connection goes
-            selector = self.topics.commands_in_selector(str(message.topic))
+    async def _receive(self, conn: Connection) -> None:
+        while True:
+            message = await conn.inbound.get()
+            selector = self.topics.commands_in_selector(message.topic)
             if selector is None or not self.settings.commands:
                 continue
             try:
-                await self._inbound(client, selector, message)
-            except aiomqtt.MqttError:
+                await self._inbound(conn, selector, message)
+            except MqttError:
                 raise
             except Exception:
                 log.exception("MQTT: inbound command on %s failed", message.topic)
@@ -371,14 +420,14 @@ class MqttBridge:
                 telemetry = await self._store.telemetry(device_id)
             except StoreError:
                 telemetry = {}
-            cache = self._telemetry.setdefault(device_id, {})
+            latest = self._telemetry.get(device_id)
+            if latest is None:
+                latest = self._telemetry[device_id] = Latest()
             for name, entry in telemetry.items():
-                value, ts = entry.get("value"), float(entry.get("ts") or 0.0)
-                old = cache.get(name)
-                if old is None or old[0] <= ts:
-                    cache[name] = (ts, value)
-            for name, (ts, value) in cache.items():
-                out.append(Publish(self.topics.telemetry(device_id, name), dumps_bytes(value), True, ts))
+                latest.apply({name: entry.get("value")}, float(entry.get("ts") or 0.0))
+            for name, value in latest.values.items():
+                out.append(Publish(self.topics.telemetry(device_id, name), dumps_bytes(value), True,
+                                   latest.times[name]))
             if self.settings.homeassistant:
                 self._announce(device, out)
         try:
@@ -446,18 +495,12 @@ class MqttBridge:
         """One retained publish per parameter whose value changed, by the store's telemetry rule
         (a value with an older device time never replaces a newer one)."""
         ts = float(message.get("timestamp") or 0.0)
-        cache = self._telemetry.setdefault(device_id, {})
+        latest = self._telemetry.get(device_id)
+        if latest is None:
+            latest = self._telemetry[device_id] = Latest()
         topics = self.topics
-        for name, value in message.items():
-            old = cache.get(name)
-            if old is not None:
-                if old[0] > ts:
-                    continue
-                if type(old[1]) is type(value) and old[1] == value:
-                    cache[name] = (ts, value)
-                    continue
-            cache[name] = (ts, value)
-            out.append(Publish(topics.telemetry(device_id, name), dumps_bytes(value), True, ts))
+        for name in latest.apply(message, ts):
+            out.append(Publish(topics.telemetry(device_id, name), dumps_bytes(message[name]), True, ts))
 
     def _bus_event(self, event: BusEvent, out: list[Publish]) -> None:
         data = event.get("data") or {}
@@ -483,8 +526,8 @@ class MqttBridge:
 
     def _forget(self, device_id: int, out: list[Publish]) -> None:
         topics = self.topics
-        cache = self._telemetry.pop(device_id, {})
-        out.extend(Publish(topics.telemetry(device_id, name), b"", True) for name in cache)
+        latest = self._telemetry.pop(device_id, None)
+        out.extend(Publish(topics.telemetry(device_id, name), b"", True) for name in (latest.values if latest else ()))
         out.append(Publish(topics.connected(device_id), b"", True))
         if self._location.pop(device_id, None) is not None:
             out.append(Publish(topics.location(device_id), b"", True))
@@ -502,7 +545,7 @@ class MqttBridge:
             self._bus.unsubscribe(sub)
 
     # -- inbound commands -----------------------------------------------------------------------
-    async def _inbound(self, client: aiomqtt.Client, selector: str, message: aiomqtt.Message) -> None:
+    async def _inbound(self, conn: Connection, selector: str, message: Inbound) -> None:
         self.commands_received += 1
         results: list[dict[str, Any]] = []
         errors: list[dict[str, Any]] = []
@@ -519,25 +562,19 @@ class MqttBridge:
             for item in items:
                 try:
                     results.append(await self._commands.enqueue(device, item["name"], item.get("properties"),
-                                                                ttl=item.get("ttl"), expire=item.get("expire"),
-                                                                confirm=item.get("confirm") is True,
-                                                                force=item.get("force") is True))
+                                                                ttl=item.get("ttl"), expire=item.get("expire")))
                 except CommandError as exc:
                     errors.append({"code": 400, "reason": exc.reason, "device_id": device["id"]})
         if errors:
             self.commands_rejected += 1
             log.warning("MQTT: command on %s rejected: %s", message.topic, "; ".join(e["reason"] for e in errors))
-        props = getattr(message, "properties", None)
-        response_topic = getattr(props, "ResponseTopic", None) if props is not None else None
-        if response_topic:
-            reply = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
-            correlation = getattr(props, "CorrelationData", None)
-            if correlation:
-                reply.CorrelationData = correlation
+        if message.response_topic:
             body_out: dict[str, Any] = {"result": results}
             if errors:
                 body_out["errors"] = errors
-            await client.publish(response_topic, dumps_bytes(body_out), self.settings.qos, False, reply)
+            with contextlib.suppress(ValueError):
+                await conn.publish_wait(message.response_topic, dumps_bytes(body_out), self.settings.qos, False,
+                                        response_properties(correlation=message.correlation))
 
     def _select(self, selector: str, errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
         try:
@@ -563,9 +600,5 @@ def _bool(value: bool) -> bytes:
     return b"true" if value else b"false"
 
 
-def _properties(timestamp: float | None) -> Properties | None:
-    if timestamp is None:
-        return None
-    props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
-    props.UserProperty = [("timestamp", repr(float(timestamp)))]
-    return props
+def _properties(timestamp: float | None) -> bytes:
+    return b"" if timestamp is None else user_property("timestamp", repr(float(timestamp)))

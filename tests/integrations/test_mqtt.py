@@ -267,3 +267,68 @@ def test_bad_mqtt_url_is_a_configuration_error(tmp_path: Path) -> None:
 
     with pytest.raises(ConfigError, match="mqtt_url"), start_gateway(tmp_path / "data", mqtt_url="http://x"):
         pass
+
+
+def test_wire_client_against_the_broker(prefix: str) -> None:
+    """The bridge's own MQTT 5 client (``mqttwire``) seen by paho-mqtt: QoS 0/1/2, retain, user
+    properties, response topic and correlation data, inbound QoS 1, and its acknowledgements."""
+    import asyncio
+
+    from sinogate.integrations import mqttwire
+
+    sub = Subscriber(f"{prefix}/wire/#")
+    acked: list[Any] = []
+
+    async def run() -> list[mqttwire.Inbound]:
+        conn = await mqttwire.connect("127.0.0.1", 1883, client_id=f"{prefix}-wire", on_ack=acked.append)
+        assert 1 <= conn.window <= 256
+        await conn.subscribe([(f"{prefix}/in", 1)])
+        props = mqttwire.user_property("timestamp", "1700000000.5") + mqttwire.user_property("k", "v")
+        conn.publish(f"{prefix}/wire/q0", b"zero", 0)
+        for i in range(50):
+            await conn.room()
+            conn.publish(f"{prefix}/wire/q1", str(i).encode(), 1, False, props, token=i)
+        await conn.publish_wait(f"{prefix}/wire/q2", b"two", 2, True)
+        await conn.publish_wait(f"{prefix}/wire/resp", b"{}", 1, False,
+                                mqttwire.response_properties("reply/here", b"\x00\x01"))
+        deadline = asyncio.get_running_loop().time() + 5
+        while conn.inflight and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.01)
+        sub.publish(f"{prefix}/in", b"hello", response_topic="answer/to", correlation=b"c9")
+        got = [await asyncio.wait_for(conn.inbound.get(), 5)]
+        conn.disconnect()
+        with pytest.raises(mqttwire.MqttError):
+            conn.publish(f"{prefix}/wire/q0", b"after", 0)
+        return got
+
+    try:
+        inbound = asyncio.run(run())
+        assert acked == list(range(50))  # in order, each once
+        q1 = sub.wait(f"{prefix}/wire/q1", 50)
+        assert [m.payload for m in q1] == [str(i).encode() for i in range(50)]
+        assert q1[0].user == {"timestamp": "1700000000.5", "k": "v"}
+        assert sub.wait(f"{prefix}/wire/q0")[0].payload == b"zero"
+        q2 = sub.wait(f"{prefix}/wire/q2")[0]
+        assert q2.payload == b"two" and q2.retain
+        sub.wait(f"{prefix}/wire/resp")
+        assert inbound[0].topic == f"{prefix}/in" and inbound[0].payload == b"hello"
+        assert inbound[0].response_topic == "answer/to" and inbound[0].correlation == b"c9"
+    finally:
+        sub.close()
+
+
+def test_wire_encoding() -> None:
+    from sinogate.integrations import mqttwire
+
+    for n in (0, 1, 127, 128, 16383, 16384, 2097151, 2097152, 268435455):
+        encoded = mqttwire.varint(n)
+        assert mqttwire.read_varint(encoded, 0) == (n, len(encoded))
+    data = mqttwire.varint(0) + b""
+    assert mqttwire.parse_properties(data, 0) == ({}, 1)
+    raw = (mqttwire.user_property("a", "1") + mqttwire.user_property("b", "2")
+           + mqttwire.response_properties("t", b"\xff") + b"\x21\x00\x14")
+    props, end = mqttwire.parse_properties(mqttwire.varint(len(raw)) + raw, 0)
+    assert props == {0x26: [("a", "1"), ("b", "2")], 0x08: "t", 0x09: b"\xff", 0x21: 20}
+    assert end == len(raw) + 1
+    with pytest.raises(mqttwire.MqttError):
+        mqttwire.parse_properties(b"\x02\x7f\x00", 0)  # unknown property id
