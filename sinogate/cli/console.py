@@ -5,7 +5,7 @@ messages, connection events and command status changes, from the API's Server-Se
 stream (``GET /gw/devices/{id}/stream``), so it works against a remote server with ``--url`` and
 ``--token``. Type at the prompt:
 
-    S20,1,1                 a custom command (H02 code: wrapped as *HQ,<id>,S20,<time>,1,1#)
+    S71,22,30               a custom command (H02 code: wrapped as *HQ,<id>,S71,<time>,22,30#)
     RCONF                   a custom command sent as raw text (answered by an SMS message)
     /interval.set seconds=30   a typed command with properties
     /commands   /help   /quit
@@ -43,7 +43,7 @@ from sinogate.cli.command import parse_properties
 
 PACKET_KINDS = {0: "connect", 1: "disconnect", 2: "in", 3: "out"}
 MAX_HEX = 256
-HELP = ("type a command: S20,1,1 · RCONF · /interval.set seconds=30 · /commands · /help · /quit "
+HELP = ("type a command: RCONF · CXZT · /interval.set seconds=30 · /commands · /help · /quit "
         "(a plain line is sent as the custom command's payload)")
 _SKIP = frozenset({"ident", "server.timestamp", "peer", "channel.id", "protocol.id", "device.id", "device.name",
                    "transport", "timestamp", "message.type", "protocol.name", "command.response"})

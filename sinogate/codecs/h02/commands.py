@@ -113,8 +113,9 @@ COMMANDS.update({name: entry.schema for name, entry in TEXT_COMMANDS.items()})
 
 # Example properties per command for the catalog; the first one is what `commands list` prints.
 EXAMPLES: Final[dict[str, tuple[dict[str, Any], ...]]] = {
-    "custom": ({"payload": "S20,1,1"}, {"payload": "RCONF"}, {"payload": "CXZT"},
-               {"payload": "S71,22,30", "mode": "wrapped"}, {"payload": "8040000 1.2.3.4 5013", "mode": "raw"}),
+    # no engine stop among the examples: people copy examples (it is engine.stop, destructive, confirmed)
+    "custom": ({"payload": "RCONF"}, {"payload": "CXZT"}, {"payload": "S71,22,30", "mode": "wrapped"},
+               {"payload": "8040000 1.2.3.4 5013", "mode": "raw"}),
     "interval.set": ({"seconds": 30}, {"seconds": 60, "alternative": True}),
     "server.set": ({"host": "1.2.3.4", "port": 5013},),
     "apn.set": ({"apn": "internet"}, {"apn": "web.example", "apn_user": "user", "apn_password": "secret"}),
