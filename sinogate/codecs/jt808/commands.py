@@ -94,7 +94,7 @@ COMMANDS: dict[str, dict[str, Any]] = {
 
 # Example properties per command for the catalog; the first one is what `commands list` prints.
 EXAMPLES: dict[str, tuple[dict[str, Any], ...]] = {
-    "custom": ({"payload": "RELAY,1#"}, {"payload": "STATUS#"}),
+    "custom": ({"payload": "STATUS#"}, {"payload": "PARAM#"}),  # not RELAY,1#: on many units it cuts the engine
     "interval.set": ({"seconds": 30},),
     "params.set": ({"params": {"0x0029": 30, "0x0055": 120}},),
     "params.query": ({}, {"ids": ["0x0029", "0x0013"]}),
