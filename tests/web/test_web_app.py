@@ -265,6 +265,9 @@ def test_a_harmless_command_from_the_form_gets_the_reply(app: App, screenshots: 
     assert "ST901" in page.inner_text("#command-result .reply")
     page.wait_for_selector("#command-results tbody tr")
     page.screenshot(path=str(screenshots / "commands.png"))
+    # the same command as an SMS text, for a unit out of GPRS reach
+    page.click("#command-sms")
+    assert "RCONF" in page.wait_for_selector("#sms-text").inner_text()
 
 
 def test_a_read_only_token_sees_no_command_form(app: App) -> None:

@@ -78,7 +78,8 @@ async function mount() {
   document.title = `${view.title} · sinogate`;
   clear(main);
   main.className = `view-${view.id}`;
-  const deviceId = view.perDevice ? (r.arg ? Number(r.arg) : app.deviceId) : null;
+  const remembered = app.deviceId && fleet.get(app.deviceId) ? app.deviceId : null;
+  const deviceId = view.perDevice ? (r.arg ? Number(r.arg) : remembered) : null;
   try {
     const instance = await view.mount(main, { deviceId, params: r.params, app: { go, link, setDevice } });
     app.current = { view, instance };

@@ -25,6 +25,8 @@ class Fleet extends EventTarget {
     this.recentEvents = []; // newest last, at most 500
     this.timer = null;
     this.loaded = null;
+    this.refreshing = null;
+    this.queued = null;
   }
 
   start() {
@@ -37,7 +39,7 @@ class Fleet extends EventTarget {
         command: (e) => this.emit("command", e),
       }, (status) => { this.streamStatus = status; this.emit("status", status); });
     }
-    if (!this.timer) this.timer = setInterval(() => this.refreshDevices(), 30000);
+    if (!this.timer) this.timer = setInterval(() => this.refreshDevices().catch(() => {}), 30000);
     return this.loaded;
   }
 
@@ -70,7 +72,18 @@ class Fleet extends EventTarget {
     this.emit("change", { all: true });
   }
 
-  async refreshDevices() {
+  // One refresh at a time, and at most one more after it: messages of a device the page does not
+  // know yet share them, and a refresh asked after a change always fetches after that change.
+  refreshDevices() {
+    if (this.refreshing) {
+      if (!this.queued) this.queued = this.refreshing.then(() => { this.queued = null; return this.refreshDevices(); });
+      return this.queued;
+    }
+    this.refreshing = this.fetchDevices().finally(() => { this.refreshing = null; });
+    return this.refreshing;
+  }
+
+  async fetchDevices() {
     const devices = await api("GET", "/gw/devices/all?fields=id,name,configuration,protocol,enabled,connected,last_active,settings,model");
     const seen = new Set();
     for (const device of devices) {

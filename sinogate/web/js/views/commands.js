@@ -123,12 +123,33 @@ export default {
         }
         refresh();
       };
+      // The text to send by SMS instead (with the device's SMS password), for commands that have one.
+      const smsText = async () => {
+        const entry = catalog.find((c) => c.name === select.value);
+        const { value, errors } = form.read();
+        if (errors.length) {
+          clear(result).append(notice(errors.join("; "), "error"));
+          return;
+        }
+        try {
+          const [sms] = await api("GET", `/gw/devices/${deviceId}/sms?name=${encodeURIComponent(entry.name)}&properties=${encodeURIComponent(JSON.stringify(value))}`);
+          clear(result).append(h("div", { class: "command-outcome" },
+            h("p", {}, `SMS to ${sms.phone || "the device's SIM"}:`), h("pre", { class: "mono reply", id: "sms-text" }, sms.text),
+            sms.note ? h("p", { class: "muted" }, sms.note) : null));
+        } catch (err) {
+          clear(result).append(notice(err.message, "error"));
+        }
+      };
+      const smsButton = h("button", { type: "button", class: "secondary", id: "command-sms", onclick: smsText }, "SMS text");
+      const syncSms = () => { smsButton.hidden = !(catalog.find((c) => c.name === select.value)?.address || []).includes("sms"); };
+      select.addEventListener("change", syncSms);
       const now = h("button", { type: "button", id: "command-send", onclick: () => send("now") }, "Send now");
       const queue = h("button", { type: "button", class: "secondary", id: "command-queue-button", onclick: () => send("queue") }, "Queue");
       formBox.append(h("form", { class: "stack", id: "command-form", onsubmit: (e) => { e.preventDefault(); send("now"); } },
         h("label", { class: "field" }, h("span", { class: "label" }, "Command"), select), holder,
-        h("div", { class: "row" }, now, queue, h("label", { class: "inline" }, "queue TTL (s) ", ttl)), result));
+        h("div", { class: "row" }, now, queue, h("label", { class: "inline" }, "queue TTL (s) ", ttl), smsButton), result));
       show();
+      syncSms();
     }
 
     async function refresh() {
