@@ -405,3 +405,33 @@ def test_devices_claim_rename_settings_disable_delete(app: App) -> None:
     page.click("dialog button.danger")
     page.wait_for_selector(line, state="detached")
     assert not [d for d in fleet.api("GET", "/gw/devices/all") if d["id"] == device["id"]]
+
+
+def test_alarm_event_arrives_live_with_a_flash(app: App) -> None:
+    fleet = app.fleet
+    ident = str(int(time.time() * 1000))[-10:]
+    [device] = fleet.api("POST", "/gw/devices", json=[{"name": "panic van", "configuration": {"ident": ident},
+                                                       "protocol": "h02"}])
+    app.open("events")
+    app.page.wait_for_selector("#event-feed li")
+    now = time.time()
+    fix = {"position.latitude": 50.2, "position.longitude": 30.2, "position.speed": 0.0}
+    pressed = [{**fix, "timestamp": now - 2, "sos.alarm": False}, {**fix, "timestamp": now - 1, "sos.alarm": True}]
+    fleet.api("POST", f"/gw/devices/{device['id']}/messages", json=pressed)
+    row = app.page.wait_for_selector("#event-feed li.alarm:has-text('panic van')", timeout=15000)
+    assert "sos" in row.inner_text()
+    assert "panic van" in app.page.wait_for_selector("#alarm-flash:not([hidden])").inner_text()
+    # the type filter hides it
+    app.page.select_option("#events-type", "ignition.on")
+    assert app.page.locator("#event-feed li.alarm:has-text('panic van')").count() == 0
+    fleet.api("DELETE", f"/gw/devices/{device['id']}")
+
+
+def test_map_without_reachable_tiles_keeps_markers_on_a_blank_background(app: App) -> None:
+    app.page.route("**/tiles/**", lambda route: route.abort())
+    app.watch.allowed.append("net::ERR_FAILED")  # the refused tiles, nothing else
+    app.open("map")
+    app.page.wait_for_selector(".map-note:not([hidden])")
+    assert "blank background" in app.page.inner_text(".map-note")
+    app.page.wait_for_function("n => window.sinogate.app.current.instance.markerPositions().length >= n",
+                               arg=SIM_DEVICES)
