@@ -24,19 +24,21 @@ from sinogate.codecs.h02.framer import long_id
 from sinogate.codecs.h02.status import with_status
 
 
-def binary_ident(raw: bytes) -> str:
-    """Device id: 10 BCD digits, or the first 15 digits of an 8-byte id (the 42-byte variant)."""
-    if long_id(raw):
+def binary_ident(raw: bytes, long: bool | None = None) -> str:
+    """Device id: 10 BCD digits, or the first 15 digits of an 8-byte id (the 42-byte variant);
+    ``long``: ``framer.long_id(raw)`` when already known."""
+    if long_id(raw) if long is None else long:
         return raw[1:9].hex()[:15]
     return raw[1:6].hex()
 
 
-def decode_binary(raw: bytes, ident: str, offset_s: float) -> Message:
-    """One message from a ``$`` frame; ValueError when a BCD field holds a non-digit nibble."""
+def decode_binary(raw: bytes, ident: str, offset_s: float, long: bool | None = None) -> Message:
+    """One message from a ``$`` frame; ValueError when a BCD field holds a non-digit nibble.
+    ``long``: ``framer.long_id(raw)`` when already known."""
     n = len(raw)
     if n < 29:
         raise ValueError(f"binary frame too short ({n} bytes)")
-    o = 3 if long_id(raw) else 0
+    o = 3 if (long_id(raw) if long is None else long) else 0
     h = raw.hex()
     t = h[(6 + o) * 2 : (9 + o) * 2]
     d = h[(9 + o) * 2 : (12 + o) * 2]

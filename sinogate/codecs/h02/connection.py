@@ -35,7 +35,7 @@ from sinogate.codecs.base import (
 )
 from sinogate.codecs.h02.binary import binary_ident, decode_binary
 from sinogate.codecs.h02.commands import COMMANDS, encode
-from sinogate.codecs.h02.framer import BINARY, MAX_BINARY, TAIL, TEXT, Framer
+from sinogate.codecs.h02.framer import BINARY, MAX_BINARY, TAIL, TEXT, Framer, long_id
 from sinogate.codecs.h02.text import KNOWN_BARE, decoder_for
 from sinogate.codecs.limits import CodecLimits
 from sinogate.model.param import Param
@@ -206,11 +206,12 @@ class Connection:
         return Frame(raw, ident, [msg], replies, errors)
 
     def _binary(self, raw: bytes, now: float) -> Frame:
-        ident = binary_ident(raw)
+        long = long_id(raw)
+        ident = binary_ident(raw, long)
         settings = self._lookup(ident)
         offset = settings.time_offset
         try:
-            msg = decode_binary(raw, ident, offset * 3600.0 if offset else 0.0)
+            msg = decode_binary(raw, ident, offset * 3600.0 if offset else 0.0, long)
         except Exception as exc:  # see _text
             return Frame(raw, ident, errors=[f"binary: {type(exc).__name__}: {exc}"])
         if self._ident is None:

@@ -76,29 +76,33 @@ def _bcd(b: int) -> int:
     return -1 if hi > 9 or lo > 9 else hi * 10 + lo
 
 
+_BCD: Final = tuple(_bcd(b) for b in range(256))
+
+
 def _time_date_ok(buf: bytes, i: int) -> bool:
     """Plausible BCD HH MM SS DD MM YY at ``buf[i:i+6]``."""
-    hh, mi, ss, dd, mo, yy = (_bcd(b) for b in buf[i : i + 6])
-    return 0 <= hh < 24 and 0 <= mi < 60 and 0 <= ss <= 60 and 0 <= dd <= 31 and 0 <= mo <= 12 and yy >= 0
+    bcd = _BCD
+    return (0 <= bcd[buf[i]] < 24 and 0 <= bcd[buf[i + 1]] < 60 and 0 <= bcd[buf[i + 2]] <= 60
+            and 0 <= bcd[buf[i + 3]] <= 31 and 0 <= bcd[buf[i + 4]] <= 12 and bcd[buf[i + 5]] >= 0)
 
 
 def long_id(raw: bytes) -> bool:
     """Does the ``$`` frame carry an 8-byte id (time and date 3 bytes later)? Decided from the
     content: the time and date fit only at offset 9; a 42-byte frame is taken as the 8-byte id
     variant unless they fit only at offset 6."""
-    if len(raw) < 15:
-        return len(raw) == 42
-    at6, at9 = _time_date_ok(raw, 6), _time_date_ok(raw, 9)
-    if len(raw) == 42:
-        return at9 or not at6
-    return at9 and not at6
+    n = len(raw)
+    if n == 42:
+        return _time_date_ok(raw, 9) or not _time_date_ok(raw, 6)
+    return n >= 15 and not _time_date_ok(raw, 6) and _time_date_ok(raw, 9)
 
 
 def _binary_start(buf: bytes, i: int, n: int) -> int:
     """Does a ``$`` or ``X`` frame plausibly start at ``i``? (marker byte already checked)."""
     if n - i < 12:
         return _MAYBE
-    if buf[i] == _DOLLAR and any(_bcd(b) < 0 for b in buf[i + 1 : i + 6]):
+    bcd = _BCD
+    if buf[i] == _DOLLAR and (bcd[buf[i + 1]] < 0 or bcd[buf[i + 2]] < 0 or bcd[buf[i + 3]] < 0
+                              or bcd[buf[i + 4]] < 0 or bcd[buf[i + 5]] < 0):
         return _NO
     if _time_date_ok(buf, i + 6):
         return _YES
@@ -144,13 +148,14 @@ Chunk = tuple[int, bytes, str]  # (kind, raw bytes, error text or "")
 class Framer:
     """Cuts a TCP byte stream into frames; holds at most one partial frame."""
 
-    __slots__ = ("_buf", "_junk", "_learned", "_length_hint", "_tentative")
+    __slots__ = ("_buf", "_first", "_junk", "_learned", "_length_hint", "_tentative")
 
     def __init__(self, length_hint: Callable[[bytes], int | None] | None = None) -> None:
         # length_hint(first bytes of a binary frame) -> the device's configured binary length
         self._buf = b""
         self._junk = bytearray()
         self._learned: tuple[int, ...] = ()  # binary lengths this connection's device sent, newest last
+        self._first: tuple[int, ...] = ()  # the same, shortest first (the order they are tried in)
         self._tentative = 0  # length of a binary frame taken at the very end of the last read
         self._length_hint = length_hint
 
@@ -285,20 +290,23 @@ class Framer:
         return (JUNK, raw, f"skipped {len(raw)} junk byte(s)")
 
     def _learn(self, length: int, replaces: int = 0) -> None:
-        learned = [x for x in self._learned if x != length and x != replaces]
-        if len(learned) >= MAX_LEARNED:
-            learned.pop(0)  # the oldest goes
-        learned.append(length)
-        self._learned = tuple(learned)
+        learned = self._learned
+        if learned and learned[-1] == length and not replaces:
+            return  # the usual case: the same length again
+        kept = [x for x in learned if x != length and x != replaces]
+        if len(kept) >= MAX_LEARNED:
+            kept.pop(0)  # the oldest goes
+        kept.append(length)
+        self._learned = tuple(kept)
+        self._first = tuple(sorted(kept))
 
     def _binary_length(self, buf: bytes, pos: int, n: int) -> tuple[int, str, bool]:
         """(length, error, taken at the end of the buffer) for the binary frame at ``pos``;
         length 0 means wait for more bytes."""
-        first = sorted(self._learned)
-        if self._length_hint is not None:
+        first = self._first
+        if not first and self._length_hint is not None:  # the device's setting, until one is learned
             configured = self._length_hint(buf[pos : pos + 9])
-            if configured and configured not in first:
-                first = sorted((*first, configured))
+            first = (configured,) if configured else ()
         avail = n - pos
         # 1. the lengths this device uses: one longer than what arrived means the rest is coming
         for length in first:

@@ -137,6 +137,8 @@ class Connection:
     def follow(self, ident: str) -> None:
         """Binds the connection to ``ident`` (the session follows a terminal that switched numbers)."""
         last = self._last
+        if ident == self._ident:
+            return
         self._ident = ident
         if last is not None and last[0] == ident:
             self._phone, self._version = last[1], last[2]
@@ -303,12 +305,12 @@ class Connection:
             errors.append("strict mode: frame dropped")
             return Frame(raw, ident, [], [], errors)
         version = hdr.version
-        self._last = (ident, phone, version)
-        if self._ident is None:
-            self._ident = ident
-            self._phone = phone
         if phone == self._phone:
             self._version = version
+        elif self._ident is None:  # the first terminal binds the connection
+            self._ident, self._phone, self._version = ident, phone, version
+        else:  # another terminal: reported, the session decides (``follow``)
+            self._last = (ident, phone, version)
         msg_id = hdr.msg_id
         frame = Frame(raw, ident, [], [], errors)
         if cut:
