@@ -1,10 +1,11 @@
-"""H02: Sinotrack settings that exist only as SMS texts (reference ``h02.md`` §7, "Sinotrack ST-90x
-SMS command set").
+"""Sinotrack settings that exist only as SMS texts (reference ``h02.md`` §7, "Sinotrack ST-90x SMS
+command set"), shared by the protocols Sinotrack units speak.
 
-Sinotrack units accept the same texts over GPRS as bare ASCII (no ``*HQ`` framing) and answer with
-``*HQ,<id>,SMS,<text>#``, so each entry here is both a typed command (sent raw over the connection)
-and an SMS text. ``<pwd>`` is the device's SMS password (device setting ``sms_password``, default
-``0000``); a ``password`` property overrides it for one command.
+H02 units accept the same texts over GPRS as bare ASCII (no ``*HQ`` framing) and answer with
+``*HQ,<id>,SMS,<text>#``; units in JT/T 808 mode (ST-901L 4G) take them as a 0x8300 text message and
+answer with a text report (reference ``jt808.md`` §4, 0x8300). So each entry here is both a typed
+command (sent over the connection) and an SMS text. ``<pwd>`` is the device's SMS password (device
+setting ``sms_password``, default ``0000``); a ``password`` property overrides it for one command.
 
 Every builder checks its properties and returns the text; ``ValueError`` when they do not fit.
 Pure: no I/O.
@@ -178,7 +179,19 @@ TEXT_COMMANDS: Final[dict[str, TextCommand]] = {
         _schema("Restore the factory settings (text 'FORMAT'): server, APN, intervals and password are lost."),
         _fixed("FORMAT"), "FORMAT (factory settings; vendor-cited, unverified).", verified=False),
 }
-"""Command name → text command; ``server.set`` and ``reboot`` keep their entries in ``commands``."""
+"""Command name → text command (``server.set`` and ``reboot`` are each protocol's own commands)."""
+
+EXAMPLES: Final[dict[str, tuple[dict[str, Any], ...]]] = {
+    "apn.set": ({"apn": "internet"}, {"apn": "web.example", "apn_user": "user", "apn_password": "secret"}),
+    "timezone.set": ({"hours": 0}, {"hours": -5}),
+    "mode.set": ({"mode": "gprs"},),
+    "interval.acc_on.set": ({"seconds": 30},),
+    "interval.acc_off.set": ({"seconds": 600},),
+    "overspeed.set": ({"speed": 120}, {"speed": 0}),
+    "power.alarm.set": ({"enabled": True},),
+    "password.set": ({"new_password": "1234"},),
+}
+"""Example properties of the text commands that take some, for the protocols' catalogs."""
 
 def text_of(name: str, properties: dict[str, Any], password: str = "0000") -> str:
     """The text of a text command; ``ValueError`` when the properties do not fit."""
@@ -191,4 +204,4 @@ def text_of(name: str, properties: dict[str, Any], password: str = "0000") -> st
     return entry.build(properties, password)
 
 
-__all__ = ["TEXT_COMMANDS", "TextCommand", "text_of"]
+__all__ = ["EXAMPLES", "TEXT_COMMANDS", "TextCommand", "text_of"]

@@ -31,6 +31,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from sinogate.codecs.sinotrack import TEXT_COMMANDS, text_of
 from sinogate.commands import catalog
 from sinogate.ingest import Committed
 from sinogate.interfaces import Clock, SessionLookup, TaskRunner
@@ -66,10 +67,15 @@ def command_code(row: Mapping[str, Any]) -> str | None:
         return str(match["code"])
     if isinstance(match, dict) and isinstance(match.get("msg_id"), int):
         code = f"0x{match['msg_id']:04X}"
+        word = ""
         if row.get("name") == "custom":
             word = _first_word(_payload_text(row))
-            return f"{code} {word}" if word else code
-        return code
+        elif row.get("name") in TEXT_COMMANDS:  # a Sinotrack text sent as 0x8300
+            try:
+                word = _first_word(text_of(str(row["name"]), dict(row.get("properties") or {})))
+            except ValueError:
+                word = ""
+        return f"{code} {word}" if word else code
     return _first_word(_payload_text(row)) or None
 
 

@@ -318,7 +318,7 @@ def test_command_without_known_ident() -> None:
 def test_commands_catalog() -> None:
     assert set(COMMANDS) == {"custom", "engine.stop", "engine.resume", "alarm.arm", "alarm.disarm", "interval.set",
                              "mileage.query", "status.query", "reboot", "server.set",
-                             # Sinotrack settings sent as their SMS text (codecs/h02/texts.py)
+                             # Sinotrack settings sent as their SMS text (codecs/sinotrack.py)
                              "apn.set", "timezone.set", "mode.set", "interval.acc_on.set", "interval.acc_off.set",
                              "overspeed.set", "power.alarm.set", "password.set", "config.query", "status.text.query",
                              "version.query", "factory.reset"}

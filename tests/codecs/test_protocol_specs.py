@@ -222,7 +222,11 @@ def test_sms_texts_through_the_spec() -> None:
     assert "unverified" in texts["engine.stop"][1]
     assert texts["server.set"][0]({"host": "a.b", "port": 1}, "0000") == "8040000 a.b 1"
     assert codecs.spec("jt808").sms_texts["custom"][0]({"text": " WHERE# "}, "0000") == "WHERE#"
-    assert set(codecs.spec("jt808").sms_texts) == {"custom"}
+    # JT/T 808 has no SMS set of its own: custom, and the Sinotrack SMS set for Sinotrack units in 808 mode
+    assert set(codecs.spec("jt808").sms_texts) == {"custom", "apn.set", "timezone.set", "mode.set",
+                                                   "interval.acc_on.set", "interval.acc_off.set", "overspeed.set",
+                                                   "power.alarm.set", "password.set", "config.query",
+                                                   "status.text.query", "version.query", "factory.reset"}
     with pytest.raises(ValueError, match="custom: property 'payload'"):
         texts["custom"][0]({}, "0000")
     with pytest.raises(ValueError, match="has no SMS form for protocol h02"):

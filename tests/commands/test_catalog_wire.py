@@ -76,6 +76,19 @@ JT808: dict[str, tuple[dict[str, Any], int, bytes, str | None]] = {
     "reboot": ({}, 0x8105, b"\x04", None),
     "server.set": ({"host": "1.2.3.4", "port": 5015}, 0x8103,
                    bytes.fromhex("02 00000013 07") + b"1.2.3.4" + bytes.fromhex("00000018 04 00001397"), None),
+    # the Sinotrack SMS set as 0x8300 texts (flag 0x01)
+    "apn.set": ({"apn": "internet"}, 0x8300, b"\x018030000 internet", "8030000 internet"),
+    "timezone.set": ({"hours": 0}, 0x8300, b"\x018960000E00", "8960000E00"),
+    "mode.set": ({"mode": "gprs"}, 0x8300, b"\x017100000", "7100000"),
+    "interval.acc_on.set": ({"seconds": 30}, 0x8300, b"\x018050000 30", "8050000 30"),
+    "interval.acc_off.set": ({"seconds": 600}, 0x8300, b"\x018090000 600", "8090000 600"),
+    "overspeed.set": ({"speed": 120}, 0x8300, b"\x011220000 120", "1220000 120"),
+    "power.alarm.set": ({"enabled": True}, 0x8300, b"\x010110000", "0110000"),
+    "password.set": ({"new_password": "1234"}, 0x8300, b"\x0177712340000", "77712340000"),
+    "config.query": ({}, 0x8300, b"\x01RCONF", "RCONF"),
+    "status.text.query": ({}, 0x8300, b"\x01CXZT", "CXZT"),
+    "version.query": ({}, 0x8300, b"\x01VERSION", "VERSION"),
+    "factory.reset": ({}, 0x8300, b"\x01FORMAT", "FORMAT"),
 }
 
 

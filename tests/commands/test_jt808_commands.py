@@ -101,3 +101,18 @@ def test_unmatched_general_response(gateway_server: Any, jt: JT808Device) -> Non
     event = gateway_server.run(asyncio.wait_for(sub.get(), 5))
     assert event["data"]["unmatched"] is True and event["device_id"] == jt.id
     gateway_server.call(gw.bus.unsubscribe, sub)
+
+
+def test_a_sinotrack_text_setting_over_jt808(gateway_server: Any, jt: JT808Device) -> None:
+    """A Sinotrack unit in JT/T 808 mode takes the SMS text as 0x8300, acknowledges it with 0x0001 and
+    answers with a text report; command support keys it by the message id and the text's code."""
+    box = realtime(gateway_server, jt, "interval.acc_on.set", {"seconds": 30})
+    _, msg_id, serial, body = jt.read_command()
+    assert (msg_id, body) == (0x8300, b"\x018050000 30")
+    jt.general_response(serial, 0x8300, 0)
+    jt.send(0x6006, b"\x01SET OK! UT:30,300")
+    item = joined(box).json()["result"][0]
+    assert item["status"] == "processed" and item["response"] == "SET OK! UT:30,300"
+    learned = api(gateway_server, "GET", f"/gw/devices/{jt.id}/command-support").json()["result"][0]
+    entry = next(e for e in learned["commands"] if e["name"] == "interval.acc_on.set")
+    assert entry["code"] == "0x8300 805" and entry["verdict"] == "answered 1/1"

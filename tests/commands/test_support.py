@@ -114,6 +114,8 @@ def test_pure_parts() -> None:
     assert command_code({"name": "engine.stop", "match": {"serial": 3, "msg_id": 0x8105}}) == "0x8105"
     assert command_code({"name": "custom", "properties": {"payload": "RELAY,1#"},
                          "match": {"serial": 3, "msg_id": 0x8300}}) == "0x8300 RELAY"
+    assert command_code({"name": "interval.acc_on.set", "properties": {"seconds": 30},
+                         "match": {"serial": 4, "msg_id": 0x8300}}) == "0x8300 805"
     assert verdict({"sent": 0}) == ("untried", "never tried")
     assert verdict({"sent": 2, "replied": 1, "ignored": 1}) == ("partial", "answered 1/2, ignored 1")
     assert verdict({"sent": 1}) == ("pending", "no answer yet (1 sent)")

@@ -15,7 +15,8 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from sinogate.codecs.base import CodecError, EncodedCommand
-from sinogate.codecs.h02.texts import TEXT_COMMANDS, text_of
+from sinogate.codecs.sinotrack import EXAMPLES as TEXT_EXAMPLES
+from sinogate.codecs.sinotrack import TEXT_COMMANDS, text_of
 
 # an H02 command code: S20, D1, R12... alone or with parameters; letters-only codes (SCF) need a comma,
 # so that bare SMS-style words (CQ, RCONF) stay raw
@@ -108,7 +109,7 @@ COMMANDS: Final[dict[str, dict[str, Any]]] = {
 }
 
 
-# Sinotrack settings that exist only as SMS texts, sent raw over GPRS (``texts``).
+# Sinotrack settings that exist only as SMS texts, sent raw over GPRS (``codecs.sinotrack``).
 COMMANDS.update({name: entry.schema for name, entry in TEXT_COMMANDS.items()})
 
 # Example properties per command for the catalog; the first one is what `commands list` prints.
@@ -118,14 +119,7 @@ EXAMPLES: Final[dict[str, tuple[dict[str, Any], ...]]] = {
                {"payload": "8040000 1.2.3.4 5013", "mode": "raw"}),
     "interval.set": ({"seconds": 30}, {"seconds": 60, "alternative": True}),
     "server.set": ({"host": "1.2.3.4", "port": 5013},),
-    "apn.set": ({"apn": "internet"}, {"apn": "web.example", "apn_user": "user", "apn_password": "secret"}),
-    "timezone.set": ({"hours": 0}, {"hours": -5}),
-    "mode.set": ({"mode": "gprs"},),
-    "interval.acc_on.set": ({"seconds": 30},),
-    "interval.acc_off.set": ({"seconds": 600},),
-    "overspeed.set": ({"speed": 120}, {"speed": 0}),
-    "power.alarm.set": ({"enabled": True},),
-    "password.set": ({"new_password": "1234"},),
+    **TEXT_EXAMPLES,
 }
 
 

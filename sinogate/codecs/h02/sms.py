@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from sinogate.codecs.h02.texts import TEXT_COMMANDS
+from sinogate.codecs.sinotrack import TEXT_COMMANDS
 from sinogate.codecs.sms import CUSTOM_NOTE, custom_text
 from sinogate.codecs.spec import SmsText
 

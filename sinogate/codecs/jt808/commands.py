@@ -16,6 +16,8 @@ from typing import Any
 
 from sinogate.codecs.base import CodecError
 from sinogate.codecs.jt808.params import BYTE, DWORD, SIZES, STRING, WORD, param_type
+from sinogate.codecs.sinotrack import EXAMPLES as TEXT_EXAMPLES
+from sinogate.codecs.sinotrack import TEXT_COMMANDS, text_of
 
 _HEX_FRAME = re.compile(r"^7e(?:[0-9a-f]{2})+7e$", re.IGNORECASE)
 
@@ -92,6 +94,14 @@ COMMANDS: dict[str, dict[str, Any]] = {
 }
 
 
+# Sinotrack settings (``codecs.sinotrack``) as 0x8300 text messages: Sinotrack units in JT/T 808 mode
+# run them like the SMS; other terminals answer 0x0001 with result 3 (not supported) or ignore them.
+COMMANDS.update({
+    name: {**entry.schema, "description": f"{entry.schema['description']} Sent as a 0x8300 text (Sinotrack units "
+                                          f"in JT/T 808 mode run it like the SMS)."}
+    for name, entry in TEXT_COMMANDS.items()
+})
+
 # Example properties per command for the catalog; the first one is what `commands list` prints.
 EXAMPLES: dict[str, tuple[dict[str, Any], ...]] = {
     "custom": ({"payload": "STATUS#"}, {"payload": "PARAM#"}),  # not RELAY,1#: on many units it cuts the engine
@@ -100,6 +110,7 @@ EXAMPLES: dict[str, tuple[dict[str, Any], ...]] = {
     "params.query": ({}, {"ids": ["0x0029", "0x0013"]}),
     "terminal.control": ({"command": 4},),
     "server.set": ({"host": "1.2.3.4", "port": 5015},),
+    **TEXT_EXAMPLES,
 }
 
 
@@ -181,6 +192,11 @@ def build(name: str, props: dict[str, Any], version: int | None, model: str | No
     model = model or ""
     if name == "custom":
         return _custom(props, version, model)
+    if name in TEXT_COMMANDS:
+        try:
+            return _custom({"payload": text_of(name, props)}, version, model)
+        except ValueError as exc:
+            raise CodecError(f"{name}: {exc}") from exc
     if name in ("engine.stop", "engine.resume"):
         seeworld = "seeworld" in model.lower() or "w15l" in model.lower()
         word = (0x64 if seeworld else 0xF0) if name == "engine.stop" else (0x65 if seeworld else 0xF1)
