@@ -28,6 +28,8 @@ class ListenerConfig(BaseModel):
     auto_register: bool | None = Field(None, description="Create devices for new idents (default: auto_register)")
     follow_ident: bool = Field(False, description="A frame naming another ident on an identified connection: "
                                                   "follow it (true) instead of refusing it (false)")
+    register_per_connection: int | None = Field(None, ge=0, description="New devices one connection may register "
+                                                                        "(default: register_per_connection)")
 
 
 class Config(BaseSettings):
@@ -54,7 +56,39 @@ class Config(BaseSettings):
     token: str | None = Field(None, description="Master API token; generated and stored when unset")
     auto_register: bool = Field(True, description="Create a device for every new ident")
     idle_timeout: float = Field(600.0, gt=0, description="Close a device connection silent this long (s)")
-    garbage_limit: int = Field(8192, gt=0, description="Close a connection after this many bytes without a frame")
+    garbage_limit: int = Field(8192, gt=0, description="Close a connection after this many bytes without a frame "
+                                                       "within garbage_window (valid frames do not reset it)")
+    # Device-side limits (hardening; see sinogate/server/guard.py and the README's Limits table).
+    garbage_window: float = Field(60.0, gt=0, description="Seconds over which garbage_limit counts junk bytes")
+    max_connections: int = Field(10_000, ge=1, description="Open TCP device connections in total (also capped "
+                                                           "by the descriptor limit minus fd_headroom)")
+    max_connections_per_peer: int = Field(100, ge=1, description="TCP connections (and UDP peers) per peer address")
+    fd_headroom: int = Field(256, ge=16, description="Descriptors kept free for the API, the store and the log")
+    unidentified_timeout: float = Field(60.0, gt=0, description="Close a connection that named no device this long (s)")
+    junk_sample: int = Field(4096, ge=0, description="Raw bytes kept per connection of traffic without a valid "
+                                                     "frame (and before the device is known)")
+    junk_budget: int = Field(16 * 1024 * 1024, ge=0, description="Raw junk bytes kept per day, all connections")
+    register_rate: float = Field(600.0, ge=0, description="New devices auto-registered per minute (token bucket)")
+    register_burst: int = Field(1000, ge=0, description="New devices auto-registered at once (bucket size)")
+    register_per_connection: int = Field(1, ge=0, description="New devices one connection may register")
+    ident_max_length: int = Field(32, ge=8, le=128, description="Longest device ident (characters)")
+    log_line_max: int = Field(512, ge=80, description="Longest log line caused by device traffic (characters)")
+    log_rate: float = Field(20.0, gt=0, description="Log lines caused by device traffic per second (burst 100)")
+    warnings_per_connection: int = Field(3, ge=0, description="Frame warnings logged per connection; the rest "
+                                                              "are counted in one line when it ends")
+    jt808_reassembly_bytes: int = Field(256 * 1024, ge=4096, description="Bytes of split JT/T 808 messages held "
+                                                                         "per connection")
+    jt808_reassembly_total: int = Field(32 * 1024 * 1024, ge=4096, description="Bytes of split JT/T 808 messages "
+                                                                               "held by all connections")
+    jt808_reassembly_age: float = Field(120.0, gt=0, description="Seconds an incomplete split message is kept")
+    api_scan_max: int = Field(500_000, ge=1000, description="Messages one query may read (filtered scans, queries "
+                                                            "without count); 400 above: narrow the range")
+    api_devices_page: int = Field(1000, ge=1, description="Devices per page of GET /gw/devices (limit, offset)")
+    sqlite_wal_limit: int = Field(64 * 1024 * 1024, ge=1024 * 1024, description="SQLite WAL size kept after a "
+                                                                                 "checkpoint; a larger WAL is "
+                                                                                 "checkpointed even under load")
+    disk_resume_free: int = Field(16 * 1024 * 1024, ge=0, description="Free bytes on the data disk before a store "
+                                                                      "that ran out of space is used again")
     messages_ttl_days: float | None = Field(None, description="Delete messages older than this (None keeps all)")
     packets_ttl_days: float | None = Field(30.0, description="Delete raw packets and logs older than this")
     sqlite_synchronous: str = Field("NORMAL", description="SQLite synchronous pragma: NORMAL or FULL")

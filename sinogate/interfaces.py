@@ -55,6 +55,7 @@ class DeviceConnection(Protocol):
     peer: str
     transport_name: str
     ident: str | None
+    opened: float
     last_active: float
     last_frame: float
     closed: bool

@@ -18,6 +18,7 @@ import asyncio
 import functools
 import gc
 import logging
+import shutil
 import signal
 import socket
 import time
@@ -36,6 +37,7 @@ from sinogate.api.app import create_app
 from sinogate.api.context import ApiContext
 from sinogate.api.tokens import TokenService, master_token
 from sinogate.codecs import PROTOCOLS, spec
+from sinogate.codecs.limits import CodecLimits, ReassemblyLimits, ReassemblyPool
 from sinogate.commands.service import CommandService
 from sinogate.commands.support import CommandSupport
 from sinogate.config import Config, ConfigError
@@ -53,17 +55,20 @@ from sinogate.pipeline.state import DeviceStates
 from sinogate.server.bus import EventBus, MessageEvents
 from sinogate.server.channels import Channel
 from sinogate.server.devices import DeviceRegistry
+from sinogate.server.guard import Guard, Limits
+from sinogate.server.health import StoreHealth
 from sinogate.server.registry import SessionRegistry
 from sinogate.server.session import SessionServices, TcpSession
 from sinogate.server.tasks import DeferredWrites, Tasks
 from sinogate.server.udp import UdpListener
-from sinogate.store.base import Store, StoreError
+from sinogate.store.base import Conflict, Store, StoreError
 from sinogate.store.memory import MemoryStore
 from sinogate.store.sqlite import SQLiteStore
 
 log = logging.getLogger("sinogate")
 
 STATE_FLUSH_SECONDS = 10.0
+STORE_PROBE_SECONDS = 5.0  # while the store is degraded (disk full), how often a write is tried
 RECALC_SWEEP_SECONDS = 10.0  # how often spans of late messages are recalculated
 
 
@@ -87,6 +92,26 @@ def open_store(config: Config) -> Store:
     raise ConfigError(f"unknown store URL {url!r}: use sqlite:///path, postgresql://user@host/db or memory://")
 
 
+def limits_from(config: Config) -> Limits:
+    """The device-side limits of ``config`` (``server.guard``)."""
+    return Limits(
+        max_connections=config.max_connections, max_connections_per_peer=config.max_connections_per_peer,
+        fd_headroom=config.fd_headroom, unidentified_timeout=config.unidentified_timeout,
+        garbage_limit=config.garbage_limit, garbage_window=config.garbage_window, junk_sample=config.junk_sample,
+        junk_budget=config.junk_budget, register_rate=config.register_rate, register_burst=config.register_burst,
+        log_line_max=config.log_line_max, log_rate=config.log_rate,
+        warnings_per_connection=config.warnings_per_connection,
+    )
+
+
+def codec_limits(config: Config) -> CodecLimits:
+    """What codecs may hold, shared by every connection (``codecs.limits``)."""
+    return CodecLimits(ReassemblyPool(ReassemblyLimits(
+        per_connection=config.jt808_reassembly_bytes, total=config.jt808_reassembly_total,
+        max_age=config.jt808_reassembly_age,
+    )))
+
+
 def token_service(store: Store) -> TokenService:
     """The API tokens kept in ``store`` (for the server and for ``sinogate token``)."""
     return TokenService(store)
@@ -102,7 +127,8 @@ def build_channels(config: Config) -> list[Channel]:
     if config.listeners is None:
         ports = {"h02": config.h02_port, "jt808": config.jt808_port}
         return [
-            Channel(spec(p).id, p, p, spec(p).id, config.host, port, config.udp, config.auto_register)
+            Channel(spec(p).id, p, p, spec(p).id, config.host, port, config.udp, config.auto_register,
+                    register_per_connection=config.register_per_connection)
             for p, port in ports.items() if port
         ]
     channels = []
@@ -117,6 +143,8 @@ def build_channels(config: Config) -> list[Channel]:
             config.udp if listener.udp is None else listener.udp,
             config.auto_register if listener.auto_register is None else listener.auto_register,
             follow_ident=listener.follow_ident,
+            register_per_connection=(config.register_per_connection if listener.register_per_connection is None
+                                     else listener.register_per_connection),
         ))
     ids = [c.id for c in channels]
     if len(set(ids)) != len(ids):
@@ -151,9 +179,12 @@ class Runtime:
         self.config = config
         self.started = time.time()
         self.store = store or open_store(config)
-        self.tasks = Tasks()
+        self.health = StoreHealth()  # disk full: degraded, not down (server.health)
+        self.guard = Guard(limits_from(config))  # device-side limits (server.guard)
+        self.codec_limits = codec_limits(config)
+        self.tasks = Tasks(expected=self.health.failed)
         self.bus = EventBus()
-        self.devices = DeviceRegistry(self.store)
+        self.devices = DeviceRegistry(self.store, config.ident_max_length)
         self.later = DeferredWrites(self.store, self.tasks)
         self.sessions = SessionRegistry(self.devices, self.store, self.tasks, self.later, self.bus)
         self.states = DeviceStates(self.store)
@@ -190,7 +221,8 @@ class Runtime:
             self.store, self.devices, Senders(config.notify_timeout, self.mqtt), retries=config.notify_retries,
             backoff=config.notify_backoff, queue=config.notify_queue)
         self.metrics = Metrics(self.sessions, self.devices, self.bus)
-        self.metrics.watch(mqtt=self.mqtt, notifications=self.notifications, ingest=self.ingest)
+        self.metrics.watch(mqtt=self.mqtt, notifications=self.notifications, ingest=self.ingest, guard=self.guard,
+                           health=self.health, reassembly=self.codec_limits.reassembly)
         for integration in (self.metrics, self.notifications, self.mqtt):
             if integration is not None:
                 self.ingest.add_publisher(integration)
@@ -199,7 +231,8 @@ class Runtime:
             self.devices.on_delete(self.mqtt.forget)
         self.channels = build_channels(config)
         self.session_services = SessionServices(
-            self.ingest, self.devices, self.sessions, self.store, self.later, self.bus, config.garbage_limit
+            self.ingest, self.devices, self.sessions, self.store, self.later, self.bus, config.garbage_limit,
+            guard=self.guard, health=self.health, codec_limits=self.codec_limits,
         )
         self.udp: dict[int, UdpListener] = {}  # by channel id
         self.ports: dict[str, int] = {}  # protocol (first channel of each) or "http" → bound port
@@ -244,7 +277,11 @@ class Runtime:
         for device_id in stale:
             self.devices.mark(device_id, False, None)
         # Concurrent, so the writer folds them into a few transactions instead of one each.
-        await asyncio.gather(*(self.store.set_connected(device_id, False, None) for device_id in stale))
+        try:
+            await asyncio.gather(*(self.store.set_connected(device_id, False, None) for device_id in stale))
+        except Exception as exc:  # a full disk: start degraded (the API up, acknowledgements withheld)
+            if not self.health.failed(exc):
+                raise
         self.commands.start()
         await self.notifications.start(self.tasks)
         self.metrics.start(self.tasks)
@@ -257,7 +294,8 @@ class Runtime:
         if cfg.http_port:
             await self._start_http()
         self._loops = [self.tasks.spawn(self._sweep_idle()), self.tasks.spawn(self._housekeeping()),
-                       self.tasks.spawn(self.addresses.run())]
+                       self.tasks.spawn(self.addresses.run()), self.tasks.spawn(self._register_pending()),
+                       self.tasks.spawn(self._watch_store())]
         if self.recalc is not None:
             self._loops += [self.tasks.spawn(self.recalc.work()), self.tasks.spawn(self.recalc.resume()),
                             self.tasks.spawn(self.recalc.watch(RECALC_SWEEP_SECONDS))]
@@ -267,16 +305,27 @@ class Runtime:
 
     async def _listen(self, channel: Channel) -> None:
         services = self.session_services
+        guard = self.guard
 
         async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            session = TcpSession(services, channel, reader, writer)
-            self.sessions.opened(session)
+            peer = writer.get_extra_info("peername") or ("?", 0)
+            host = str(peer[0])
+            refused = guard.admit_tcp(host)
+            if refused is not None:  # closed at once (RST): the descriptor is free again
+                guard.hit(refused[0], "%s connection from %s closed: %s", channel.protocol, host, refused[1])
+                writer.transport.abort()
+                return
             try:
-                await session.run()
-            except Exception:
-                log.exception("%s session %s from %s failed", channel.protocol, session.conn_id, session.peer)
+                session = TcpSession(services, channel, reader, writer)
+                self.sessions.opened(session)
+                try:
+                    await session.run()
+                except Exception:
+                    log.exception("%s session %s from %s failed", channel.protocol, session.conn_id, session.peer)
+                finally:
+                    self.sessions.closed(session)
             finally:
-                self.sessions.closed(session)
+                guard.release_tcp(host)
 
         server = await asyncio.start_server(handle, channel.host, channel.port, limit=1 << 16, backlog=4096)
         self._servers.append(server)
@@ -318,12 +367,72 @@ class Runtime:
         log.info("HTTP API listening on http://%s:%s", self.config.http_host, port)
 
     async def _sweep_idle(self) -> None:
-        """Closes TCP connections with no complete frame for ``idle_timeout`` seconds."""
+        """Closes TCP connections with no complete frame for ``idle_timeout`` seconds, and those that
+        named no device within ``unidentified_timeout`` seconds (much sooner: a connection that says
+        nothing valid only holds a descriptor)."""
         timeout = self.config.idle_timeout
-        interval = max(0.1, min(5.0, timeout / 4))
+        unidentified = min(self.config.unidentified_timeout, timeout)
+        interval = max(0.1, min(5.0, unidentified / 4))
         while True:
             await asyncio.sleep(interval)
-            self.sessions.close_idle("tcp", time.time() - timeout, f"idle for {timeout:g} s")
+            now = time.time()
+            idle = self.sessions.close_idle("tcp", now - timeout, f"idle for {timeout:g} s")
+            late = self.sessions.close_unidentified("tcp", now - unidentified,
+                                                    f"named no device within {unidentified:g} s")
+            if idle:
+                self.guard.hits["idle_timeout"] = self.guard.hits.get("idle_timeout", 0) + idle
+            if late:
+                self.guard.hit("unidentified_timeout", "closed %d connection(s) that named no device within %g s",
+                               late, unidentified, count=late)
+            self.guard.report_dropped_lines()
+
+    async def _register_pending(self) -> None:
+        """Registers the idents the registration budget held back, as it refills (oldest first)."""
+        while True:
+            await asyncio.sleep(1.0)
+            while (key := self.guard.next_pending()) is not None:
+                protocol, ident = key
+                if self.devices.find(protocol, ident) is not None:
+                    continue
+                try:
+                    device = await self.devices.create({"ident": ident, "protocol": protocol, "name": ident})
+                except Conflict:
+                    continue
+                except Exception as exc:
+                    if self.health.failed(exc):
+                        self.guard.pending[key] = time.time()  # again once the store takes writes
+                        break
+                    log.warning("could not register %s %s: %s", protocol, ident, exc)
+                    continue
+                log.info("registered new %s device %s (id %s), held back by the registration budget",
+                         protocol, ident, device["id"])
+
+    async def _watch_store(self) -> None:
+        """While the store is degraded (disk full), tries a small write every few seconds and
+        returns to normal once one commits and the disk has room again."""
+        while True:
+            await asyncio.sleep(STORE_PROBE_SECONDS)
+            if not self.health.degraded:
+                continue
+            if self._disk_free() < self.config.disk_resume_free:
+                continue
+            try:
+                await self.store.kv_set("sinogate.health", "probe", time.time())
+            except Exception as exc:
+                if not self.health.failed(exc):
+                    log.warning("store probe failed: %s", exc)
+                continue
+            self.health.recovered()
+
+    def _disk_free(self) -> int:
+        """Free bytes where a SQLite store lives (a large number for other stores)."""
+        url = self.config.store_location()
+        if not url.startswith("sqlite:///"):
+            return 1 << 62
+        try:
+            return shutil.disk_usage(Path(url.removeprefix("sqlite:///")).parent).free
+        except OSError:
+            return 0
 
     async def _watch_offline(self, presence: Presence) -> None:
         """Records ``device.offline`` for devices silent longer than their ``offline_after``."""
@@ -338,7 +447,11 @@ class Runtime:
                                                                                      device=device, now=now))
                 if event is not None:
                     source = Source(device["protocol"], "server", "", 0, spec(device["protocol"]).id)
-                    await self.ingest.record_events(source, device, [event], now)
+                    try:
+                        await self.ingest.record_events(source, device, [event], now)
+                    except Exception as exc:
+                        if not self.health.failed(exc):
+                            raise
 
     async def _housekeeping(self) -> None:
         cfg = self.config
@@ -347,18 +460,27 @@ class Runtime:
         while True:
             await asyncio.sleep(interval)
             for listener in self.udp.values():
-                listener.expire(cfg.idle_timeout)
+                listener.expire(cfg.idle_timeout, cfg.unidentified_timeout)
             try:
                 await self.states.flush()
-            except StoreError as exc:
+            except Exception as exc:
+                if self.health.failed(exc):
+                    continue  # a full disk: saved once the store takes writes again
+                if not isinstance(exc, StoreError):
+                    raise
                 log.warning("could not save handler state: %s", exc)
             now = time.time()
             if (cfg.messages_ttl_days or cfg.packets_ttl_days) and now - last_purge >= 60.0:
                 last_purge = now
-                removed = await self.store.purge(
-                    now - cfg.messages_ttl_days * 86400 if cfg.messages_ttl_days else None,
-                    now - cfg.packets_ttl_days * 86400 if cfg.packets_ttl_days else None,
-                )
+                try:
+                    removed = await self.store.purge(
+                        now - cfg.messages_ttl_days * 86400 if cfg.messages_ttl_days else None,
+                        now - cfg.packets_ttl_days * 86400 if cfg.packets_ttl_days else None,
+                    )
+                except Exception as exc:
+                    if not self.health.failed(exc):
+                        raise
+                    continue
                 if any(removed.values()):
                     log.info("retention purge removed %s", removed)
 
@@ -386,9 +508,19 @@ class Runtime:
         await self.notifications.stop()
         await self.metrics.stop()
         await self.tasks.drain(10)
-        await self.states.flush()
-        await self.later.flush()
-        await self.store.close()
+        for final in (self.states.flush, self.later.flush):
+            try:
+                await final()
+            except Exception as exc:  # a full disk: nothing acknowledged is lost (it was committed)
+                if not self.health.failed(exc):
+                    raise
+        try:
+            await self.store.close()
+        except Exception as exc:
+            if not self.health.failed(exc):
+                raise
+            log.warning("store closed without its last write-back (%s); it is rebuilt on the next start",
+                        self.health.reason)
 
     async def serve_forever(self) -> None:
         loop = asyncio.get_running_loop()

@@ -19,9 +19,17 @@ set, a list of histogram buckets); prometheus-client builds the families when sc
 | ``sinogate_notifications_total`` | counter | target, outcome (delivered, failed_attempt, dead_lettered, dropped) |
 | ``sinogate_notifications_suppressed_total`` | counter (duplicates) | |
 | ``sinogate_publisher_failures_total`` | counter (after-commit publishers that raised) | |
+| ``sinogate_limit_hits_total`` | counter (device-side limits hit: connections, garbage, registrations, …) | limit |
+| ``sinogate_idents_refused_total`` | counter (idents no device may have) | reason |
+| ``sinogate_registrations_pending`` | gauge (idents waiting for the registration budget) | |
+| ``sinogate_connections_open`` | gauge (TCP device connections) / ``_max`` their limit | |
+| ``sinogate_junk_dropped_bytes_total`` | counter (raw junk not stored: over the sample or budget) | |
+| ``sinogate_reassembly_bytes``, ``_dropped_total`` | gauge, counter (JT/T 808 split messages) | reason |
+| ``sinogate_store_degraded`` | gauge: 1 while the store takes no writes (disk full) | |
+| ``sinogate_acks_withheld_total`` | counter (reads not acknowledged: the store could not commit them) | |
 
-Decode errors are counted from the session's warning log records (``sinogate.session``), so a
-``log_level`` above WARNING hides them from the metric too.
+Decode errors are counted by the sessions (``server.guard.Guard.count_decode_error``), whatever
+the log level.
 """
 
 from __future__ import annotations
@@ -29,7 +37,6 @@ from __future__ import annotations
 import asyncio
 import bisect
 import logging
-import re
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -47,9 +54,7 @@ from sinogate.model.device import BusEvent
 log = logging.getLogger("sinogate.metrics")
 
 BUCKETS: tuple[float, ...] = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-MAX_KINDS = 50
 CONTENT_TYPE = CONTENT_TYPE_LATEST
-_DIGITS = re.compile(r"\d+|0x[0-9a-fA-F]+")
 
 
 class Connections(Protocol):
@@ -66,27 +71,6 @@ class Subscribable(Protocol):
     def unsubscribe(self, sub: Any) -> None: ...
 
 
-class _DecodeErrors(logging.Handler):
-    """Counts the session's "bad frame" warnings: ``"%s %s %s: %s; bytes %s"`` with (protocol,
-    peer, ident, errors, hex)."""
-
-    def __init__(self, counts: dict[tuple[str, str], int]) -> None:
-        super().__init__(logging.WARNING)
-        self.counts = counts
-
-    def emit(self, record: logging.LogRecord) -> None:
-        args = record.args
-        if not isinstance(args, tuple) or len(args) != 5 or not str(record.msg).endswith("; bytes %s"):
-            return
-        protocol = str(args[0])
-        for error in str(args[3]).split("; "):
-            kind = _DIGITS.sub("N", error.split(":")[0]).strip()[:60] or "error"
-            key = (protocol, kind)
-            if key not in self.counts and len(self.counts) >= MAX_KINDS:
-                key = (protocol, "other")
-            self.counts[key] = self.counts.get(key, 0) + 1
-
-
 class Metrics:
     """After-commit publisher and scrape-time collector; see the module docstring."""
 
@@ -101,11 +85,10 @@ class Metrics:
         self.messages: dict[tuple[str, str], int] = {}
         self.events: dict[str, int] = {}
         self.commands: dict[str, int] = {}
-        self.decode_errors: dict[tuple[str, str], int] = {}
+        self.decode_errors: dict[tuple[str, str], int] = {}  # the guard's, once watched
         self._buckets = [0] * (len(BUCKETS) + 1)
         self._latency_sum = 0.0
         self._sources: dict[str, Any] = {}
-        self._handler = _DecodeErrors(self.decode_errors)
         self._task: asyncio.Task[Any] | None = None
         self._http: Any = None
         self.registry = CollectorRegistry(auto_describe=False)
@@ -113,8 +96,12 @@ class Metrics:
         ProcessCollector(registry=self.registry)
 
     def watch(self, **sources: Any) -> None:
-        """Adds components read at scrape time: ``mqtt`` (bridge), ``notifications``, ``ingest``."""
+        """Adds components read at scrape time: ``mqtt`` (bridge), ``notifications``, ``ingest``,
+        ``guard`` (device-side limits), ``health`` (the store's state), ``reassembly`` (JT/T 808 pool)."""
         self._sources.update({k: v for k, v in sources.items() if v is not None})
+        guard = self._sources.get("guard")
+        if guard is not None:
+            self.decode_errors = guard.decode_errors
 
     # -- phase 2 --------------------------------------------------------------------------------
     def committed(self, batch: Committed) -> None:
@@ -130,11 +117,9 @@ class Metrics:
 
     # -- lifecycle ------------------------------------------------------------------------------
     def start(self, tasks: TaskRunner) -> None:
-        logging.getLogger("sinogate.session").addHandler(self._handler)
         self._task = tasks.spawn(self._bus_loop())
 
     async def stop(self) -> None:
-        logging.getLogger("sinogate.session").removeHandler(self._handler)
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
@@ -248,6 +233,38 @@ class Metrics:
         if ingest is not None:
             yield CounterMetricFamily("sinogate_publisher_failures", "After-commit publishers that raised",
                                       value=ingest.publisher_failures)
+        yield from self._limits()
+
+    def _limits(self) -> Iterator[Metric]:
+        """The device-side limits (``server.guard``), the JT/T 808 reassembly pool and the store's state."""
+        guard = self._sources.get("guard")
+        if guard is not None:
+            yield _counter("sinogate_limit_hits", "Device-side limits hit", ["limit"],
+                           {(k,): v for k, v in guard.hits.items()})
+            yield _counter("sinogate_idents_refused", "Idents refused (no device may have them)", ["reason"],
+                           {(k,): v for k, v in guard.refused_idents.items()})
+            yield GaugeMetricFamily("sinogate_registrations_pending", "Idents waiting for the registration budget",
+                                    value=len(guard.pending))
+            yield GaugeMetricFamily("sinogate_connections_open", "Open TCP device connections", value=guard.tcp_open)
+            yield GaugeMetricFamily("sinogate_connections_max", "Limit of open TCP device connections",
+                                    value=guard.max_connections)
+            yield CounterMetricFamily("sinogate_junk_dropped_bytes", "Raw junk bytes not stored (over the sample "
+                                      "or the budget)", value=guard.junk_dropped)
+            yield CounterMetricFamily("sinogate_acks_withheld", "Reads not acknowledged: the store could not "
+                                      "commit them", value=guard.acks_withheld)
+        pool = self._sources.get("reassembly")
+        if pool is not None:
+            yield GaugeMetricFamily("sinogate_reassembly_bytes", "Bytes of JT/T 808 split messages held",
+                                    value=pool.bytes)
+            dropped = CounterMetricFamily("sinogate_reassembly_dropped", "Incomplete JT/T 808 split messages "
+                                          "dropped", labels=["reason"])
+            dropped.add_metric(["limit"], pool.evicted)
+            dropped.add_metric(["age"], pool.expired)
+            yield dropped
+        health = self._sources.get("health")
+        if health is not None:
+            yield GaugeMetricFamily("sinogate_store_degraded", "1 while the store takes no writes (disk full)",
+                                    value=1 if health.degraded else 0)
 
 
 def _counter(name: str, doc: str, labels: list[str], values: dict[Any, int]) -> CounterMetricFamily:

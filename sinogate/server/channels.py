@@ -24,6 +24,8 @@ class Channel:
     # A frame naming another ident on an identified connection: refused (False), or the connection
     # follows the new ident (True; e.g. a concentrator forwarding several devices on one socket).
     follow_ident: bool = False
+    # New devices one connection may auto-register (more for a concentrator that follows idents).
+    register_per_connection: int = 1
 
     @property
     def transports(self) -> list[str]:

@@ -77,11 +77,30 @@ def codec_settings(device: dict[str, Any] | None) -> DeviceSettings:
     )
 
 
+IDENT_MAX_LENGTH = 32
+IDENT_CHARACTERS = frozenset("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ-_.:")
+
+
+def ident_problem(ident: str, max_length: int = IDENT_MAX_LENGTH) -> str | None:
+    """Why ``ident`` cannot be a device's ident, or ``None``: the one grammar of every path
+    (auto-registration, the API's POST, PUT and PATCH): 1 to ``max_length`` characters from ASCII
+    letters, digits, ``-``, ``_``, ``.`` and ``:`` (IMEIs, terminal numbers and serials fit; spaces,
+    ``/``, ``+``, ``#`` and control characters break MQTT topics, selectors and log lines)."""
+    if not ident:
+        return "empty ident"
+    if len(ident) > max_length:
+        return f"ident longer than {max_length} characters ({len(ident)})"
+    if not IDENT_CHARACTERS.issuperset(ident):
+        return "ident with characters other than letters, digits, '-', '_', '.', ':'"
+    return None
+
+
 class DeviceRegistry:
     """The devices, cached for the ingest path; every change goes through here."""
 
-    def __init__(self, store: DeviceStore) -> None:
+    def __init__(self, store: DeviceStore, ident_max_length: int = IDENT_MAX_LENGTH) -> None:
         self.store = store
+        self.ident_max_length = ident_max_length
         self._by_id: dict[int, dict[str, Any]] = {}
         self._by_ident: dict[tuple[str, str], dict[str, Any]] = {}
         self._settings: dict[tuple[str, str], DeviceSettings] = {}
@@ -126,13 +145,29 @@ class DeviceRegistry:
         if protocol not in PROTOCOLS:
             raise StoreError(f"protocol must be one of {', '.join(PROTOCOLS)}")
         ident = fields.get("ident")
-        if not isinstance(ident, str | int) or not str(ident).strip() or any(c in str(ident) for c in "#+/ "):
-            raise StoreError("ident must be a non-empty string without '#', '+', '/' or spaces")
-        fields = {**fields, "ident": str(ident).strip(), "settings": validate_settings(fields.get("settings"))}
+        if not isinstance(ident, str | int) or isinstance(ident, bool):
+            raise StoreError("ident must be a string")
+        ident = self.check_ident(str(ident).strip())
+        fields = {**fields, "ident": ident, "settings": validate_settings(fields.get("settings"))}
         return self._remember(await self.store.create_device(fields))
+
+    def ident_problem(self, ident: str) -> str | None:
+        """Why ``ident`` cannot be a device's ident (``ident_problem`` with this registry's length)."""
+        return ident_problem(ident, self.ident_max_length)
+
+    def check_ident(self, ident: str) -> str:
+        problem = self.ident_problem(ident)
+        if problem is not None:
+            raise StoreError(f"{problem}: an ident is 1 to {self.ident_max_length} characters from letters, "
+                             "digits, '-', '_', '.' and ':'")
+        return ident
 
     async def update(self, device_id: int, fields: dict[str, Any]) -> dict[str, Any]:
         self.get(device_id)
+        if "ident" in fields:
+            if not isinstance(fields["ident"], str | int) or isinstance(fields["ident"], bool):
+                raise StoreError("ident must be a string")
+            fields = {**fields, "ident": self.check_ident(str(fields["ident"]).strip())}
         if "settings" in fields:
             fields = {**fields, "settings": validate_settings(fields["settings"])}
         if "protocol" in fields and fields["protocol"] not in PROTOCOLS:

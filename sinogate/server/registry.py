@@ -48,6 +48,14 @@ class SessionRegistry:
             session.close(reason)
         return len(idle)
 
+    def close_unidentified(self, transport: str, before: float, reason: str) -> int:
+        """Closes connections of ``transport`` opened before ``before`` that never named their device."""
+        late = [s for s in self._open.values()
+                if s.transport_name == transport and s.ident is None and s.opened < before and not s.closed]
+        for session in late:
+            session.close(reason)
+        return len(late)
+
     def close_all(self, reason: str) -> None:
         for session in list(self._open.values()):
             session.close(reason)
@@ -80,7 +88,13 @@ class SessionRegistry:
     def detach(self, session: DeviceConnection) -> None:
         self.closed(session)
         device_id = session.device_id
-        if device_id is None or self._by_device.get(device_id) is not session:
+        if device_id is not None:
+            self.release(session, device_id)
+
+    def release(self, session: DeviceConnection, device_id: int) -> None:
+        """``session`` no longer speaks for ``device_id`` (it closed, or switched to another ident):
+        the device is disconnected unless another connection took it over meanwhile."""
+        if self._by_device.get(device_id) is not session:
             return
         del self._by_device[device_id]
         self._devices.mark(device_id, False, session.last_active)

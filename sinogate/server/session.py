@@ -30,14 +30,17 @@ import asyncio
 import itertools
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sinogate.codecs import EncodedCommand, Frame, ProtocolConnection, connection_class
+from sinogate.codecs.limits import CodecLimits
 from sinogate.ingest import IngestService, Source
 from sinogate.interfaces import EventSink, LaterWriter
 from sinogate.server.channels import Channel
 from sinogate.server.devices import DeviceRegistry
+from sinogate.server.guard import GarbageMeter, Guard
+from sinogate.server.health import StoreHealth
 from sinogate.server.registry import SessionRegistry
 from sinogate.store.base import (
     PACKET_CONNECT,
@@ -51,6 +54,7 @@ from sinogate.store.base import (
     LogRecord,
     MessageStore,
     PacketRecord,
+    StoreError,
 )
 
 log = logging.getLogger("sinogate.session")
@@ -61,6 +65,8 @@ _conn_ids = itertools.count(int(time.time() * 1000) % 1_000_000_000 * 10)
 _MAX_PENDING_PACKETS = 64
 # Seconds of silence after which a frame the codec could not delimit yet is handed out (flush).
 FLUSH_AFTER = 1.0
+# Bytes of the junk budget the connect/disconnect records of a never identified connection cost.
+_RECORDS_COST = 256
 
 
 def next_conn_id() -> int:
@@ -78,6 +84,9 @@ class SessionServices:
     later: LaterWriter
     events: EventSink
     garbage_limit: int
+    guard: Guard = field(default_factory=Guard)  # device-side limits, shared (server.guard)
+    health: StoreHealth = field(default_factory=StoreHealth)  # the store's state (disk full)
+    codec_limits: CodecLimits = field(default_factory=CodecLimits)  # what codecs may hold, shared
 
 
 class Session:
@@ -98,6 +107,7 @@ class Session:
         self.codec: ProtocolConnection = connection_class(protocol)(
             settings=lambda ident: devices.settings_for(protocol, ident),
             transport=self.transport_name,
+            limits=services.codec_limits,
         )
         self.source = Source(protocol, self.transport_name, peer, channel.id, channel.protocol_id, self.conn_id)
         self.ident: str | None = None
@@ -110,7 +120,14 @@ class Session:
         self.closed = False
         self.refused = 0  # frames naming another ident, refused (see the module docstring)
         self._pending: list[PacketRecord] = []
-        self._garbage = 0
+        guard = services.guard
+        self._garbage = GarbageMeter(services.garbage_limit, guard.limits.garbage_window, self.opened)
+        self.junk_bytes = 0  # bytes that became no valid frame
+        self._sampled = 0  # bytes of junk (or of traffic before the ident) stored for this connection
+        self._cut = 0  # bytes of junk not stored (over the sample or the global budget)
+        self.error_frames = 0
+        self._warned = 0  # frame warnings logged for this connection (the rest are summed up at the end)
+        self.registered = 0  # devices this connection registered
         self._packet_type_bias = PACKET_UDP if self.transport_name == "udp" else 0
 
     # identification ----------------------------------------------------------------------------
@@ -120,27 +137,76 @@ class Session:
 
     async def _identify(self, ident: str, frame: Frame, now: float) -> IdentSeen:
         devices = self.services.devices
-        self.ident = ident
+        previous = self.device
         device = devices.find(self.protocol, ident)
         if device is None and self.channel.auto_register:
-            try:
-                device = await devices.create({"ident": ident, "protocol": self.protocol, "name": ident})
-                log.info("registered new %s device %s (id %s) from %s", self.protocol, ident, device["id"], self.peer)
-            except Conflict:  # a concurrent registration of the same ident won
-                device = devices.find(self.protocol, ident)
+            device = await self._register(ident)
         if device is not None and not device.get("enabled", True):
             log.info("%s device %s is disabled; closing %s", self.protocol, ident, self.peer)
             self.close("device disabled")
             device = None
+        if previous is not None and (device is None or device["id"] != previous["id"]):
+            # The connection switched idents (a channel that follows them): it no longer speaks for
+            # the first device, which must not stay "connected" for as long as this socket lives.
+            self.services.registry.release(self, previous["id"])
+        self.ident = ident
         self.device = device
         if device is None:
-            log.info("unknown %s ident %s from %s", self.protocol, ident, self.peer)
+            self.services.guard.device_log(logging.INFO, "unknown %s ident %s from %s", self.protocol, ident,
+                                           self.peer)
         for p in self._pending:
             p.ident = ident
             p.device_id = self.device_id
         if device is not None:
             self.services.registry.attach(self)
         return IdentSeen(self.protocol, ident, now, self.peer, frame.raw[:256], self.device_id)
+
+    async def _register(self, ident: str) -> dict[str, Any] | None:
+        """Creates the device of a new ident within the registration limits: at most the channel's
+        ``register_per_connection`` per connection (over it the ident stays unknown), and the global
+        budget (over it the ident stays unknown, its data is stored, and it is registered when the
+        budget refills)."""
+        devices = self.services.devices
+        guard = self.services.guard
+        if self.registered >= self.channel.register_per_connection:
+            guard.hit("register_per_connection", "%s %s registered %d device(s) already: %s stays an unknown ident",
+                      self.protocol, self.peer, self.registered, ident)
+            return None
+        if not guard.may_register():
+            guard.defer(self.protocol, ident)
+            guard.hit("register_rate", "registration budget spent (%g per minute, %d at once): %s %s from %s is "
+                      "kept as an unknown ident and registered when the budget refills", guard.limits.register_rate,
+                      guard.limits.register_burst, self.protocol, ident, self.peer)
+            return None
+        try:
+            device = await devices.create({"ident": ident, "protocol": self.protocol, "name": ident})
+        except Conflict:  # a concurrent registration of the same ident won
+            return devices.find(self.protocol, ident)
+        except StoreError as exc:
+            if self.services.health.failed(exc):
+                raise
+            guard.hit("register_refused", "%s %s: ident %s not registered: %s", self.protocol, self.peer, ident, exc)
+            return None
+        self.registered += 1
+        log.info("registered new %s device %s (id %s) from %s", self.protocol, ident, device["id"], self.peer)
+        return device
+
+    def _adopt(self) -> None:
+        """An unknown ident that got its device meanwhile (registered later, or by a user): the
+        connection attaches to it."""
+        assert self.ident is not None
+        device = self.services.devices.find(self.protocol, self.ident)
+        if device is None or not device.get("enabled", True):
+            return
+        self.device = device
+        for p in self._pending:
+            p.device_id = device["id"]
+        self.services.registry.attach(self)
+
+    def _refuse_ident(self, ident: str, reason: str) -> None:
+        guard = self.services.guard
+        guard.refuse_ident(self.protocol, self.channel_id, ident, reason, self.peer)
+        guard.hit("ident_refused", "%s %s: ident %r refused: %s", self.protocol, self.peer, ident, reason)
 
     # packets -----------------------------------------------------------------------------------
     def _packet(self, kind: int, data: bytes, now: float) -> PacketRecord:
@@ -186,36 +252,50 @@ class Session:
     async def _handle(self, frames: list[Frame], data: bytes, now: float, closing: bool = False) -> list[bytes]:
         """Files ``frames`` under the connection's device, stores them (with ``data``, the raw bytes
         they came in, when not empty) and returns the replies to send once that is durable."""
+        if self.device is None and self.ident is not None and not self.closed:
+            self._adopt()  # registered meanwhile (the registration budget refilled, or a user did)
         batch = IngestBatch()
         replies: list[bytes] = []
         messages: list[dict[str, Any]] = []
         good = False
+        junk = 0  # bytes of frames that are nothing valid
         for frame in frames:
+            # (a codec may tag skipped junk with the connection's ident: that does not make it valid)
+            valid = bool(frame.messages or frame.replies or (frame.ident and not frame.errors))
             if frame.errors:
-                log.warning(
-                    "%s %s %s: %s; bytes %s",
-                    self.protocol, self.peer, self.ident or "?", "; ".join(frame.errors), frame.raw[:512].hex(),
-                )
-            if frame.messages or frame.replies or frame.ident:
+                self._frame_errors(frame)
+                if not valid:
+                    junk += len(frame.raw)
+            if valid:
                 good = True
             named = (frame.ident or self.codec.ident) if frame.messages or frame.replies else None
             if named and named != self.ident:
+                problem = self.services.devices.ident_problem(named)
+                if problem is not None:  # no device can have it: counted, listed, never a traceback
+                    self._refuse_ident(named, problem)
+                    batch.logs.append(self._log("ident.refused", frame, now, f"ident refused: {problem}"))
+                    if self.ident is None and not closing:
+                        self.close(f"ident refused: {problem}")
+                        break
+                    continue
                 if (self.ident is not None and not self.channel.follow_ident) or closing:
                     self.refused += 1
                     why = (f"frame names {named!r} but the connection belongs to {self.ident!r}: refused, "
                            f"not stored as a message, not answered") if self.ident is not None else \
                         f"frame names {named!r} after the connection closed: not stored as a message"
-                    log.warning("%s %s %s: %s", self.protocol, self.peer, self.ident or "?", why)
+                    self.services.guard.device_log(logging.WARNING, "%s %s %s: %s", self.protocol, self.peer,
+                                                   self.ident or "?", why)
                     batch.logs.append(self._log("ident.refused", frame, now, why))
                     continue
                 if self.ident is not None:
-                    log.info("%s %s: connection switches from %s to %s (channel follows idents)",
-                             self.protocol, self.peer, self.ident, named)
+                    self.services.guard.device_log(
+                        logging.INFO, "%s %s: connection switches from %s to %s (channel follows idents)",
+                        self.protocol, self.peer, self.ident, named)
                     self.codec.follow(named)
                 batch.idents.append(await self._identify(named, frame, now))
                 if self.closed and not closing:
                     return []
-            if frame.errors and not frame.messages:
+            if frame.errors and not frame.messages and (valid or self.error_frames <= self._error_records):
                 batch.logs.append(self._log("frame.error", frame, now, "; ".join(frame.errors)))
             if frame.messages:
                 ident = self.ident
@@ -228,20 +308,91 @@ class Session:
                 messages.extend(frame.messages)
             if not closing:
                 replies.extend(frame.replies)
+        over = False
         if data:
-            self._garbage = 0 if good else self._garbage + len(data)
-            batch.packets = self._take_packets(self._packet(PACKET_RECEIVED, data, now))
+            self.junk_bytes += junk
+            over = self._garbage.add(junk, now)
+            stored = self._sample(data, junk, good)
+            if stored is not None:
+                batch.packets = self._take_packets(self._packet(PACKET_RECEIVED, stored, now))
         if good:
             self.last_frame = now
-        if messages:
-            stored = await self.services.ingest.ingest(self.source, self.device, self.ident, messages, now, batch)
-            self.messages_in += len(stored)
-            self.services.registry.touched(self)
-        else:
-            await self.services.store.ingest(batch)
-        if self._garbage > self.services.garbage_limit and not closing:
-            self.close(f"{self._garbage} bytes without a valid frame")
+        try:
+            if messages:
+                stored_messages = await self.services.ingest.ingest(self.source, self.device, self.ident, messages,
+                                                                    now, batch)
+                self.messages_in += len(stored_messages)
+                self.services.registry.touched(self)
+            elif batch:
+                await self.services.store.ingest(batch)
+        except Exception as exc:
+            if not self.services.health.failed(exc):
+                raise
+            # Nothing of this read is durable: nothing of it is acknowledged (the device sends it again).
+            if replies:
+                self.services.guard.acks_withheld += 1
+            replies = []
+        if over and not closing and not self.closed:
+            limits = self.services.guard.limits
+            self.services.guard.hit("garbage", "%s %s %s: closed, more than %d bytes without a valid frame within "
+                                    "%g s", self.protocol, self.peer, self.ident or "?", self.services.garbage_limit,
+                                    limits.garbage_window)
+            self.close(f"{self.junk_bytes} bytes without a valid frame (more than {self.services.garbage_limit} "
+                       f"within {limits.garbage_window:g} s)")
         return replies
+
+    @property
+    def _error_records(self) -> int:
+        """Log records of frames that were nothing valid, per connection (the rest are only counted)."""
+        return max(3, self.services.guard.limits.warnings_per_connection)
+
+    def _frame_errors(self, frame: Frame) -> None:
+        """Counts a frame's errors; logs the first few of the connection (escaped, cut, within the
+        global line rate), the rest are summed up in one line when the connection ends."""
+        guard = self.services.guard
+        self.error_frames += 1
+        guard.count_decode_error(self.protocol, frame.errors)
+        if self._warned < guard.limits.warnings_per_connection and guard.device_log(
+            logging.WARNING, "%s %s %s: %s; bytes %s", self.protocol, self.peer, self.ident or "?",
+            "; ".join(frame.errors), frame.raw[:64].hex(),
+        ):
+            self._warned += 1
+
+    def _sample(self, data: bytes, junk: int, good: bool) -> bytes | None:
+        """What of a read's raw bytes is stored: all of it when it holds no junk (and the device is
+        known, or the read carried a valid frame); else a sample: the connection's first
+        ``junk_sample`` bytes of such reads, within the global ``junk_budget``."""
+        if not junk and (good or self.ident is not None):
+            return data
+        guard = self.services.guard
+        room = max(0, guard.limits.junk_sample - self._sampled)
+        take = guard.junk_allowance(min(room, len(data))) if room else 0
+        self._sampled += take
+        if take < len(data):
+            if not self._cut:
+                guard.hit("junk_sample", "%s %s %s: raw bytes without a valid frame beyond the sample (%d bytes per "
+                          "connection, %d per day in all) are not stored", self.protocol, self.peer, self.ident or "?",
+                          guard.limits.junk_sample, guard.limits.junk_budget)
+            self._cut += len(data) - take
+            guard.junk_dropped += len(data) - take
+        return data[:take] if take else None
+
+    def summary(self) -> str | None:
+        """One line on what went wrong with the connection's traffic, when anything did."""
+        if not self.error_frames and not self.junk_bytes:
+            return None
+        quiet = self.error_frames - self._warned
+        return (f"{self.protocol} {self.peer} {self.ident or '?'}: {self.error_frames} frame(s) with errors"
+                f"{f' ({quiet} not logged)' if quiet else ''}, {self.junk_bytes} bytes without a valid frame, "
+                f"{self._cut} bytes of them not stored")
+
+    async def store_records(self, batch: IngestBatch) -> None:
+        """Stores connection records; a full disk only withholds them (see ``server.health``)."""
+        try:
+            await self.services.store.ingest(batch)
+        except Exception as exc:
+            if not self.services.health.failed(exc):
+                raise
 
     def encode_command(self, name: str, properties: dict[str, Any], now: float) -> EncodedCommand:
         """The command's bytes for this device (raises ``CodecError``); the connection's codec
@@ -260,8 +411,16 @@ class Session:
 
     def close_records(self, reason: str) -> IngestBatch:
         now = time.time()
+        summary = self.summary()
+        if summary is not None:  # one line per connection with counts, not one per bad frame
+            self.services.guard.device_log(logging.WARNING, "%s; closed: %s", summary, reason)
+            reason = f"{reason}; {summary}"
         record = self._packet(PACKET_DISCONNECT, b"", now)
         if self.ident is None:  # never identified: keep the traffic anyway, under no ident
+            if self.services.guard.junk_allowance(_RECORDS_COST) < _RECORDS_COST:
+                # The junk budget pays for the records of connections that never named a device.
+                sample, self._pending = [p for p in self._pending if p.data], []
+                return IngestBatch(packets=sample)
             packets, self._pending = [*self._pending, record], []
         else:
             packets = self._take_packets(record)
@@ -325,7 +484,7 @@ class TcpSession(Session):
 
     async def run(self) -> None:
         services = self.services
-        await services.store.ingest(self.connect_records())
+        await self.store_records(self.connect_records())
         log.debug("%s connection %s from %s", self.protocol, self.conn_id, self.peer)
         held = False  # the codec holds bytes a flush might hand out
         try:
@@ -369,7 +528,8 @@ class TcpSession(Session):
                     log.exception("%s %s %s: frames held at close not stored", self.protocol, self.peer, self.ident)
             else:
                 for frame in frames:
-                    log.warning("%s %s %s at close: %s; bytes %s", self.protocol, self.peer, self.ident or "?",
-                                "; ".join(frame.errors), frame.raw[:512].hex())
+                    if frame.errors:
+                        self._frame_errors(frame)
+                        self.junk_bytes += len(frame.raw)
             services.registry.detach(self)
-            await services.store.ingest(self.close_records(self.close_reason))
+            await self.store_records(self.close_records(self.close_reason))

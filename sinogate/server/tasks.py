@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from sinogate.store.base import IngestBatch, MessageStore
@@ -14,10 +14,13 @@ log = logging.getLogger("sinogate")
 
 
 class Tasks:
-    """Implements ``TaskRunner``: keeps a reference to each task, logs failures, drains on stop."""
+    """Implements ``TaskRunner``: keeps a reference to each task, logs failures, drains on stop.
+    ``expected(exc)`` may claim a failure as expected (a full disk: counted by the store's health,
+    not a traceback per failed write)."""
 
-    def __init__(self) -> None:
+    def __init__(self, expected: Callable[[BaseException], bool] | None = None) -> None:
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._expected = expected
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         task = asyncio.get_running_loop().create_task(coro)
@@ -27,8 +30,10 @@ class Tasks:
 
     def _done(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("background task failed", exc_info=task.exception())
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            if self._expected is not None and self._expected(exc):
+                return
+            log.error("background task failed", exc_info=exc)
 
     async def drain(self, timeout: float) -> None:
         """Waits up to ``timeout`` seconds for the running tasks (other than the caller)."""

@@ -54,10 +54,16 @@ class UdpListener(asyncio.DatagramProtocol):
         assert self.transport is not None
         session = self.sessions.get(addr)
         if session is None or session.closed:
+            guard = self.services.guard
+            refused = guard.admit_udp(addr[0])
+            if refused is not None:  # the datagram is dropped unanswered
+                guard.hit("max_connections_per_peer", "udp %s datagram from %s:%s dropped: %s", self.channel.protocol,
+                          addr[0], addr[1], refused)
+                return
             session = UdpSession(self.services, self.channel, self.transport, addr)
             self.sessions[addr] = session
             self.services.registry.opened(session)
-            await self.services.store.ingest(session.connect_records())
+            await session.store_records(session.connect_records())
             while len(self.sessions) > MAX_UDP_PEERS:
                 _, old = self.sessions.popitem(last=False)
                 self._forget(old, f"udp peer table full ({MAX_UDP_PEERS} peers)")
@@ -71,15 +77,25 @@ class UdpListener(asyncio.DatagramProtocol):
             except Exception:
                 log.exception("udp %s %s: failed on datagram %s", self.channel.protocol, addr, data[:512].hex())
 
-    def expire(self, idle_timeout: float) -> None:
+    def expire(self, idle_timeout: float, unidentified_timeout: float | None = None) -> None:
+        """Forgets peers silent for ``idle_timeout`` s, and those that named no device within
+        ``unidentified_timeout`` s."""
         now = time.time()
         for addr, session in list(self.sessions.items()):
             if now - session.last_active > idle_timeout:
                 del self.sessions[addr]
                 self._forget(session, f"udp idle for {idle_timeout:g} s")
+            elif (unidentified_timeout is not None and session.ident is None
+                  and now - session.opened > unidentified_timeout):
+                del self.sessions[addr]
+                self.services.guard.hit("unidentified_timeout", "udp %s peer %s named no device within %g s",
+                                        self.channel.protocol, session.peer, unidentified_timeout)
+                self._forget(session, f"udp peer named no device within {unidentified_timeout:g} s")
 
     def _forget(self, session: UdpSession, reason: str) -> None:
         self._locks.pop(session.addr, None)
         session.closed = True
+        self.services.guard.release_udp(session.addr[0])
+        session.codec.close(time.time())  # frees what the codec held (split messages)
         self.services.registry.detach(session)
         self.services.later.store_later(session.close_records(reason))

@@ -260,8 +260,9 @@ def test_one_connection_one_device(api: Api, gateway_server: Any) -> None:
 
 def test_a_channel_that_follows_ident_switches(tmp_path: Path, gateway_factory: Any) -> None:
     port = free_port()
-    with gateway_factory(tmp_path / "data", listeners=[ListenerConfig(protocol="h02", port=port, follow_ident=True)]) \
-            as server:
+    # (a connection registers one new device unless its channel allows more: issue 11)
+    listener = ListenerConfig(protocol="h02", port=port, follow_ident=True, register_per_connection=2)
+    with gateway_factory(tmp_path / "data", listeners=[listener]) as server:
         api = Api(server)
         channels = api.get("/gw/channels")
         assert channels[0]["configuration"]["follow_ident"] is True
