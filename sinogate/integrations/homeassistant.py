@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from sinogate import __version__
-from sinogate.commands.catalog import codec_commands
+from sinogate.commands.catalog import codec_commands, destructive
 from sinogate.integrations.topics import Topics
 from sinogate.jsonenc import dumps
 
@@ -61,7 +61,8 @@ def node_id(device: Mapping[str, Any]) -> str:
 def safe_commands(protocol: str) -> list[str]:
     commands = codec_commands(protocol)
     return [name for name in SAFE_COMMANDS
-            if name in commands and name not in UNSAFE_COMMANDS and not commands[name].get("required")]
+            if name in commands and name not in UNSAFE_COMMANDS and not commands[name].get("required")
+            and destructive(protocol, name, {}) is None]
 
 
 def _device_block(device: Mapping[str, Any]) -> dict[str, Any]:

@@ -16,7 +16,8 @@ set, a list of histogram buckets); prometheus-client builds the families when sc
 | ``sinogate_mqtt_connected``, ``sinogate_mqtt_connects_total`` | gauge, counter | |
 | ``sinogate_mqtt_published_total``, ``_dropped_total``, ``_failed_total`` | counter | |
 | ``sinogate_mqtt_commands_total`` | counter (inbound commands) | outcome |
-| ``sinogate_notifications_total`` | counter | target, outcome (delivered, failed_attempt, dead_lettered, dropped) |
+| ``sinogate_notifications_total`` | counter | target, outcome (delivered, failed_attempt, skipped_attempt, |
+| | | dead_lettered, dropped) |
 | ``sinogate_notifications_suppressed_total`` | counter (duplicates) | |
 | ``sinogate_publisher_failures_total`` | counter (after-commit publishers that raised) | |
 | ``sinogate_limit_hits_total`` | counter (device-side limits hit: connections, garbage, registrations, …) | limit |
@@ -223,7 +224,8 @@ class Metrics:
             family = CounterMetricFamily("sinogate_notifications", "Notification deliveries",
                                          labels=["target", "outcome"])
             for outcome, counts in (("delivered", notifications.delivered), ("failed_attempt", notifications.failed),
-                                    ("dead_lettered", notifications.dead), ("dropped", notifications.dropped)):
+                                    ("skipped_attempt", notifications.skipped), ("dead_lettered", notifications.dead),
+                                    ("dropped", notifications.dropped)):
                 for target, n in sorted(counts.items()):
                     family.add_metric([target, outcome], n)
             yield family

@@ -11,9 +11,10 @@ What it publishes, every publish at the configured QoS (1 by default):
 - with ``homeassistant``: discovery configs and the device tracker's location topic.
 
 Inbound (``commands`` on): commands published to ``{prefix}/rest/post/gw/devices/{selector}/
-commands-queue`` (a JSON object or list of ``{"name", "properties"?, "ttl"?, "expire"?}``) are
-queued like the REST call; their lifecycle comes back on the log topics. With an MQTT 5 response
-topic, the queued commands (or the errors) are published there.
+commands-queue`` (a JSON object or list of ``{"name", "properties"?, "ttl"?, "expire"?, "confirm"?,
+"force"?}``) are queued like the REST call (a destructive command needs ``"confirm": true``); their
+lifecycle comes back on the log topics. With an MQTT 5 response topic, the queued commands (or the
+errors) are published there.
 
 A broker that is down never blocks or slows ingest: ``committed`` only appends to a bounded
 queue (``queue`` batches; beyond it new batches are dropped and counted), a background task
@@ -125,7 +126,7 @@ class DeviceDirectory(Protocol):
 
 class CommandQueue(Protocol):
     async def enqueue(self, device: dict[str, Any], name: str, properties: Any, ttl: Any = None,
-                      expire: Any = None) -> dict[str, Any]: ...
+                      expire: Any = None, *, confirm: bool = False, force: bool = False) -> dict[str, Any]: ...
 
 
 class StateSource(Protocol):
@@ -561,8 +562,10 @@ class MqttBridge:
         for device in devices:
             for item in items:
                 try:
-                    results.append(await self._commands.enqueue(device, item["name"], item.get("properties"),
-                                                                ttl=item.get("ttl"), expire=item.get("expire")))
+                    # as over REST: a destructive command needs "confirm": true, a moving engine stop "force"
+                    results.append(await self._commands.enqueue(
+                        device, item["name"], item.get("properties"), ttl=item.get("ttl"), expire=item.get("expire"),
+                        confirm=item.get("confirm") is True, force=item.get("force") is True))
                 except CommandError as exc:
                     errors.append({"code": 400, "reason": exc.reason, "device_id": device["id"]})
         if errors:

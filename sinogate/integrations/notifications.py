@@ -19,9 +19,12 @@ target's bounded set of pending deliveries; nothing waits there. Each target has
 (``notify_queue`` pending, 4 requests at a time), so a slow or dead target fills only its own
 slots and never delays ingest or another target. A failed attempt is retried ``notify_retries``
 times with exponential backoff (``notify_backoff`` s, doubled each time, at most 10 min); then
-the delivery is dead-lettered (``GET /gw/notifications/{sel}/dead-letters``). A refusal that
-cannot change (HTTP 4xx other than 408/409/425/429, an invalid Apprise URL) is dead-lettered at
-once. The same event (same content, whatever its id) is delivered once per rule.
+the delivery is dead-lettered (``GET /gw/notifications/{sel}/dead-letters``). After 3 failures
+in a row a target is left alone for a pause (the backoff, doubling with each further failure):
+attempts falling in the pause are not made (``skipped`` in the delivery log), so a dead target
+costs a few probes, not a request per event and retry. A refusal that cannot change (HTTP 4xx
+other than 408/409/425/429, an invalid Apprise URL) is dead-lettered at once. The same event
+(same content, whatever its id) is delivered once per rule.
 """
 
 from __future__ import annotations
@@ -59,6 +62,8 @@ MAX_DEAD = 1000
 LOG_PER_RULE = 200
 SEEN_PER_RULE = 10000
 CONCURRENCY = 4  # requests in flight per target
+WARN_EVERY = 60.0  # seconds between dead-letter warnings of one target
+CIRCUIT = 3  # failures in a row after which a target is left alone for a while (backoff, doubling)
 BACKOFF_MAX = 600.0
 MASK = "********"
 _EVENT_TYPE = re.compile(r"^(\*|[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+)*(\.\*)?)$")
@@ -196,6 +201,11 @@ class TargetState:
     limit: int
     pending: int = 0
     semaphore: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(CONCURRENCY))
+    warned: float = float("-inf")  # monotonic time of the last dead-letter warning
+    unwarned: int = 0  # dead letters since
+    failures: int = 0  # retryable failures in a row
+    down_until: float = 0.0  # monotonic time before which no request is made (the target looks dead)
+    last_error: str = ""
 
 
 @dataclass(eq=False)
@@ -263,6 +273,7 @@ class NotificationService:
         self.failed: dict[str, int] = {}  # failed attempts
         self.dead: dict[str, int] = {}
         self.dropped: dict[str, int] = {}
+        self.skipped: dict[str, int] = {}  # attempts not made while a target was down
         self.suppressed = 0
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -310,6 +321,7 @@ class NotificationService:
             for new, prev in zip(rule.targets, old.targets, strict=False):
                 if new.target == prev.target:
                     new.pending, new.semaphore = prev.pending, prev.semaphore
+                    new.failures, new.down_until, new.last_error = prev.failures, prev.down_until, prev.last_error
         self._rules[rule.id] = rule
         self._types_wanted = any(r.data.get("enabled", True) for r in self._rules.values())
         return rule
@@ -406,6 +418,8 @@ class NotificationService:
         self._dead = deque(d for d in self._dead if d["id"] not in ids)
         for entry in doomed:
             await self.store.kv_delete(DEAD_NAMESPACE, _dead_key(entry["id"]))
+        if doomed:
+            await self._save_next()  # the ids of what was cleared are never given again
         return doomed
 
     async def retry_dead_letters(self, selector: str) -> list[dict[str, Any]]:
@@ -416,7 +430,9 @@ class NotificationService:
             index = int(entry.get("target.index") or 0)
             if rule is None or index >= len(rule.targets):
                 continue
-            self._enqueue(rule, rule.targets[index], entry["event"])
+            target = rule.targets[index]
+            target.failures, target.down_until = 0, 0.0  # asked for: try the target now
+            self._enqueue(rule, target, entry["event"])
             retried.append(entry)
         return retried
 
@@ -514,10 +530,19 @@ class NotificationService:
                 if attempt:
                     entry["status"] = "retrying"
                     await asyncio.sleep(min(BACKOFF_MAX, self.backoff * 2 ** (attempt - 1)))
-                entry["attempts"] = attempt + 1
                 started = time.monotonic()
                 try:
                     async with target.semaphore:
+                        if target.down_until > time.monotonic():
+                            # The target failed its last requests: this attempt is not made (a dead
+                            # webhook costs a few probes, not every event's every retry).
+                            entry["skipped"] = entry.get("skipped", 0) + 1
+                            self.skipped[kind] = self.skipped.get(kind, 0) + 1
+                            error = f"not tried: the target failed {target.failures} times in a row " \
+                                    f"(last: {target.last_error})"
+                            entry["error"] = error
+                            continue
+                        entry["attempts"] += 1
                         response = await self.senders.send(target.target, body, payload, entry["id"])
                 except DeliveryError as exc:
                     error = exc.reason
@@ -525,11 +550,18 @@ class NotificationService:
                 except Exception as exc:  # a bug in a notifier must not end the retries silently
                     error, retry = f"{type(exc).__name__}: {exc}", True
                 else:
+                    target.failures, target.down_until = 0, 0.0
                     entry.update(status="delivered", response=response, error=None,
                                  duration=round(time.monotonic() - started, 4))
                     rule.delivered += 1
                     self.delivered[kind] = self.delivered.get(kind, 0) + 1
                     return
+                if retry:
+                    target.failures += 1
+                    target.last_error = error
+                    if target.failures >= CIRCUIT:
+                        pause = min(BACKOFF_MAX, self.backoff * 2 ** (target.failures - CIRCUIT))
+                        target.down_until = time.monotonic() + pause
                 entry["error"] = error
                 rule.failed += 1
                 self.failed[kind] = self.failed.get(kind, 0) + 1
@@ -558,12 +590,14 @@ class NotificationService:
         }
         self._next_dead += 1
         self._dead.append(record)
-        if not quiet:
-            log.warning("notification rule %s target %s (%s) dead-lettered after %d attempt(s): %s", rule.id,
-                        target.index, kind, entry["attempts"], error)
+        now = time.monotonic()
+        target.unwarned += 1
+        if not quiet and now - target.warned >= WARN_EVERY:  # a dead target under a flood of events: a line a minute
+            log.warning("notification rule %s target %s (%s): %d delivery(ies) dead-lettered, the last after %d "
+                        "attempt(s): %s", rule.id, target.index, kind, target.unwarned, entry["attempts"], error)
+            target.warned, target.unwarned = now, 0
         with contextlib.suppress(StoreError, RuntimeError):
             await self.store.kv_set(DEAD_NAMESPACE, _dead_key(record["id"]), record)
-            await self._save_next()
             while len(self._dead) > MAX_DEAD:
                 old = self._dead.popleft()
                 await self.store.kv_delete(DEAD_NAMESPACE, _dead_key(old["id"]))

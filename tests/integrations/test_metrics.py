@@ -32,6 +32,13 @@ def _value(samples: dict[Any, float], name: str, **labels: str) -> float:
     return samples.get((name, tuple(sorted(labels.items()))), 0.0)
 
 
+def _bad_checksum(frame: bytes) -> bytes:
+    """The frame with its checksum byte inverted (decoded leniently, and counted as an error)."""
+    raw = frame[1:-1].replace(b"\x7d\x02", b"\x7e").replace(b"\x7d\x01", b"\x7d")
+    raw = raw[:-1] + bytes([raw[-1] ^ 0xFF])
+    return b"\x7e" + raw.replace(b"\x7d", b"\x7d\x01").replace(b"\x7e", b"\x7d\x02") + b"\x7e"
+
+
 def test_metrics_after_real_traffic(tmp_path: Path) -> None:
     metrics_port = free_port()
     config = {"metrics_token": "scrape-me-0123456789", "metrics_port": metrics_port,
@@ -57,9 +64,7 @@ def test_metrics_after_real_traffic(tmp_path: Path) -> None:
         for i in range(12):
             h02.sendall(h02_v1("4210051500", now - 30 + i, 22.5, 113.9, status="FFFBFBFF" if i == 5 else "FFFFFBFF"))
         jt = socket.create_connection(("127.0.0.1", server.jt808_port), timeout=5)
-        frame = bytearray(jt808_frame(0x0200, "013511221122", 1, location_body(now, 22.5, 113.9)))
-        frame[-2] = 0x55 if frame[-2] != 0x55 else 0x56  # a wrong checksum: decoded leniently, counted
-        jt.sendall(bytes(frame))
+        jt.sendall(_bad_checksum(jt808_frame(0x0200, "013511221122", 1, location_body(now, 22.5, 113.9))))
         wait_for(lambda: len(server.runtime.devices.all()) == 2, 5)
         dev = next(d["id"] for d in server.runtime.devices.all() if d["ident"] == "4210051500")
         queued = httpx.post(server.url(f"/gw/devices/{dev}/commands-queue"), headers=headers,

@@ -132,6 +132,10 @@ def test_command_over_mqtt_reaches_device_and_reply_on_log_topic(tmp_path: Path,
         device_id(server, "h02", ident)
         sub = Subscriber(f"{prefix}/log/#", "replies/#")
         try:
+            # destructive: refused without "confirm", as over REST
+            sub.publish(f"{prefix}/rest/post/gw/devices/{dev}/commands-queue", json.dumps({"name": "engine.stop"}),
+                        response_topic="replies/0")
+            assert "confirm" in sub.wait("replies/0")[0].json()["errors"][0]["reason"]
             sub.publish(f"{prefix}/rest/post/gw/devices/{dev}/commands-queue",
                         json.dumps({"name": "engine.stop", "ttl": 600, "confirm": True}), response_topic="replies/1",
                         correlation=b"c-1")
@@ -153,7 +157,7 @@ def test_command_over_mqtt_reaches_device_and_reply_on_log_topic(tmp_path: Path,
             assert refused["result"] == [] and "no.such" in refused["errors"][0]["reason"]
             sub.publish(f"{prefix}/rest/post/gw/devices/999/commands-queue", b"not json", response_topic="replies/3")
             assert sub.wait("replies/3")[0].json()["errors"][0]["code"] == 400
-            assert server.runtime.mqtt.commands_rejected == 2
+            assert server.runtime.mqtt.commands_rejected == 3
         finally:
             sub.close()
             device.close()
