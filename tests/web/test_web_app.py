@@ -158,10 +158,10 @@ def test_trips_list_matches_the_intervals_api(app: App, screenshots: Path) -> No
     # the summary takes the trips' distance
     distance = sum(t.get("distance") or 0 for t in trips)
     assert page.inner_text("#summary-distance .value") == f"{distance:.1f} km"
-    # a trip zooms the map to itself
-    page.locator("#history-trips li button").nth(1).click()
-    page.wait_for_timeout(400)
     page.screenshot(path=str(screenshots / "history.png"))
+    # a trip zooms the map to itself, highlighted
+    page.locator("#history-trips li button").nth(1).click()
+    page.wait_for_selector("#history-map path.sg-highlight")
     app.fleet.api("DELETE", f"/gw/devices/{device['id']}")
 
 
@@ -317,13 +317,17 @@ def test_every_view_renders_without_errors(app: App, screenshots: Path) -> None:
     app.page.select_option("#messages-form select[aria-label='Rows per page']", "25")
     app.page.click("#messages-form button[type=submit]")
     app.page.wait_for_function("() => document.querySelectorAll('#messages-table tbody tr.clickable').length === 25")
-    newest = app.instance("v.rows.map(r => r.timestamp)")
+    rows = "v.rows.map(r => [r.timestamp, r['server.timestamp']])"
+    first = ("s => { const r = window.sinogate.app.current.instance.rows; "
+             "return r.length && r[0]['server.timestamp'] === s; }")
+    newest = app.instance(rows)
     app.page.click("button:has-text('Older')")
-    app.page.wait_for_function("t => window.sinogate.app.current.instance.rows[0].timestamp < t", arg=newest[-1])
-    older = app.instance("v.rows.map(r => r.timestamp)")
-    assert older == sorted(older, reverse=True) and max(older) < min(newest)
+    app.page.wait_for_function(f"s => !({first})(s)", arg=newest[0][1])
+    older = app.instance(rows)
+    assert max(t for t, _ in older) <= min(t for t, _ in newest)
+    assert not {tuple(r) for r in older} & {tuple(r) for r in newest}  # no message on both pages
     app.page.click("button:has-text('Newer')")
-    app.page.wait_for_function("t => window.sinogate.app.current.instance.rows[0].timestamp === t", arg=newest[0])
+    app.page.wait_for_function(first, arg=newest[0][1])
     # the filter box goes to the API
     app.page.fill("#messages-filter", "position.speed>=1000")
     app.page.press("#messages-filter", "Enter")

@@ -169,8 +169,8 @@ export default {
           start = i;
         }
       }
-      L.marker(latlngs[0], { icon: dotIcon("start", "A"), title: `start ${fmtTime(points[0].timestamp)}`, keyboard: false }).addTo(layers);
-      L.marker(latlngs[latlngs.length - 1], { icon: dotIcon("end", "B"), title: `end ${fmtTime(points[points.length - 1].timestamp)}`, keyboard: false }).addTo(layers);
+      L.marker(latlngs[0], { icon: dotIcon("start", "A"), title: `start ${fmtTime(points[0].timestamp)}`, keyboard: false, zIndexOffset: 500 }).addTo(layers);
+      L.marker(latlngs[latlngs.length - 1], { icon: dotIcon("end", "B"), title: `end ${fmtTime(points[points.length - 1].timestamp)}`, keyboard: false, zIndexOffset: 500 }).addTo(layers);
       map.fitBounds(view.track.getBounds(), { padding: [24, 24], maxZoom: 16, animate: false });
     }
 
@@ -184,7 +184,8 @@ export default {
         }
       }
       if (Array.isArray(events)) {
-        for (const e of events) {
+        // trips, stops and ignition already show as the track and the stop markers: the others get a sign
+        for (const e of events.filter((x) => !/^(trip|ignition|device)\./.test(x.type))) {
           const lat = e["position.latitude"], lon = e["position.longitude"];
           if (typeof lat !== "number" || typeof lon !== "number") continue;
           L.marker([lat, lon], { icon: dotIcon(`event ${e.type === "alarm" ? "alarm" : ""}`, "!"), keyboard: false })
@@ -266,7 +267,8 @@ export default {
       const part = view.points.filter((p) => p.timestamp >= begin && p.timestamp <= (end || Infinity))
         .map((p) => [p["position.latitude"], p["position.longitude"]]);
       if (part.length > 1) {
-        const line = L.polyline(part, { color: "#2f6fde", weight: 8, opacity: 0.5 }).addTo(highlight);
+        const line = L.polyline(part, { color: "#2f6fde", weight: 10, opacity: 0.35, className: "sg-highlight" }).addTo(highlight);
+        line.bringToBack();
         map.fitBounds(line.getBounds(), { padding: [30, 30], maxZoom: 17 });
       } else if (part.length === 1) {
         map.setView(part[0], 16);

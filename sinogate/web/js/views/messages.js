@@ -100,6 +100,8 @@ export default {
         renderHead();
         return;
       }
+      // "now" becomes the newest row's time: coming back with Newer shows this very page again
+      if (cursor.to === null && rows.length && cursor.skip === 0) cursor.to = rows[0].timestamp;
       renderHead();
       for (const m of rows) {
         const tr = h("tr", { tabindex: 0, class: "clickable", onclick: () => open(m, tr),
