@@ -83,6 +83,8 @@ class Config(BaseSettings):
     jt808_reassembly_age: float = Field(120.0, gt=0, description="Seconds an incomplete split message is kept")
     api_scan_max: int = Field(500_000, ge=1000, description="Messages one query may read (filtered scans, queries "
                                                             "without count); 400 above: narrow the range")
+    api_scan_seconds: float = Field(20.0, gt=0, description="Filter evaluation time one query may take (s); 400 "
+                                                            "above: narrow the range")
     api_devices_page: int = Field(1000, ge=1, description="Devices per page of GET /gw/devices (limit, offset)")
     sqlite_wal_limit: int = Field(64 * 1024 * 1024, ge=1024 * 1024, description="SQLite WAL size kept after a "
                                                                                  "checkpoint; a larger WAL is "

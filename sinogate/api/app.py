@@ -94,12 +94,13 @@ def create_app(context: ApiContext) -> FastAPI:
     )
     app.state.context = context
     errors.install(app, JsonResponse)
-    app.add_middleware(Hardening, max_body=context.max_body)
+    app.add_middleware(Hardening, max_body=context.max_body, health=context.health)
 
-    @app.get("/health", tags=["server"], summary="Liveness check (no token needed)")
+    @app.get("/health", tags=["server"], summary="Liveness check (no token needed); status degraded says why")
     async def health() -> dict[str, Any]:
         return {
             "status": "ok",
+            **(context.health.status() if context.health is not None else {}),
             "version": __version__,
             "uptime": round(time.time() - context.started, 3),
             "ports": dict(context.ports),

@@ -20,6 +20,8 @@ from sinogate.interfaces import DeviceConnection
 from sinogate.server.bus import EventBus
 from sinogate.server.channels import Channel
 from sinogate.server.devices import DeviceRegistry
+from sinogate.server.guard import Guard
+from sinogate.server.health import StoreHealth
 from sinogate.server.registry import SessionRegistry
 from sinogate.store.base import Store
 
@@ -51,6 +53,11 @@ class ApiContext:
     metrics_token: str | None = None  # besides the master token, the one token GET /metrics accepts
     extra: dict[str, object] = field(default_factory=dict)
     support: CommandSupport | None = None  # command knowledge learned from traffic
+    guard: Guard | None = None  # device-side limits (refused idents are listed from it)
+    health: StoreHealth | None = None  # the store's state: writes answered 503 while it is degraded
+    scan_max: int = 500_000  # messages one query may read (config api_scan_max)
+    scan_seconds: float = 20.0  # filter evaluation time one query may take (config api_scan_seconds)
+    devices_page: int = 1000  # devices per page of GET /gw/devices (config api_devices_page)
 
     @property
     def stopping(self) -> bool:

@@ -17,6 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sinogate.commands.catalog import CommandError
 from sinogate.commands.service import CommandFailed
+from sinogate.server.health import StoreUnavailable, storage_problem
 from sinogate.store.base import Conflict, NotFound, StoreError
 
 log = logging.getLogger("sinogate.api")
@@ -34,6 +35,7 @@ class ApiError(Exception):
 
 # Most specific class first: the first isinstance match wins.
 STATUS: tuple[tuple[type[Exception], int], ...] = (
+    (StoreUnavailable, 503),
     (NotFound, 404),
     (Conflict, 409),
     (StoreError, 400),
@@ -102,6 +104,13 @@ def install(app: FastAPI, response: type[Response]) -> None:
         app.add_exception_handler(cls, bad_input)
 
     async def bug(request: Request, exc: Exception) -> Response:
+        problem = storage_problem(exc)
+        if problem is not None:  # a full disk: one line per state change (server.health), not a traceback
+            health = getattr(getattr(request.app.state, "context", None), "health", None)
+            if health is not None:
+                health.failed(exc)
+            return response(error_body(f"store unavailable: {problem}; try again later", 503), status_code=503,
+                            headers={"Retry-After": "30"})
         log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
         return response(error_body(f"internal error: {type(exc).__name__}", 500), status_code=500)
 

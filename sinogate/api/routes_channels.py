@@ -45,7 +45,7 @@ def resolve_channels(ctx: ApiContext, selector: str, auth: Auth) -> list[int]:
     if selector == "all":
         return active
     parts = [p.strip() for p in selector.split(",")]
-    if not parts or not all(p.isdigit() and len(p) < 10 for p in parts):
+    if not parts or not all(p.isascii() and p.isdigit() and len(p) < 10 for p in parts):
         raise ApiError(400, "channel selector must be 'all' or channel ids (GET /gw/channels)", 400)
     ids = list(dict.fromkeys(int(p) for p in parts))
     for cid in ids:
@@ -131,7 +131,8 @@ async def channel_logs(
     return result(apply_query((log_view(r) for r in rows), query))
 
 
-@router.get("/gw/channels/{selector}/idents", summary="Every ident seen on channels; unknown ones are marked")
+@router.get("/gw/channels/{selector}/idents",
+            summary="Every ident seen on channels; unknown ones are marked, refused ones carry the reason")
 async def channel_idents(
     selector: str, auth: Auth = Depends(authenticate), ctx: ApiContext = Depends(get_context)
 ) -> Response:
@@ -145,7 +146,16 @@ async def channel_idents(
                 "channel_id": cid,
                 "device_id": device["id"] if device else None,
                 "unknown": device is None,
+                "refused": None,
             })
+        # Idents no device may have (server.devices.ident_problem): the latest, kept in memory,
+        # shown escaped and cut, with the reason and how often they came.
+        for entry in ctx.guard.refused(protocol) if ctx.guard is not None else []:
+            if entry["channel_id"] == cid:
+                out.append({"protocol": protocol, "ident": entry["ident"], "first_seen": entry["first_seen"],
+                            "last_seen": entry["last_seen"], "peer": entry["peer"], "sample": "",
+                            "channel_id": cid, "device_id": None, "unknown": True, "refused": entry["reason"],
+                            "count": entry["count"]})
     return result(out)
 
 

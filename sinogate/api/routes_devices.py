@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import math
 import time
+from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends, Query, Request
@@ -15,6 +18,7 @@ from sinogate.api.deps import (
     Auth,
     DataParam,
     DataQuery,
+    JsonResponse,
     authenticate,
     get_context,
     parse_data,
@@ -35,9 +39,14 @@ from sinogate.api.views import (
 )
 from sinogate.codecs import PROTOCOL_IDS
 from sinogate.ingest import Source
-from sinogate.store.base import StoreError
+from sinogate.store.base import Message, Store, StoreError, TimeQuery
 
 router = APIRouter(tags=["devices"])
+
+SCAN_CHUNK = 2000  # messages a filtered scan reads from the store at a time (at least)
+SCAN_WINDOW_MAX = 20_000  # … and at most (a selector of many devices reads more at a time)
+SLICE_SECONDS = 0.02  # longest stretch of filter evaluation before the event loop gets a turn
+SCANS_AT_ONCE = 2  # filtered scans running at a time (more wait their turn)
 
 Protocol = Literal["h02", "jt808"]
 
@@ -104,14 +113,35 @@ def _device_fields(body: DeviceCreate | DeviceUpdate, partial: bool) -> dict[str
 
 # --- devices ---------------------------------------------------------------------------------------
 
-@router.get("/gw/devices", summary="List every device")
+FieldsQuery = Annotated[str | None, Query(description="comma list of fields, e.g. id,name,connected; "
+                                                      "'commands' adds each device's command catalog")]
+LimitQuery = Annotated[int | None, Query(ge=1, le=100_000, description="devices per page (default: "
+                                                                       "api_devices_page, 1000)")]
+OffsetQuery = Annotated[int, Query(ge=0, description="devices to skip (the previous page's next_offset)")]
+
+
+def _device_page(ctx: ApiContext, devices: list[dict[str, Any]], fields: str | None, limit: int | None,
+                 offset: int) -> Response:
+    """One page of devices by id; ``next_offset`` in the body and ``X-Total-Count`` say what is left."""
+    names = parse_fields(fields)
+    size = limit or ctx.devices_page
+    devices = sorted(devices, key=lambda d: d["id"])
+    page = [device_view(d, names) for d in devices[offset:offset + size]]
+    body: dict[str, Any] = {"result": page}
+    if offset + size < len(devices):
+        body["next_offset"] = offset + size
+    return JsonResponse(body, headers={"X-Total-Count": str(len(devices))})
+
+
+@router.get("/gw/devices", summary="List devices, a page at a time (limit, offset)")
 async def list_devices(
-    fields: Annotated[str | None, Query(description="comma list of fields, e.g. id,name,connected")] = None,
+    fields: FieldsQuery = None,
+    limit: LimitQuery = None,
+    offset: OffsetQuery = 0,
     auth: Auth = Depends(authenticate),
     ctx: ApiContext = Depends(get_context),
 ) -> Response:
-    names = parse_fields(fields)
-    return result([device_view(d, names) for d in resolve_devices(ctx, "all", auth)])
+    return _device_page(ctx, resolve_devices(ctx, "all", auth), fields, limit, offset)
 
 
 @router.post("/gw/devices", summary="Create devices (the body is a JSON array)")
@@ -136,15 +166,16 @@ async def create_devices(
     return result(created, errors=errors or None)
 
 
-@router.get("/gw/devices/{selector}", summary="Get devices")
+@router.get("/gw/devices/{selector}", summary="Get devices, a page at a time (limit, offset)")
 async def get_devices(
     selector: str,
-    fields: Annotated[str | None, Query(description="comma list of fields, e.g. id,name,connected")] = None,
+    fields: FieldsQuery = None,
+    limit: LimitQuery = None,
+    offset: OffsetQuery = 0,
     auth: Auth = Depends(authenticate),
     ctx: ApiContext = Depends(get_context),
 ) -> Response:
-    names = parse_fields(fields)
-    return result([device_view(d, names) for d in resolve_devices(ctx, selector, auth)])
+    return _device_page(ctx, resolve_devices(ctx, selector, auth), fields, limit, offset)
 
 
 async def _update(ctx: ApiContext, selector: str, auth: Auth, body: DeviceUpdate, merge: bool) -> Response:
@@ -206,24 +237,102 @@ async def delete_devices(
 
 # --- messages --------------------------------------------------------------------------------------
 
+def _too_many(limit: int, filtered: bool) -> ApiError:
+    what = "the filter would read" if filtered else "the range holds"
+    return ApiError(400, f"{what} more than {limit} messages (api_scan_max): narrow the range (data.from, "
+                         f"data.to), the devices, or give a smaller data.count", 400)
+
+
+async def _scan(store: Store, device_ids: list[int] | None, query: DataQuery,
+                protocol: str | None) -> AsyncIterator[Message]:
+    """The messages of the range in order (``reverse`` too), read window by window, never the whole
+    range at once. A window is a span of device time holding about ``target`` messages: it widens
+    while windows come back sparse and narrows when one is full; a full window goes on from its
+    last timestamp, skipping the messages of that timestamp already given (the store orders by
+    timestamp, then id). Each window is one indexed range query per device, so the whole scan
+    reads each message about once."""
+    target = SCAN_WINDOW_MAX if device_ids is None else min(SCAN_WINDOW_MAX, max(SCAN_CHUNK, 2 * len(device_ids)))
+    lo, hi = query.from_ts, query.to_ts
+    if lo is None or hi is None:  # the bounds the range really has
+        oldest = await store.messages(device_ids, TimeQuery(lo, hi, 1, False), protocol)
+        newest = await store.messages(device_ids, TimeQuery(lo, hi, 1, True), protocol)
+        if not oldest or not newest:
+            return
+        lo = float(oldest[0]["timestamp"]) if lo is None else lo
+        hi = float(newest[0]["timestamp"]) if hi is None else hi
+    back = query.reverse
+    edge = hi if back else lo  # where the next window starts
+    skip = 0  # messages with the timestamp ``edge`` already given
+    width = 60.0
+    while (edge >= lo) if back else (edge <= hi):
+        other = max(edge - width, lo) if back else min(edge + width, hi)
+        want = target + skip
+        rows = await store.messages(device_ids, TimeQuery(other, edge, want, True) if back
+                                    else TimeQuery(edge, other, want, False), protocol)
+        fresh = rows[skip:]
+        for m in fresh:
+            yield m
+        if len(rows) < want:  # the window is done: the next starts right after it
+            edge = math.nextafter(other, -math.inf if back else math.inf)
+            skip = 0
+            if len(rows) < target // 4:
+                width *= 4
+            continue
+        last = float(rows[-1]["timestamp"])
+        skip = skip + len(fresh) if last == edge else sum(1 for m in rows if m["timestamp"] == last)
+        edge = last
+        width = max(width / 2, 0.001)
+
+
 async def device_messages(ctx: ApiContext, device_ids: list[int] | None, query: DataQuery,
                           protocol: str | None = None) -> Response:
+    """Stored messages of a range. Bounded work: at most ``ctx.scan_max`` messages are read (400
+    above: narrow the range); a filter is evaluated over chunks, giving the event loop back every
+    ``SLICE_SECONDS``, and stops at ``count``."""
     store = ctx.store
-    if query.filter is None and query.fields is None:
-        # fast path: splice the stored JSON text into the body without parsing it
-        return raw_result(await store.messages_raw(device_ids, query.time_query(), protocol))
+    limit = ctx.scan_max
     if query.filter is None:
-        return result([query.project(m) for m in await store.messages(device_ids, query.time_query(), protocol)])
-    if device_ids is not None and len(device_ids) == 1 and not query.reverse and protocol is None:
-        out = []
-        if query.count != 0:
-            async for m in store.iter_messages(device_ids[0], query.time_query(with_count=False)):
-                if query.filter.matches(m):
-                    out.append(query.project(m))
-                    if query.count is not None and len(out) >= query.count:
-                        break
+        tq = query.time_query()
+        bounded = tq.count is not None and tq.count <= limit
+        if not bounded:
+            tq = TimeQuery(tq.from_ts, tq.to_ts, limit + 1, tq.reverse)
+        if query.fields is None:
+            # fast path: splice the stored JSON text into the body without parsing it
+            rows = await store.messages_raw(device_ids, tq, protocol)
+            if len(rows) > limit:
+                raise _too_many(limit, False)
+            return raw_result(rows)
+        messages = await store.messages(device_ids, tq, protocol)
+        if len(messages) > limit:
+            raise _too_many(limit, False)
+        return result([query.project(m) for m in messages])
+    out: list[dict[str, Any]] = []
+    if query.count == 0:
         return result(out)
-    return result(apply_query(await store.messages(device_ids, query.time_query(with_count=False), protocol), query))
+    turn = ctx.extra.setdefault("scans", asyncio.Semaphore(SCANS_AT_ONCE))
+    assert isinstance(turn, asyncio.Semaphore)
+    async with turn:
+        matches = query.filter.matches
+        read = 0
+        spent = 0.0  # seconds of filter evaluation
+        mark = time.monotonic()
+        async for m in _scan(store, device_ids, query, protocol):
+            read += 1
+            if read > limit:
+                raise _too_many(limit, True)
+            if matches(m):
+                out.append(query.project(m))
+                if query.count is not None and len(out) >= query.count:
+                    break
+            if not read & 63 and (slice_ := time.monotonic() - mark) > SLICE_SECONDS:
+                spent += slice_
+                if spent > ctx.scan_seconds:
+                    raise ApiError(400, f"the filter took more than {ctx.scan_seconds:g} s (api_scan_seconds) "
+                                        f"after {read} messages: narrow the range (data.from, data.to), the "
+                                        "devices, or simplify the filter", 400)
+                await asyncio.sleep(0)  # devices' acknowledgements and other requests go first
+                mark = time.monotonic()
+    return result(out)
 
 
 @router.get("/gw/devices/{selector}/messages", summary="Stored messages")
@@ -391,7 +500,7 @@ def _pick_sessions(sessions: list[Any], conn_selector: str) -> list[Any]:
     if conn_selector == "all":
         return sessions
     parts = [p.strip() for p in conn_selector.split(",")]
-    if not all(p.isdigit() for p in parts):
+    if not all(p.isascii() and p.isdigit() for p in parts):
         raise ApiError(400, "connection selector must be 'all' or a list of connection ids", 400)
     wanted = {int(p) for p in parts}
     picked = [s for s in sessions if s.conn_id in wanted]

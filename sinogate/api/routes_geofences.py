@@ -132,7 +132,7 @@ def select(service: GeofenceService, selector: str) -> list[dict[str, Any]]:
             raise ApiError(400, f"bad selector expression: {exc}", 400) from exc
         return [f for f in service.all() if expression.matches(_flat(f))]
     parts = [p.strip() for p in text.split(",")]
-    if all(p.isdigit() for p in parts):
+    if all(p.isascii() and p.isdigit() for p in parts):
         out = []
         for fence_id in dict.fromkeys(int(p) for p in parts):
             fence = service.get(fence_id)

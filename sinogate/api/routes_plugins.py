@@ -31,7 +31,7 @@ def _selected(ctx: ApiContext, selector: str) -> list[Plugin]:
     if selector == "all":
         return plugins
     parts = [p.strip() for p in selector.split(",")]
-    if not all(p.isdigit() and len(p) < 10 for p in parts):
+    if not all(p.isascii() and p.isdigit() and len(p) < 10 for p in parts):
         raise ApiError(400, "plugin selector must be 'all' or a list of plugin ids", 400)
     out = []
     for pid in dict.fromkeys(int(p) for p in parts):

@@ -77,7 +77,7 @@ class Selector:
             except FilterSyntaxError as exc:
                 raise SelectorError(f"bad selector expression: {exc}") from exc
         parts = [p.strip() for p in text.split(",")]
-        if all(p.isdigit() for p in parts):
+        if all(p.isascii() and p.isdigit() for p in parts):  # ("³".isdigit() is true, int("³") fails)
             ids = tuple(dict.fromkeys(int(p) for p in parts))
             if any(i > 2**62 for i in ids):
                 raise SelectorError("id out of range")

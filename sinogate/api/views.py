@@ -52,7 +52,7 @@ def device_view(device: dict[str, Any], fields: list[str] | None = None) -> dict
         "messages_ttl": device.get("messages_ttl"),
         "settings": device.get("settings") or {},
     }
-    if fields is None or "commands" in fields:
+    if fields is not None and "commands" in fields:  # only when asked: GET /gw/devices/{sel}/commands has it
         out["commands"] = command_catalog(str(protocol))
     if fields is not None:
         picked: dict[str, Any] = {}
