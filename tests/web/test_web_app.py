@@ -96,7 +96,7 @@ def test_history_draws_the_range_as_one_polyline(app: App, screenshots: Path) ->
     expected = [m for m in rows if isinstance(m.get("position.latitude"), float | int)
                 and isinstance(m.get("position.longitude"), float | int) and not m.get("position.filtered")]
     app.open(f"history/{device['id']}?from={int(start)}&to={int(to)}")
-    app.page.wait_for_function("() => document.querySelector('main').dataset.loaded", timeout=15000)
+    app.page.wait_for_function("() => document.querySelector('main .view-root').dataset.loaded", timeout=15000)
     points = app.instance("v.view.track ? v.view.track.getLatLngs().length : 0")
     in_range = [m for m in expected if int(start) <= m["timestamp"] <= int(to)]
     assert points == len(in_range) > 5
@@ -150,7 +150,7 @@ def test_trips_list_matches_the_intervals_api(app: App, screenshots: Path) -> No
     assert len(trips) == 2, trips
     app.open(f"history/{device['id']}?from={begin}&to={end}")
     page = app.page
-    page.wait_for_function("() => document.querySelector('main').dataset.loaded", timeout=15000)
+    page.wait_for_function("() => document.querySelector('main .view-root').dataset.loaded", timeout=15000)
     assert page.locator("#history-trips li").count() == len(trips)
     assert page.locator("#history-stops li").count() == len(stops)
     shown = [float(b) for b in page.locator("#history-trips li").evaluate_all("els => els.map(e => e.dataset.begin)")]

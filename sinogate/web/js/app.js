@@ -63,7 +63,10 @@ function renderNav() {
   }
 }
 
+let generation = 0;
+
 async function mount() {
+  const mine = ++generation;
   const r = route();
   const view = VIEWS.find((v) => v.id === r.name) || mapView;
   if (app.current && app.current.instance && app.current.instance.destroy) app.current.instance.destroy();
@@ -78,13 +81,21 @@ async function mount() {
   document.title = `${view.title} · sinogate`;
   clear(main);
   main.className = `view-${view.id}`;
+  // each view gets its own box: one that finishes loading after the user moved on stays out of sight
+  const box = h("div", { class: "view-root" });
+  main.append(box);
   const remembered = app.deviceId && fleet.get(app.deviceId) ? app.deviceId : null;
   const deviceId = view.perDevice ? (r.arg ? Number(r.arg) : remembered) : null;
   try {
-    const instance = await view.mount(main, { deviceId, params: r.params, app: { go, link, setDevice } });
+    const instance = await view.mount(box, { deviceId, params: r.params, app: { go, link, setDevice } });
+    if (mine !== generation) {
+      // the user moved on while this view was loading: it never becomes current
+      if (instance && instance.destroy) instance.destroy();
+      return;
+    }
     app.current = { view, instance };
   } catch (err) {
-    main.append(notice(`This view failed: ${err.message}`, "error"));
+    if (mine === generation) box.append(notice(`This view failed: ${err.message}`, "error"));
   }
 }
 
