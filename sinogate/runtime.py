@@ -82,7 +82,7 @@ def open_store(config: Config) -> Store:
         path = url.removeprefix("sqlite:///")
         if not path:
             raise ConfigError("store_url sqlite:/// names no file")
-        return SQLiteStore(Path(path), synchronous=config.sqlite_synchronous)
+        return SQLiteStore(Path(path), synchronous=config.sqlite_synchronous, wal_limit=config.sqlite_wal_limit)
     if url.startswith(("postgresql://", "postgres://")):
         from sinogate.store.postgres import PostgresStore  # loads asyncpg only when used
 

@@ -33,6 +33,7 @@ U = TypeVar("U")
 
 TELEMETRY_FLUSH_SECONDS = 2.0
 CHECKPOINT_SECONDS = 1.0
+WAL_LIMIT = 64 * 1024 * 1024  # journal_size_limit, and the WAL size that forces a RESTART checkpoint
 # Reception times are not strictly ordered across connections; replay a margin before the mark.
 TELEMETRY_REPLAY_MARGIN = 300.0
 # kv namespace of the marks delete_telemetry leaves (key: the device id), so the replay on open
@@ -215,9 +216,11 @@ class SQLiteStore(Store):
     it is the only thread that changes telemetry or writes it back. Deletions leave durable marks,
     so the replay on open brings back neither deleted values nor a deleted device's telemetry."""
 
-    def __init__(self, path: str | Path, synchronous: str = "NORMAL", readers: int = 4) -> None:
+    def __init__(self, path: str | Path, synchronous: str = "NORMAL", readers: int = 4,
+                 wal_limit: int = WAL_LIMIT) -> None:
         self.path = Path(path)
         self._synchronous = synchronous.upper()
+        self._wal_limit = wal_limit  # bytes the WAL keeps after a checkpoint; above it a RESTART
         self._writer: BatchWriter | None = None
         self._local = threading.local()
         self._pool = ThreadPoolExecutor(max_workers=readers, thread_name_prefix="sqlite-read")
@@ -243,6 +246,7 @@ class SQLiteStore(Store):
         db.execute("PRAGMA journal_mode=WAL")
         db.execute(f"PRAGMA synchronous={self._synchronous}")
         db.execute("PRAGMA busy_timeout=30000")
+        db.execute(f"PRAGMA journal_size_limit={int(self._wal_limit)}")
         return db
 
     async def open(self) -> None:
@@ -271,35 +275,60 @@ class SQLiteStore(Store):
         self._checkpointer.start()
 
     def _checkpoint_loop(self) -> None:
+        """Every second: a PASSIVE checkpoint while the writer is busy; a TRUNCATE one when it was
+        idle for the last second (the WAL file shrinks to nothing); a RESTART one when the WAL grew
+        over ``wal_limit`` even under load (writers wait for it, briefly), so that a flood of writes
+        cannot grow the WAL without end. ``journal_size_limit`` trims the file after each reset."""
         db = self._connect()
+        db.execute("PRAGMA busy_timeout=1000")  # never hold up the writer for long
+        wal = Path(f"{self.path}-wal")
+        last_commits = -1
         try:
             while not self._closing.wait(CHECKPOINT_SECONDS):
+                commits = self.commits
+                idle, last_commits = commits == last_commits, commits
                 try:
-                    db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                    size = wal.stat().st_size
+                except OSError:
+                    size = 0
+                mode = "TRUNCATE" if idle and size else "RESTART" if size > self._wal_limit else "PASSIVE"
+                try:
+                    db.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
                 except sqlite3.Error:
                     pass  # busy: the next round catches up
         finally:
             db.close()
 
+    def wal_size(self) -> int:
+        """Bytes of the WAL file now (0 when there is none)."""
+        try:
+            return Path(f"{self.path}-wal").stat().st_size
+        except OSError:
+            return 0
+
     async def close(self) -> None:
         self._closed = True
-        if self._writer is not None:
-            # Writes queued before now commit (and reach telemetry) first; then the write-back.
-            await self._write(lambda db: None)
-            await self._write(self._flush_telemetry)
-            await asyncio.to_thread(self._writer.stop)
-            self._writer = None
-            self._closing.set()
-            if self._checkpointer is not None:
-                await asyncio.to_thread(self._checkpointer.join)
-            db = self._connect()
-            try:
-                db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            finally:
+        try:
+            if self._writer is not None:
+                try:
+                    # Writes queued before now commit (and reach telemetry) first; then the write-back.
+                    await self._write(lambda db: None)
+                    await self._write(self._flush_telemetry)
+                finally:  # a full disk fails the write-back (replayed on the next open), never the close
+                    await asyncio.to_thread(self._writer.stop)
+                    self._writer = None
+                    self._closing.set()
+                    if self._checkpointer is not None:
+                        await asyncio.to_thread(self._checkpointer.join)
+                db = self._connect()
+                try:
+                    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                finally:
+                    db.close()
+        finally:
+            self._pool.shutdown(wait=True)
+            for db in self._readers:
                 db.close()
-        self._pool.shutdown(wait=True)
-        for db in self._readers:
-            db.close()
 
     @property
     def commits(self) -> int:
