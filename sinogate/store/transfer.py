@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sinogate.jsonenc import dumps, loads
+from sinogate.jsonenc import dumps
 from sinogate.store.base import StoreError
 from sinogate.store.postgres import PostgresStore
-from sinogate.store.sqlite import TELEMETRY_REPLAY_MARGIN
+from sinogate.store.sqlite import replay_telemetry
 from sinogate.store.telemetry import TelemetryTable
 
 Convert = Callable[[Any], Any]
@@ -60,7 +60,8 @@ TABLES: tuple[Table, ...] = (
                        " realtime:bool created:real expire:real attempts:int max_attempts:int sent:real"
                        " finished:real executed:bool response:text reply:text match:text payload:blob reason:text"),
     # The telemetry watermark is the SQLite store's own bookkeeping.
-    _table("kv", "namespace:text key:text value:text", "NOT (namespace = 'store' AND key = 'telemetry_watermark')"),
+    _table("kv", "namespace:text key:text value:text",
+           "NOT (namespace = 'store' AND key = 'telemetry_watermark') AND namespace != 'store.telemetry_cleared'"),
     _table("device_state", "device_id:int data:text"),
 )
 
@@ -120,18 +121,7 @@ class SQLiteSource:
         """What ``SQLiteStore`` would serve: the table plus the replay past its watermark."""
         table = TelemetryTable()
         devices = {r[0] for r in self.db.execute("SELECT id FROM devices")}
-        if "telemetry" in self.tables:
-            for device_id, data in self.db.execute("SELECT device_id, data FROM telemetry"):
-                table.load(device_id, loads(data))
-        mark = self.db.execute(
-            "SELECT value FROM kv WHERE namespace = 'store' AND key = 'telemetry_watermark'"
-        ).fetchone() if "kv" in self.tables else None
-        since = (loads(mark[0]) if mark else 0.0) - TELEMETRY_REPLAY_MARGIN
-        for (data,) in self.db.execute(
-            "SELECT data FROM messages WHERE server_ts > ? AND device_id IS NOT NULL AND flagged = 0 ORDER BY id",
-            (since,),
-        ):
-            table.apply(loads(data))
+        replay_telemetry(self.db, table)  # the store's own rule: watermark, deletion marks, live devices
         out = {}
         for device_id in table.devices():
             snapshot = table.snapshot(device_id)
