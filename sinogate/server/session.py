@@ -270,7 +270,8 @@ class Session:
                 good = True
             named = (frame.ident or self.codec.ident) if frame.messages or frame.replies else None
             if named and named != self.ident:
-                problem = self.services.devices.ident_problem(named)
+                devices = self.services.devices  # (a device registered before the grammar keeps working)
+                problem = None if devices.find(self.protocol, named) else devices.ident_problem(named)
                 if problem is not None:  # no device can have it: counted, listed, never a traceback
                     self._refuse_ident(named, problem)
                     batch.logs.append(self._log("ident.refused", frame, now, f"ident refused: {problem}"))

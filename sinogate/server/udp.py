@@ -24,6 +24,7 @@ class UdpSession(Session):
         super().__init__(services, channel, f"{addr[0]}:{addr[1]}")
         self.transport = transport
         self.addr = addr
+        self.close_reason = "closed by the server"
 
     def send(self, data: bytes) -> None:
         if self.closed:
@@ -33,6 +34,7 @@ class UdpSession(Session):
 
     def close(self, reason: str) -> None:
         self.closed = True
+        self.close_reason = reason
 
 
 class UdpListener(asyncio.DatagramProtocol):
@@ -53,7 +55,11 @@ class UdpListener(asyncio.DatagramProtocol):
     async def _handle(self, data: bytes, addr: tuple[str, int]) -> None:
         assert self.transport is not None
         session = self.sessions.get(addr)
-        if session is None or session.closed:
+        if session is not None and session.closed:  # closed by the server (garbage, refused ident…)
+            del self.sessions[addr]
+            self._forget(session, session.close_reason)
+            session = None
+        if session is None:
             guard = self.services.guard
             refused = guard.admit_udp(addr[0])
             if refused is not None:  # the datagram is dropped unanswered

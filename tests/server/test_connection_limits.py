@@ -88,3 +88,27 @@ def test_the_total_leaves_headroom_below_the_descriptor_limit() -> None:
     assert refused is not None and refused[0] == "max_connections"
     guard.release_tcp("10.0.0.0")
     assert guard.admit_tcp("10.9.9.9") is None
+
+
+def test_udp_peers_are_limited_per_address_and_junk_does_not_leak_slots(tmp_path: Path) -> None:
+    gw = RunningGateway(tmp_path, max_connections_per_peer=3, garbage_limit=1000)
+    socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(5)]
+    try:
+        listener = gw.runtime.udp[1]
+        for _ in range(50):  # junk: each peer's session is closed for garbage and replaced, many times
+            for s in socks[:3]:
+                s.sendto(b"\x01" * 1500, ("127.0.0.1", gw.config.h02_port))
+            time.sleep(0.005)
+        for s in socks[3:]:  # two more ports of the same address: over the limit, dropped
+            s.sendto(b"\x01" * 10, ("127.0.0.1", gw.config.h02_port))
+        gw.wait_for(lambda: gw.runtime.guard.hits.get("max_connections_per_peer", 0) >= 2)
+        guard = gw.runtime.guard
+        assert guard._udp == {"127.0.0.1": 3} and len(listener.sessions) == 3
+        assert guard.hits.get("garbage", 0) >= 1
+        socks[0].settimeout(3)
+        socks[0].sendto(h02_v1("4210056003", time.time(), 22.5, 114.0), ("127.0.0.1", gw.config.h02_port))
+        assert b"V4" in socks[0].recv(4096)  # a slot that junk used is usable again
+    finally:
+        for s in socks:
+            s.close()
+        gw.stop()
