@@ -397,7 +397,7 @@ def test_devices_claim_rename_settings_disable_delete(app: App) -> None:
     page.fill("#setting-time_offset", "3")
     page.fill("#setting-speed_limit", "90")
     page.click("dialog button:has-text('Save')")
-    page.wait_for_selector(".toast.ok")
+    page.wait_for_selector(".toast.ok:has-text('Settings saved')")
     [stored] = fleet.api("GET", f"/gw/devices/{device['id']}")
     assert stored["name"] == "renamed unit"
     assert stored["settings"]["time_offset"] == 3 and stored["settings"]["speed_limit"] == 90
