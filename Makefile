@@ -17,6 +17,7 @@ run: $(STAMP)
 	$(BIN)/sinogate serve
 
 test: $(STAMP)
+	bash scripts/test-services.sh
 	$(BIN)/ruff check .
 	$(BIN)/mypy sinogate
 	$(BIN)/pytest
