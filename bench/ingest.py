@@ -55,6 +55,7 @@ SINOGATE = str(BIN / "sinogate") if (BIN / "sinogate").exists() else None
 TOKEN = "bench-master-token-0123456789abcdef"
 PROBE_IDENT = "7399999999"
 STORE_URL: str | None = None  # --store: the server's store (default: SQLite in its data dir)
+PLUGINS = 0  # --plugins N: expression plugins added before the traffic
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
 
@@ -166,6 +167,18 @@ class Server:
             self.stop()
             raise
         time.sleep(0.3)
+        if PLUGINS and self.http_port:
+            self._add_plugins(PLUGINS)
+
+    def _add_plugins(self, n: int) -> None:
+        """``--plugins N``: N expression plugins on every device, to show what they cost per message."""
+        import httpx
+
+        body = [{"type": "expression", "name": f"bench.p{i}", "expression": f"round(position.speed * {i + 1.5}, 1)"}
+                for i in range(n)]
+        r = httpx.post(f"http://127.0.0.1:{self.http_port}/gw/plugins", json=body,
+                       headers={"Authorization": f"FlespiToken {TOKEN}"}, timeout=30)
+        r.raise_for_status()
 
     @property
     def pid(self) -> int:
@@ -770,11 +783,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the temp data dirs")
     parser.add_argument("--profile", type=Path, help="py-spy the server during saturation; raw stacks go here")
     parser.add_argument("--store", help="store URL for the server, e.g. postgresql://postgres@127.0.0.1/test")
+    parser.add_argument("--plugins", type=int, default=0, help="add N expression plugins (their cost per message)")
     args = parser.parse_args(argv)
     global PROFILE_DIR
     PROFILE_DIR = args.profile
-    global STORE_URL
+    global STORE_URL, PLUGINS
     STORE_URL = args.store
+    PLUGINS = args.plugins
     raise_nofile()
     names = list(SCENARIOS) if args.scenario == "all" else [args.scenario]
     results: list[Result] = []
