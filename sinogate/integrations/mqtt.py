@@ -520,7 +520,7 @@ class MqttBridge:
         elif event["type"] == "interval":
             calc = data.get("calc.id", data.get("calc_id"))
             device = data.get("device.id", event.get("device_id"))
-            action = data.get("action") or data.get("event") or ("updated" if data.get("active") else "created")
+            action = data.get("change") or data.get("action")  # analytics.publish: created | updated | deleted
             if calc is None or device is None or action not in INTERVAL_ACTIONS:
                 return
             out.append(Publish(self.topics.interval(calc, device, action), dumps_bytes(data)))

@@ -195,12 +195,12 @@ def test_settings_intervals_and_deleted_device(tmp_path: Path, prefix: str) -> N
             assert setting.payload == b"30" and setting.retain
             device.close()
 
-            # calculator intervals (bus "interval" events, whoever publishes them)
+            # calculator intervals (bus "interval" events, as sinogate.analytics.publish puts them)
             interval = {"id": 7, "calc.id": 3, "device.id": dev, "begin": 1.7e9, "end": 1.7e9 + 60, "active": False,
-                        "action": "created"}
+                        "change": "updated"}
             server.call(server.runtime.bus.publish, {"type": "interval", "device_id": dev, "protocol": "h02",
                                                      "ident": ident, "data": interval})
-            assert sub.wait(f"{prefix}/interval/gw/calcs/3/devices/{dev}/created")[0].json() == interval
+            assert sub.wait(f"{prefix}/interval/gw/calcs/3/devices/{dev}/updated")[0].json() == interval
 
             # a deleted device leaves no retained state behind
             sub.wait(f"{prefix}/state/gw/devices/{dev}/telemetry/position.latitude")
