@@ -107,6 +107,8 @@ class Config(BaseSettings):
     mqtt_qos: int = Field(1, ge=0, le=2, description="QoS of every publish")
     mqtt_client_id: str | None = Field(None, description="MQTT client id (default sinogate-<host name>)")
     mqtt_keepalive: int = Field(60, ge=5, le=65535, description="MQTT keepalive (s)")
+    mqtt_ca_file: Path | None = Field(None, description="CA certificates (PEM) to verify an mqtts:// broker "
+                                                         "(default: the system's)")
     mqtt_queue: int = Field(10000, ge=10, description="Batches waiting for the broker before new ones are dropped")
     notify_timeout: float = Field(10.0, gt=0, description="Webhook/Apprise request timeout (s)")
     notify_retries: int = Field(5, ge=0, le=20, description="Retries of a failed delivery before dead-lettering")

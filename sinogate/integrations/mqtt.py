@@ -82,6 +82,7 @@ class MqttSettings:
     client_id: str = ""
     keepalive: int = 60
     queue: int = 10000
+    ca_file: str | None = None  # CA certificates for mqtts:// (None: the system's)
 
     @property
     def address(self) -> str:
@@ -113,9 +114,10 @@ def settings_from(config: Any) -> MqttSettings:
     prefix = config.mqtt_prefix.strip("/")
     if not prefix or any(c in prefix for c in "+#"):
         raise ConfigError("mqtt_prefix must be a topic without wildcards")
+    ca_file = getattr(config, "mqtt_ca_file", None)
     return MqttSettings(host, port, tls, user, password, prefix, config.mqtt_commands, config.mqtt_homeassistant,
                         config.mqtt_homeassistant_prefix.strip("/") or "homeassistant", config.mqtt_qos, client_id,
-                        config.mqtt_keepalive, config.mqtt_queue)
+                        config.mqtt_keepalive, config.mqtt_queue, str(ca_file) if ca_file else None)
 
 
 class DeviceDirectory(Protocol):
@@ -303,7 +305,8 @@ class MqttBridge:
         return await connect(
             s.host, s.port, client_id=s.client_id, keepalive=s.keepalive, username=s.username, password=s.password,
             will=Will(self.topics.status(), b"offline", s.qos, True),
-            tls=ssl.create_default_context() if s.tls else None, timeout=10.0, window=WINDOW, on_ack=self._acked,
+            tls=ssl.create_default_context(cafile=s.ca_file) if s.tls else None, timeout=10.0, window=WINDOW,
+            on_ack=self._acked,
         )
 
     def _acked(self, _token: Any) -> None:

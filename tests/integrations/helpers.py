@@ -187,14 +187,34 @@ class Receiver:
         self.server.server_close()
 
 
+def make_certificates(directory: Path) -> Path:
+    """A throw-away CA and a server certificate for 127.0.0.1/localhost signed by it (openssl);
+    returns the CA certificate's path."""
+    def run(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=directory, check=True, capture_output=True)
+
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt", "-days", "2",
+        "-subj", "/CN=sinogate test CA")
+    run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=localhost")
+    (directory / "ext.cnf").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    run("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-out",
+        "server.crt", "-days", "2", "-extfile", "ext.cnf")
+    return directory / "ca.crt"
+
+
 class PrivateBroker:
     """A second Mosquitto on a free port, for tests that stop and start the broker."""
 
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(self, port: int | None = None, tls: bool = False) -> None:
         self.port = port or free_port()
         self.dir = Path(tempfile.mkdtemp(prefix="sgtest-mosquitto-"))
         self.conf = self.dir / "mosquitto.conf"
-        self.conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
+        conf = f"user root\nlistener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+        if tls:
+            self.ca = make_certificates(self.dir)
+            conf += (f"cafile {self.dir / 'ca.crt'}\ncertfile {self.dir / 'server.crt'}\n"
+                     f"keyfile {self.dir / 'server.key'}\n")
+        self.conf.write_text(conf)
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:

@@ -336,3 +336,22 @@ def test_wire_encoding() -> None:
     assert end == len(raw) + 1
     with pytest.raises(mqttwire.MqttError):
         mqttwire.parse_properties(b"\x02\x7f\x00", 0)  # unknown property id
+
+
+def test_mqtts_with_a_private_ca(tmp_path: Path) -> None:
+    """mqtts:// verifies the broker against mqtt_ca_file; a broker the CA did not sign is refused."""
+    broker = PrivateBroker(tls=True)
+    try:
+        broker.start()
+        config = {"mqtt_url": f"mqtts://127.0.0.1:{broker.port}", "mqtt_prefix": "tls", "mqtt_ca_file": broker.ca}
+        with start_gateway(tmp_path / "data", **config) as server:
+            wait_for(lambda: server.runtime.mqtt.connected, 10, what="TLS connection")
+            dev = _create(server)
+            _api(server, "POST", f"/gw/devices/{dev}/messages", json=[{"timestamp": 1.7e9, "position.speed": 7}])
+            wait_for(lambda: server.runtime.mqtt.published >= 3 and server.runtime.mqtt.depth == 0, 10)
+        # without the CA (the system's store does not know it) the handshake fails: never connected
+        with start_gateway(tmp_path / "data2", mqtt_url=f"mqtts://127.0.0.1:{broker.port}") as server:
+            wait_for(lambda: server.runtime.mqtt.state == "disconnected", 10)
+            assert not server.runtime.mqtt.connected and server.runtime.mqtt.connects == 0
+    finally:
+        broker.close()
