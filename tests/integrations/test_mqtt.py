@@ -355,3 +355,29 @@ def test_mqtts_with_a_private_ca(tmp_path: Path) -> None:
             assert not server.runtime.mqtt.connected and server.runtime.mqtt.connects == 0
     finally:
         broker.close()
+
+
+def test_a_posted_drive_gives_interval_and_event_topics(tmp_path: Path, prefix: str) -> None:
+    """The calculators' intervals (trips) reach the interval topics: created when the trip is
+    confirmed, updated when it closes; trip.start and trip.end on the events topics."""
+    with start_gateway(tmp_path / "data", **_mqtt(prefix)) as server:
+        _connected(server)
+        dev = _create(server, "4210051996")
+        sub = Subscriber(f"{prefix}/interval/#", f"{prefix}/log/gw/devices/{dev}/events/#")
+        try:
+            t0 = time.time() - 3600
+            for i in range(120):  # parked 5 min, driving 25 min at 50 km/h, parked again
+                moving = 10 <= i < 70
+                _api(server, "POST", f"/gw/devices/{dev}/messages", json=[{
+                    "timestamp": t0 + 30 * i, "position.latitude": 22.5 + 0.002 * max(0, min(i, 70) - 10),
+                    "position.longitude": 113.9, "position.speed": 50 if moving else 0, "position.valid": True,
+                    "engine.ignition.status": moving or i < 75}])
+            start = sub.wait(f"{prefix}/log/gw/devices/{dev}/events/trip.start")[0].json()
+            end = sub.wait(f"{prefix}/log/gw/devices/{dev}/events/trip.end")[0].json()
+            calc = start["calc.id"]
+            created = sub.wait(f"{prefix}/interval/gw/calcs/{calc}/devices/{dev}/created")[0].json()
+            updated = sub.wait(f"{prefix}/interval/gw/calcs/{calc}/devices/{dev}/updated")[0].json()
+            assert created["begin"] == updated["begin"] == start["begin"]
+            assert updated["active"] is False and updated["distance"] == pytest.approx(end["distance"])
+        finally:
+            sub.close()
