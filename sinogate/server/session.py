@@ -260,8 +260,9 @@ class Session:
         good = False
         junk = 0  # bytes of frames that are nothing valid
         for frame in frames:
-            # (a codec may tag skipped junk with the connection's ident: that does not make it valid)
-            valid = bool(frame.messages or frame.replies or (frame.ident and not frame.errors))
+            # Valid: it decoded, or it is a clean frame (a codec may tag skipped junk with the
+            # connection's ident, and answers a broken frame "send it again": neither is valid).
+            valid = bool(frame.messages or ((frame.replies or frame.ident) and not frame.errors))
             if frame.errors:
                 self._frame_errors(frame)
                 if not valid:
@@ -269,6 +270,8 @@ class Session:
             if valid:
                 good = True
             named = (frame.ident or self.codec.ident) if frame.messages or frame.replies else None
+            if named and not valid and self.services.devices.find(self.protocol, named) is None:
+                named = None  # a frame that decoded to nothing names no new device: junk registers none
             if named and named != self.ident:
                 devices = self.services.devices  # (a device registered before the grammar keeps working)
                 problem = None if devices.find(self.protocol, named) else devices.ident_problem(named)

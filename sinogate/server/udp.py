@@ -78,8 +78,9 @@ class UdpListener(asyncio.DatagramProtocol):
         async with lock:  # datagrams of one peer are processed in arrival order
             try:
                 replies = await session.process(data, time.time())
-                for reply in replies:
-                    session.send(reply)
+                if not session.closed:  # (closed meanwhile: garbage, a refused ident)
+                    for reply in replies:
+                        session.send(reply)
             except Exception:
                 log.exception("udp %s %s: failed on datagram %s", self.channel.protocol, addr, data[:512].hex())
 

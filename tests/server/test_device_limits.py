@@ -271,3 +271,24 @@ def test_clean_escapes_control_characters_and_cuts() -> None:
     assert clean("a\r\nb\x1b[31m\u2028") == "a\\r\\nb\\x1b[31m\\u2028"
     assert clean("x" * 600, 100).startswith("x" * 100 + "…(+500 chars)")
     assert clean("plain text: é") == "plain text: é"
+
+
+def test_jt808_junk_that_parses_as_headers_registers_no_device(tmp_path: Path) -> None:
+    """Bytes 0x01…0xff hold 0x7e: the codec sees broken frames (answered "send again"); they are
+    junk all the same, name no new device and close the connection over the garbage limit. (One
+    of them decodes leniently into a message with a wrong checksum: that one may register a device,
+    one per connection, within the budget — like any crafted frame.)"""
+    async def scenario() -> None:
+        runtime = await _runtime(tmp_path, jt808_port=5015)
+        channel = next(c for c in runtime.channels if c.protocol == "jt808")
+        session = FakeSession(runtime.session_services, channel)
+        runtime.sessions.opened(session)
+        for _ in range(20):
+            await session.process(bytes(range(1, 256)) * 4, NOW)
+            if session.closed:
+                break
+        assert len(runtime.devices.all()) <= 1 and not runtime.guard.pending
+        assert session.closed and "without a valid frame" in (session.close_reason or "")
+        assert session.junk_bytes > 8192
+
+    asyncio.run(scenario())
