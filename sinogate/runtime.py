@@ -186,7 +186,7 @@ class Runtime:
         self.bus = EventBus()
         self.devices = DeviceRegistry(self.store, config.ident_max_length)
         self.later = DeferredWrites(self.store, self.tasks)
-        self.sessions = SessionRegistry(self.devices, self.store, self.tasks, self.later, self.bus)
+        self.sessions = SessionRegistry(self.devices, self.store, self.tasks, self.later, self.bus, self.guard)
         self.states = DeviceStates(self.store)
         self.devices.on_delete(self.states.forget)
         self.geofences = GeofenceService(self.store)

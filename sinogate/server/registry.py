@@ -7,6 +7,7 @@ import time
 
 from sinogate.interfaces import DeviceConnection, EventSink, LaterWriter, SessionListener, TaskRunner
 from sinogate.server.devices import DeviceRegistry
+from sinogate.server.guard import Guard
 from sinogate.store.base import DeviceStore, IngestBatch, LogRecord
 
 log = logging.getLogger("sinogate")
@@ -17,8 +18,9 @@ class SessionRegistry:
     closes the old (a tracker that reconnected before the old TCP connection timed out)."""
 
     def __init__(self, devices: DeviceRegistry, store: DeviceStore, tasks: TaskRunner, later: LaterWriter,
-                 events: EventSink) -> None:
+                 events: EventSink, guard: Guard | None = None) -> None:
         self._devices = devices
+        self._device_log = (guard or Guard()).device_log  # lines caused by devices: escaped, rate-limited
         self._store = store
         self._tasks = tasks
         self._later = later
@@ -70,8 +72,9 @@ class SessionRegistry:
         assert device_id is not None
         old = self._by_device.get(device_id)
         if old is not None and old is not session:
-            log.info("device %s reconnected from %s; closing the old connection from %s",
-                     session.ident, session.peer, old.peer)
+            # (rate-limited: peers taking one device from each other must not flood the log)
+            self._device_log(logging.INFO, "device %s reconnected from %s; closing the old connection from %s",
+                             session.ident, session.peer, old.peer)
             old.close("replaced by a new connection")
         self._by_device[device_id] = session
         self._devices.mark(device_id, True, session.last_active)
