@@ -53,13 +53,13 @@ def measure(name: str, config: Config, plugins: list[dict[str, Any]], sample: li
     plugin_set = PluginSet(store)
     for p in plugins:
         asyncio.run(plugin_set.create(p))
-    services = {"plugins": plugin_set, "plugin_runner": PluginRunner(None, None)}
-    try:
-        from sinogate.analytics.geofences import GeofenceService
+    from sinogate.analytics.calcs import CalcRegistry
+    from sinogate.analytics.geofences import GeofenceService
 
-        services["geofences"] = GeofenceService(store)  # no fences: the common start
-    except ImportError:
-        pass
+    calcs = CalcRegistry(store, config.handlers)
+    asyncio.run(calcs.load())
+    services = {"plugins": plugin_set, "plugin_runner": PluginRunner(None, None),
+                "geofences": GeofenceService(store), "calcs": calcs}  # no fences: the common start
     pipeline = build_pipeline(config, services)
     device = {"id": 1, "name": "d", "ident": "4210051415", "protocol": "h02", "settings": {}}
     states: dict[str, Any] = {}
