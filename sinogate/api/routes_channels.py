@@ -26,7 +26,8 @@ from sinogate.api.routes_devices import _close, _pick_sessions, device_messages
 from sinogate.api.views import (
     active_channels,
     all_sessions,
-    apply_query,
+    apply_query_bounded,
+    bounded_time_query,
     channel_protocol,
     channel_view,
     check_text,
@@ -125,10 +126,10 @@ async def channel_logs(
     ctx: ApiContext = Depends(get_context),
 ) -> Response:
     query = parse_data(data)
-    tq = query.time_query(with_count=query.filter is None)
+    tq = bounded_time_query(query, ctx)
     rows = await _per_channel(ctx, resolve_channels(ctx, selector, auth), query,
                               lambda protocol: ctx.store.logs(tq, protocol=protocol))
-    return result(apply_query((log_view(r) for r in rows), query))
+    return result(await apply_query_bounded(rows, log_view, query, ctx))
 
 
 @router.get("/gw/channels/{selector}/idents",
@@ -166,7 +167,7 @@ async def channel_ident_packets(
 ) -> Response:
     check_text(ident, "ident")
     query = parse_data(data)
-    tq = query.time_query(with_count=query.filter is None)
+    tq = bounded_time_query(query, ctx)
     rows = await _per_channel(ctx, resolve_channels(ctx, selector, auth), query,
                               lambda protocol: ctx.store.packets(tq, protocol=protocol, ident=ident))
-    return result(apply_query((packet_view(r) for r in rows), query))
+    return result(await apply_query_bounded(rows, packet_view, query, ctx))

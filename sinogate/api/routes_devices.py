@@ -30,7 +30,8 @@ from sinogate.api.deps import (
 from sinogate.api.errors import as_api_error
 from sinogate.api.views import (
     all_sessions,
-    apply_query,
+    apply_query_bounded,
+    bounded_time_query,
     check_text,
     device_view,
     log_view,
@@ -471,8 +472,8 @@ async def get_logs(
     devices = resolve_devices(ctx, selector, auth)
     if not devices:
         return result([])
-    rows = await ctx.store.logs(query.time_query(with_count=query.filter is None), [d["id"] for d in devices])
-    return result(apply_query((log_view(r) for r in rows), query))
+    rows = await ctx.store.logs(bounded_time_query(query, ctx), [d["id"] for d in devices])
+    return result(await apply_query_bounded(rows, log_view, query, ctx))
 
 
 @router.get("/gw/devices/{selector}/packets", summary="Raw traffic of devices (data base64)")
@@ -483,10 +484,8 @@ async def get_packets(
     devices = resolve_devices(ctx, selector, auth)
     if not devices:
         return result([])
-    rows = await ctx.store.packets(
-        query.time_query(with_count=query.filter is None), device_ids=[d["id"] for d in devices]
-    )
-    return result(apply_query((packet_view(r) for r in rows), query))
+    rows = await ctx.store.packets(bounded_time_query(query, ctx), device_ids=[d["id"] for d in devices])
+    return result(await apply_query_bounded(rows, packet_view, query, ctx))
 
 
 def _device_sessions(ctx: ApiContext, selector: str, auth: Auth, conn_selector: str = "all") -> list[Any]:

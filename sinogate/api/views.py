@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import functools
 import logging
 import math
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from sinogate.api.context import ApiContext
 from sinogate.api.deps import ApiError, DataQuery
 from sinogate.codecs import PROTOCOL_IDS
 from sinogate.interfaces import DeviceConnection
+from sinogate.store.base import TimeQuery
 
 log = logging.getLogger("sinogate.api")
 
@@ -102,6 +105,43 @@ def apply_query(items: Iterable[dict[str, Any]], query: DataQuery) -> list[dict[
         if query.filter is not None and not query.filter.matches(item):
             continue
         out.append(query.project(item))
+    return out
+
+
+def bounded_time_query(query: DataQuery, ctx: ApiContext) -> TimeQuery:
+    """The store query of a list route (logs, packets): what ``count`` asks when there is no
+    filter, and never more than ``scan_max`` + 1 rows (``apply_query_bounded`` says what to do)."""
+    cap = ctx.scan_max + 1
+    count = query.count if query.filter is None and query.count is not None else cap
+    return TimeQuery(query.from_ts, query.to_ts, min(count, cap), query.reverse)
+
+
+async def apply_query_bounded(rows: list[dict[str, Any]], view: Callable[[dict[str, Any]], dict[str, Any]],
+                              query: DataQuery, ctx: ApiContext) -> list[dict[str, Any]]:
+    """``apply_query`` over rows read with ``bounded_time_query``: the event loop gets a turn every
+    20 ms, filter evaluation takes at most ``scan_seconds``, and a range holding more than
+    ``scan_max`` rows is a 400 (unless ``count`` was reached before)."""
+    out: list[dict[str, Any]] = []
+    mark = time.monotonic()
+    spent = 0.0
+    for n, row in enumerate(rows):
+        if query.count is not None and len(out) >= query.count:
+            return out
+        if n >= ctx.scan_max:
+            break
+        item = view(row)
+        if query.filter is None or query.filter.matches(item):
+            out.append(query.project(item))
+        if not n & 63 and (slice_ := time.monotonic() - mark) > 0.02:
+            spent += slice_
+            if spent > ctx.scan_seconds:
+                raise ApiError(400, f"the filter took more than {ctx.scan_seconds:g} s (api_scan_seconds): narrow "
+                                    "the range (data.from, data.to) or simplify the filter", 400)
+            await asyncio.sleep(0)
+            mark = time.monotonic()
+    if len(rows) > ctx.scan_max and (query.count is None or len(out) < query.count):
+        raise ApiError(400, f"the range holds more than {ctx.scan_max} records (api_scan_max): narrow it "
+                            "(data.from, data.to) or give a smaller data.count", 400)
     return out
 
 

@@ -192,3 +192,31 @@ def test_a_filter_that_takes_too_long_is_refused_with_a_reason(limited: Api, see
         context.scan_seconds = 20.0
     assert r.status_code == 400
     assert "took more than 0.2 s" in r.json()["errors"][0]["reason"]
+
+
+def test_log_and_packet_lists_are_bounded_too() -> None:
+    """Logs and packets (junk fills them) are read with the same bounds: at most ``scan_max`` rows,
+    the loop given back, filter time bounded."""
+    import asyncio
+    from types import SimpleNamespace
+
+    from sinogate.api.deps import ApiError, parse_data
+    from sinogate.api.views import apply_query_bounded, bounded_time_query
+
+    ctx: Any = SimpleNamespace(scan_max=100, scan_seconds=0.2)
+    rows = [{"timestamp": float(i), "event": "frame.error", "n": i} for i in range(101)]
+
+    def run(data: dict[str, Any]) -> list[dict[str, Any]]:
+        return asyncio.run(apply_query_bounded(rows, dict, parse_data(json.dumps(data)), ctx))
+
+    assert bounded_time_query(parse_data("{}"), ctx).count == 101
+    assert bounded_time_query(parse_data('{"count": 7}'), ctx).count == 7
+    assert bounded_time_query(parse_data('{"count": 7, "filter": "n > 3"}'), ctx).count == 101
+    assert [r["n"] for r in run({"filter": "n > 3", "count": 3})] == [4, 5, 6]  # count reached: fine
+    with pytest.raises(ApiError, match="more than 100 records"):
+        run({"filter": "n > 3"})
+    heavy = " || ".join(f"(n * {i} + n) % 9973 == -{i}" for i in range(1, 40))
+    many: list[dict[str, Any]] = [{"n": i} for i in range(100)] * 1000
+    ctx.scan_max = 10**6
+    with pytest.raises(ApiError, match=r"took more than 0\.2 s"):
+        asyncio.run(apply_query_bounded(many, dict, parse_data(json.dumps({"filter": heavy})), ctx))
