@@ -62,7 +62,7 @@ class Config(BaseSettings):
     garbage_window: float = Field(60.0, gt=0, description="Seconds over which garbage_limit counts junk bytes")
     max_connections: int = Field(10_000, ge=1, description="Open TCP device connections in total (also capped "
                                                            "by the descriptor limit minus fd_headroom)")
-    max_connections_per_peer: int = Field(100, ge=1, description="TCP connections (and UDP peers) per peer address")
+    max_connections_per_peer: int = Field(1000, ge=1, description="TCP connections (and UDP peers) per peer address")
     fd_headroom: int = Field(256, ge=16, description="Descriptors kept free for the API, the store and the log")
     unidentified_timeout: float = Field(60.0, gt=0, description="Close a connection that named no device this long (s)")
     junk_sample: int = Field(4096, ge=0, description="Raw bytes kept per connection of traffic without a valid "

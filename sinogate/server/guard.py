@@ -48,7 +48,7 @@ class Limits:
     """The configurable bounds (``Config`` fields of the same names; see the README)."""
 
     max_connections: int = 10_000
-    max_connections_per_peer: int = 100
+    max_connections_per_peer: int = 1000
     fd_headroom: int = 256
     unidentified_timeout: float = 60.0
     garbage_limit: int = 8192
