@@ -231,6 +231,12 @@ class TelemetryStore(ABC):
     async def delete_telemetry(self, device_id: int, names: list[str] | None = None) -> int:
         """Forgets the latest values (all, or the named ones); returns how many were removed."""
 
+    async def release_telemetry(self, device_id: int, write_back: bool = True) -> None:
+        """Several nodes on one store: this node stops ingesting the device (it connected to
+        another node, or another node forgot values of it), so a cached copy of its telemetry is
+        written back (unless ``write_back`` is False) and dropped. A store whose telemetry is not
+        cached per node has nothing to do."""
+
 
 class TrafficStore(ABC):
     """Raw packets, connection and command logs, and the idents each channel has seen."""
@@ -349,8 +355,9 @@ class StateStore(ABC):
     so a restart or another node resumes where processing stopped."""
 
     @abstractmethod
-    async def load_states(self) -> dict[int, dict[str, Any]]:
-        """Every device's saved state: ``{device_id: {handler name: JSON value}}``."""
+    async def load_states(self, device_ids: list[int] | None = None) -> dict[int, dict[str, Any]]:
+        """Every device's saved state (or only these devices'): ``{device_id: {handler name: JSON
+        value}}``; a device without saved state is absent."""
 
     @abstractmethod
     async def save_states(self, states: dict[int, dict[str, Any]]) -> None:

@@ -575,9 +575,10 @@ class MemoryStore(Store):
         return {key: loads(text) for (ns, key), text in sorted(self._kv.items()) if ns == namespace}
 
     # handler state ---------------------------------------------------------------------------
-    async def load_states(self) -> dict[int, dict[str, Any]]:
+    async def load_states(self, device_ids: list[int] | None = None) -> dict[int, dict[str, Any]]:
         self._check()
-        return {device_id: loads(text) for device_id, text in self._states.items()}
+        return {device_id: loads(text) for device_id, text in self._states.items()
+                if device_ids is None or device_id in device_ids}
 
     async def save_states(self, states: dict[int, dict[str, Any]]) -> None:
         self._check()

@@ -877,9 +877,10 @@ class SQLiteStore(Store):
         return {r[0]: _loads(r[1]) for r in rows}
 
     # handler state ---------------------------------------------------------------------------
-    async def load_states(self) -> dict[int, dict[str, Any]]:
+    async def load_states(self, device_ids: list[int] | None = None) -> dict[int, dict[str, Any]]:
         rows = await self._read(lambda db: db.execute("SELECT device_id, data FROM device_state").fetchall())
-        return {r[0]: _loads(r[1]) for r in rows}
+        wanted = None if device_ids is None else set(device_ids)
+        return {r[0]: _loads(r[1]) for r in rows if wanted is None or r[0] in wanted}
 
     async def save_states(self, states: dict[int, dict[str, Any]]) -> None:
         rows = [(device_id, _dumps(state)) for device_id, state in states.items()]
