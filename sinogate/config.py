@@ -6,7 +6,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -46,6 +46,16 @@ class Config(BaseSettings):
     store_url: str | None = Field(
         None, description="Where data lives: sqlite:///path/file.sqlite (default data_dir/sinogate.sqlite)"
     )
+    cluster_url: str | None = Field(
+        None, description="NATS server with JetStream (nats://host:4222) shared by several nodes on one PostgreSQL "
+                          "store; unset: a single node"
+    )
+    node_name: str | None = Field(None, description="This node's name in a cluster (default: host name and process "
+                                                    "id); unique per running node")
+    cluster_heartbeat: float = Field(5.0, gt=0, le=60, description="How often a node says it is alive (s); it is "
+                                                                   "taken for dead after three missed beats")
+    state_flush_seconds: float = Field(10.0, gt=0, description="How often analytics (handler) state is written back "
+                                                               "(s): what a crash may lose of it")
     handlers: dict[str, Any] = Field(
         default_factory=dict, description="Server defaults of pipeline handler options, e.g. time_max_ahead"
     )
@@ -131,6 +141,19 @@ class Config(BaseSettings):
         ):
             raise ValueError("must be sqlite:///path, postgresql://user@host/db or memory://")
         return value
+
+    @field_validator("cluster_url")
+    @classmethod
+    def _cluster_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("nats://", "tls://")):
+            raise ValueError("must be nats://host:4222 (or tls://host:4222)")
+        return value
+
+    @model_validator(mode="after")
+    def _cluster_needs_shared_store(self) -> Config:
+        if self.cluster_url and not (self.store_url or "").startswith(("postgresql://", "postgres://")):
+            raise ValueError("cluster_url needs store_url = \"postgresql://…\": the nodes share one PostgreSQL store")
+        return self
 
     def store_location(self) -> str:
         return self.store_url or f"sqlite:///{self.data_dir / 'sinogate.sqlite'}"

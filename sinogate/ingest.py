@@ -120,6 +120,7 @@ class IngestService:
         """Runs ``change`` on a device's handler states inside the device's turn, so it never
         interleaves with the device's messages (setting the odometer, marking it offline)."""
         async with self._turns.turn(device_id):
+            await self._states.ensure(device_id)
             return change(self._states.for_device(device_id))
 
     @asynccontextmanager
@@ -128,6 +129,7 @@ class IngestService:
         handler states, for work that awaits while it must not interleave with the device's
         messages (a recalculation swapping in the state it rebuilt)."""
         async with self._turns.turn(device_id):
+            await self._states.ensure(device_id)
             yield self._states.for_device(device_id)
 
     async def record_events(self, source: Source, device: Mapping[str, Any], events: list[dict[str, Any]],
@@ -163,6 +165,8 @@ class IngestService:
         digests = [device_digest(m) for m in messages]
         key: Hashable = device["id"] if device is not None else (source.protocol, ident)
         async with self._turns.turn(key):
+            if device is not None and self._states.per_device:  # several nodes: read when it arrives
+                await self._states.ensure(device["id"])
             states = self._states.for_device(device["id"]) if device is not None else None
             ctx = Context(source.protocol, source.transport, source.peer, now, device, source.channel_id,
                           source.protocol_id, states)

@@ -84,3 +84,16 @@ class SessionListener(Protocol):
     def on_attach(self, session: DeviceConnection) -> None: ...
 
     def on_detach(self, session: DeviceConnection) -> None: ...
+
+
+class CommandRouting(Protocol):
+    """Where a device's connection is when it is not on this node (several nodes, ``cluster``):
+    the command service forwards what needs the connection to that node."""
+
+    name: str
+
+    async def owner(self, device_id: int) -> str | None:
+        """The live node holding the device's connection (possibly this one), or ``None``."""
+
+    async def request(self, node: str, op: str, payload: dict[str, Any], timeout: float) -> dict[str, Any]:
+        """Asks ``node`` to run ``op``; raises an exception when it does not answer in time."""

@@ -74,7 +74,7 @@ async def stream(
     heartbeat = ctx.heartbeat
 
     async def events() -> AsyncIterator[str]:
-        sub = ctx.bus.subscribe(accept)
+        sub = ctx.bus.subscribe(accept, viewer=True)
         try:
             yield "retry: 3000\n: connected\n\n"
             last = time.monotonic()

@@ -42,7 +42,15 @@ from sinogate.commands.matching import Pending
 from sinogate.commands.settings import SettingsShadow
 from sinogate.commands.sms import DEFAULT_PASSWORD, password_of
 from sinogate.ingest import Committed
-from sinogate.interfaces import Clock, DeviceConnection, EventSink, LaterWriter, SessionLookup, TaskRunner
+from sinogate.interfaces import (
+    Clock,
+    CommandRouting,
+    DeviceConnection,
+    EventSink,
+    LaterWriter,
+    SessionLookup,
+    TaskRunner,
+)
 from sinogate.store.base import (
     CommandStore,
     IngestBatch,
@@ -131,7 +139,8 @@ class CommandService:
     def __init__(self, store: CommandStore, kv: KeyValueStore, sessions: SessionLookup, tasks: TaskRunner,
                  events: EventSink, later: LaterWriter, clock: Clock = time.time,
                  telemetry: TelemetryStore | None = None,
-                 engine_stop_max_speed: float = ENGINE_STOP_MAX_SPEED) -> None:
+                 engine_stop_max_speed: float = ENGINE_STOP_MAX_SPEED,
+                 routing: CommandRouting | None = None) -> None:
         self.store = store
         self.kv = kv  # the settings shadow's values
         self.sessions = sessions
@@ -141,6 +150,11 @@ class CommandService:
         self.clock = clock
         self.telemetry = telemetry  # the latest speed, for holding engine.stop while the vehicle moves
         self.engine_stop_max_speed = engine_stop_max_speed
+        # Several nodes: a node keeps in memory only the commands of devices connected to it; the
+        # rest stay in the store until the node that gets the device adopts them.
+        self.routing = routing
+        self.sweep_every = 5.0  # s: how often a cluster node expires the commands nobody holds
+        self._last_sweep = 0.0
         self.observers: list[Callable[[dict[str, Any]], None]] = []  # see every status change (command support)
         self._held: dict[int, str] = {}  # command id → why it is held (engine.stop while moving)
         self.settings = SettingsShadow(self, kv)
@@ -164,6 +178,12 @@ class CommandService:
 
     # startup, expiry -------------------------------------------------------------------------
     async def _recover(self) -> None:
+        if self.routing is not None:
+            # Other nodes hold their devices' commands: a starting node adopts a device's commands
+            # when the device connects to it, and expires only those no live node holds (_sweep).
+            self._ready.set()
+            self._loop_task = asyncio.get_running_loop().create_task(self._expiry_loop())
+            return
         store = self.store
         now = self.clock()
         try:
@@ -212,6 +232,9 @@ class CommandService:
             if expire is not None and expire <= now:
                 await self._finish(row, "expired", reason="ttl expired")
                 count += 1
+        if self.routing is not None and now - self._last_sweep >= self.sweep_every:
+            self._last_sweep = now
+            count += await self._sweep(now)
         for pendings in list(self._sent.values()):
             for p in list(pendings):
                 if p.acked_at is not None and p.acked_at + self.text_grace <= now:
@@ -223,6 +246,102 @@ class CommandService:
                 del self._on_wire[device_id]
                 await self._deliver_queued(device_id)
         return count
+
+    # several nodes -----------------------------------------------------------------------------
+    async def _sweep(self, now: float) -> int:
+        """Expires active commands past their TTL whose device no live node holds (a node that
+        holds one expires it itself)."""
+        assert self.routing is not None
+        count = 0
+        for row in await self.store.commands(statuses=ACTIVE):
+            expire = row.get("expire")
+            if row["id"] in self._rows or expire is None or expire > now:
+                continue
+            try:
+                if await self.routing.owner(row["device_id"]) is not None:
+                    continue
+            except Exception:
+                return count  # the device map is away: try again later
+            reason = "ttl expired" if not row.get("realtime") else "the node that sent it stopped before the reply"
+            await self._finish(row, "expired", reason=reason)
+            count += 1
+        return count
+
+    async def adopt(self, device_id: int) -> int:
+        """Takes over the device's active commands from the store (it just connected here, or
+        another node queued one for it): a ``sent`` one goes back to the queue, as after a restart.
+        Returns how many were new here."""
+        adopted = 0
+        for row in await self.store.commands([device_id], statuses=ACTIVE):
+            if row["id"] in self._rows or row.get("realtime"):
+                continue  # known, or waited for by the node that sent it
+            if row["status"] == "sent":
+                status = lifecycle.transition(row["status"], lifecycle.CommandEvent.REQUEUE)
+                row.update(await self.store.update_command(row["id"], {"status": str(status)}))
+            self._remember_queued(row)
+            adopted += 1
+        queue = self._queued.get(device_id)
+        if queue:
+            queue.sort(key=lambda r: r["id"])
+        return adopted
+
+    async def _hand_over(self, device_id: int) -> None:
+        """The device left this node: its requeued commands are stored as queued and dropped from
+        memory, for whichever node it connects to next (unless it came back here meanwhile)."""
+        for row in list(self._queued.get(device_id, [])):
+            try:
+                await self.store.update_command(row["id"], {"status": row["status"]})
+            except StoreError as exc:
+                log.warning("command %s: could not store status %s: %s", row["id"], row["status"], exc)
+        if self.sessions.session_for(device_id) is not None:
+            return
+        for row in list(self._queued.pop(device_id, [])):
+            self._rows.pop(row["id"], None)
+            self._held.pop(row["id"], None)
+
+    async def _forward(self, node: str, op: str, payload: dict[str, Any], timeout: float) -> dict[str, Any]:
+        """Runs ``op`` on ``node``; its errors come back as this service's exceptions."""
+        assert self.routing is not None
+        try:
+            answer = await self.routing.request(node, op, payload, timeout)
+        except Exception as exc:
+            raise CommandFailed(f"the device is connected to node {node}, which did not answer: {exc}") from exc
+        error = answer.get("error")
+        if isinstance(error, dict):
+            reason = str(error.get("reason") or "failed")
+            if error.get("kind") == "command":
+                raise CommandError(reason)
+            raise CommandFailed(reason, error.get("command"), int(error.get("code") or 2))
+        result = answer.get("ok")
+        return result if isinstance(result, dict) else {}
+
+    async def serve_request(self, op: str, payload: dict[str, Any], device: dict[str, Any] | None) -> dict[str, Any]:
+        """Runs a request another node forwarded (``realtime``, ``adopt``, ``cancel``); the answer
+        is ``{"ok": ...}`` or ``{"error": {"kind", "reason", "command", "code"}}``."""
+        try:
+            if op == "adopt":
+                if device is None:
+                    raise CommandFailed("no such device")
+                adopted = await self.adopt(device["id"])
+                session = self.sessions.session_for(device["id"])
+                if session is not None and self._ready.is_set():
+                    for row in list(self._queued.get(device["id"], [])):
+                        await self._deliver(session, row)
+                return {"ok": {"adopted": adopted}}
+            if op == "cancel":
+                found = await self.cancel(int(payload["command_id"]), str(payload.get("reason") or "canceled"))
+                return {"ok": found}
+            if op == "realtime":
+                if device is None:
+                    raise CommandFailed("no such device")
+                return {"ok": await self.send_realtime(
+                    device, str(payload["name"]), payload.get("properties"), float(payload.get("timeout", 15.0)),
+                    confirm=bool(payload.get("confirm")), force=bool(payload.get("force")), forwarded=True)}
+            raise CommandError(f"unknown operation {op!r}")
+        except CommandError as exc:
+            return {"error": {"kind": "command", "reason": str(exc)}}
+        except CommandFailed as exc:
+            return {"error": {"kind": "failed", "reason": exc.reason, "command": exc.command, "code": exc.code}}
 
     # one-at-a-time commands ------------------------------------------------------------------
     def _wire_busy(self, device_id: int, now: float) -> bool:
@@ -437,8 +556,13 @@ class CommandService:
 
     async def _deliver_all(self, session: DeviceConnection) -> None:
         await self._ready.wait()
-        await asyncio.sleep(self.attach_delay)
         device_id = session.device_id
+        if self.routing is not None and device_id is not None:
+            try:
+                await self.adopt(device_id)
+            except StoreError as exc:
+                log.warning("could not take over the commands of device %s: %s", device_id, exc)
+        await asyncio.sleep(self.attach_delay)
         if device_id is None or session.closed or self.sessions.session_for(device_id) is not session:
             return
         for row in list(self._queued.get(device_id, [])):
@@ -480,6 +604,8 @@ class CommandService:
         busy = self._on_wire.get(device_id)
         if busy is not None and self._conn.get(busy[0]) in (None, session.conn_id):
             del self._on_wire[device_id]  # the next connection starts with a free wire
+        if self.routing is not None:
+            self.tasks.spawn(self._hand_over(device_id))
 
     def committed(self, batch: Committed) -> None:
         """Matches durable replies to the commands waiting for them."""
@@ -529,7 +655,8 @@ class CommandService:
                 "name": name, "properties": props, "max_attempts": MAX_ATTEMPTS, "created": self.clock()}
 
     async def send_realtime(self, device: dict[str, Any], name: str, properties: Any,
-                            timeout: float = 15.0, *, confirm: bool = False, force: bool = False) -> dict[str, Any]:
+                            timeout: float = 15.0, *, confirm: bool = False, force: bool = False,
+                            forwarded: bool = False) -> dict[str, Any]:
         """Writes the command to the connected device and waits for its reply.
 
         A destructive command needs ``confirm``; an engine stop is refused while the vehicle moves
@@ -543,6 +670,12 @@ class CommandService:
                 raise CommandError(f"{why}: queue the command (it is sent once the speed drops) "
                                    f"or send it with \"force\": true")
         session = self.sessions.session_for(device["id"])
+        if session is None and self.routing is not None and not forwarded:
+            node = await self._owner(device["id"])
+            if node is not None:
+                return await self._forward(node, "realtime", {
+                    "device_id": device["id"], "name": name, "properties": properties, "timeout": timeout,
+                    "confirm": confirm, "force": force}, timeout + 5.0)
         if session is None:
             raise CommandFailed(f"failed to deliver command '{name}' with timeout {timeout:g} s, "
                                 f"device with id {device['id']} is not connected")
@@ -616,9 +749,20 @@ class CommandService:
             **self._new_row(device, name, props), "status": "queued", "realtime": False, "expire": deadline,
             **({"match": {"force": True}} if force else {}),
         })
+        session = self.sessions.session_for(device["id"])
+        if self.routing is not None and session is None:
+            # Not connected here: the node that holds the device takes it over now; if none does,
+            # the node it connects to next does.
+            self._publish(row)
+            node = await self._owner(device["id"])
+            if node is not None:
+                try:
+                    await self._forward(node, "adopt", {"device_id": device["id"]}, 5.0)
+                except CommandFailed as exc:
+                    log.info("command %s stays queued: %s", row["id"], exc.reason)
+            return public(row)
         self._remember_queued(row)
         self._publish(row)
-        session = self.sessions.session_for(device["id"])
         if session is not None and self._ready.is_set():
             for queued in list(self._queued.get(device["id"], [])):
                 await self._deliver(session, queued)
@@ -627,9 +771,30 @@ class CommandService:
     async def cancel(self, command_id: int, reason: str = "canceled by the user") -> dict[str, Any] | None:
         """Cancels an active command; returns it, or ``None`` when it was not active."""
         row = self._rows.get(command_id)
+        if row is None and self.routing is not None:
+            try:
+                row = await self.store.get_command(command_id)
+            except NotFound:
+                return None
+            if row["status"] not in ACTIVE:
+                return None
+            node = await self._owner(row["device_id"])
+            if node is not None:
+                found = await self._forward(node, "cancel", {"device_id": row["device_id"], "command_id": command_id,
+                                                             "reason": reason}, 10.0)
+                return found or None
         if row is None:
             return None
         return public(await self._finish(row, "canceled", reason=reason))
+
+    async def _owner(self, device_id: int) -> str | None:
+        """Another live node holding the device's connection, or ``None``."""
+        assert self.routing is not None
+        try:
+            node = await self.routing.owner(device_id)
+        except Exception as exc:
+            raise CommandFailed(f"the device map is unavailable: {exc}") from exc
+        return None if node == self.routing.name else node
 
     async def get(self, command_id: int) -> dict[str, Any]:
         row = self._rows.get(command_id)

@@ -128,7 +128,7 @@ class Metrics:
             self._http.should_exit = True
 
     async def _bus_loop(self) -> None:
-        sub = self._bus.subscribe(lambda e: e["type"] == "command")
+        sub = self._bus.subscribe(lambda e: e["type"] == "command" and "node" not in e)  # relayed: counted there
         try:
             while True:
                 event = await sub.get()

@@ -6,7 +6,7 @@ the API and the stream unchanged); these ``TypedDict`` declarations give them a 
 
 from __future__ import annotations
 
-from typing import Any, Literal, TypedDict
+from typing import Any, Literal, NotRequired, TypedDict
 
 
 class Device(TypedDict):
@@ -38,3 +38,4 @@ class BusEvent(TypedDict):
     protocol: str | None
     ident: str | None
     data: dict[str, Any]
+    node: NotRequired[str]  # the node it happened on, when relayed from another node of a cluster

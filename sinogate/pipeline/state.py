@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from typing import Any
 
 from sinogate.store.base import StateStore
+
+GATE_SECONDS = 5.0  # how long a device's first message waits for the node it left to write its state
 
 
 class DeviceStates:
@@ -12,13 +16,54 @@ class DeviceStates:
     writes the dirty ones. Loaded once at start; a crash loses at most one flush interval of
     changes, which the handlers must tolerate (they see messages again only by recalculation)."""
 
-    def __init__(self, store: StateStore) -> None:
+    def __init__(self, store: StateStore, per_device: bool = False) -> None:
         self._store = store
         self._states: dict[int, dict[str, Any]] = {}
         self._dirty: set[int] = set()
+        # Several nodes (per_device): a device's state is read when the device starts sending to
+        # this node, after the node it left has written it back (``gate``), and written back when
+        # it leaves (``release``); ``_current`` are the devices whose state here is the latest.
+        self.per_device = per_device
+        self._current: set[int] = set()
+        self._gates: dict[int, asyncio.Future[None]] = {}
 
     async def load(self) -> None:
-        self._states = await self._store.load_states()
+        if not self.per_device:
+            self._states = await self._store.load_states()
+
+    def gate(self, device_id: int) -> asyncio.Future[None]:
+        """Holds ``ensure`` for the device until the future is resolved (by whoever takes the
+        device over from another node) or ``GATE_SECONDS`` passed."""
+        gate = self._gates.get(device_id)
+        if gate is None or gate.done():
+            gate = self._gates[device_id] = asyncio.get_running_loop().create_future()
+        self._current.discard(device_id)
+        return gate
+
+    async def ensure(self, device_id: int) -> None:
+        """Per device: reads the device's state unless this node has the latest (a no-op otherwise)."""
+        if not self.per_device or device_id in self._current:
+            return
+        gate = self._gates.pop(device_id, None)
+        if gate is not None and not gate.done():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(gate), GATE_SECONDS)
+        if device_id in self._current:
+            return
+        saved = await self._store.load_states([device_id])
+        self._states[device_id] = saved.get(device_id, {})
+        self._current.add(device_id)
+
+    async def release(self, device_id: int) -> None:
+        """Per device: the device left this node: its state is written back now. The copy stays
+        (the offline watch reads it) but is read again before the device's next message here."""
+        if not self.per_device:
+            return
+        self._current.discard(device_id)
+        state = self._states.get(device_id)
+        self._dirty.discard(device_id)
+        if state:
+            await self._store.save_states({device_id: state})
 
     def for_device(self, device_id: int) -> dict[str, Any]:
         state = self._states.get(device_id)
@@ -33,6 +78,7 @@ class DeviceStates:
     def forget(self, device_id: int) -> None:
         self._states.pop(device_id, None)
         self._dirty.discard(device_id)
+        self._current.discard(device_id)
 
     async def flush(self) -> int:
         """Writes the state of every device touched since the last flush; returns how many."""

@@ -19,6 +19,7 @@ Event = BusEvent
 @dataclass(eq=False)
 class Subscription:
     accept: Callable[[Event], bool]
+    viewer: bool = False  # a person watching (stream, console), not an integration
     queue: asyncio.Queue[Event] = field(default_factory=lambda: asyncio.Queue(maxsize=10000))
     dropped: int = 0
 
@@ -30,10 +31,16 @@ class EventBus:
     def __init__(self) -> None:
         self._subs: set[Subscription] = set()
 
-    def subscribe(self, accept: Callable[[Event], bool] = lambda _e: True) -> Subscription:
-        sub = Subscription(accept)
+    def subscribe(self, accept: Callable[[Event], bool] = lambda _e: True, *, viewer: bool = False) -> Subscription:
+        """A bounded queue of the events ``accept`` takes; ``viewer`` marks a person watching (the
+        live stream), which a cluster node tells the others so they send their messages too."""
+        sub = Subscription(accept, viewer)
         self._subs.add(sub)
         return sub
+
+    @property
+    def viewers(self) -> int:
+        return sum(1 for sub in self._subs if sub.viewer)
 
     def unsubscribe(self, sub: Subscription) -> None:
         self._subs.discard(sub)

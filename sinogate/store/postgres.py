@@ -21,6 +21,12 @@
   so a crash loses nothing, a deleted device's telemetry stays deleted (its row is gone and its
   messages are skipped) and forgotten values stay forgotten (``delete_telemetry`` writes its row
   at once, with the device's ``upto``).
+- **Shared** (``shared=True``, several nodes on one database): a node caches the telemetry of the
+  devices it ingests only. A device's row and its messages past ``upto`` are read when the node
+  first ingests it (so whatever the previous node did not write back, even after ``kill -9``, is
+  replayed from the messages), written back without a global checkpoint and only over an older
+  ``upto``, and dropped by ``release_telemetry`` when the device moves to another node. Reads of a
+  device cached elsewhere compute it the same way from the database.
 
 URL: ``postgresql://user[:password]@host[:port]/database[?schema=NAME]`` (``postgres://`` too);
 ``schema`` keeps the tables in that schema (created when missing), other query parameters are
@@ -336,8 +342,10 @@ _STOP: Any = object()
 class PostgresStore(Store):
     """The store contract on PostgreSQL (see the module docstring for the design)."""
 
-    def __init__(self, url: str, readers: int = 4) -> None:
+    def __init__(self, url: str, readers: int = 4, shared: bool = False) -> None:
         self.url = url
+        self.shared = shared
+        self._loaded: set[int] = set()  # shared: devices whose telemetry is cached here
         self._dsn, self._schema = split_url(url)
         self._readers = readers
         self._pool: asyncpg.Pool | None = None
@@ -369,7 +377,11 @@ class PostgresStore(Store):
             raise StoreError(f"cannot connect to {self._safe_url()}: {exc}") from exc
         try:
             await self._prepare_schema(conn)
-            await self._load_telemetry(conn)
+            if self.shared:
+                self._telemetry, self._upto, self._dirty, self._loaded = TelemetryTable(), {}, set(), set()
+                self._last_flush = time.monotonic()
+            else:
+                await self._load_telemetry(conn)
             await self._load_partitions(conn)
             self._pool = await asyncpg.create_pool(
                 self._dsn, min_size=1, max_size=self._readers, server_settings=self._settings()
@@ -677,7 +689,67 @@ class PostgresStore(Store):
 
     # ingest ----------------------------------------------------------------------------------
     async def ingest(self, batch: IngestBatch) -> None:
-        await self._submit(self._rows(batch))
+        rows = self._rows(batch)
+        if self.shared:
+            missing = {r[0] for r in rows.messages if r[0] is not None} - self._loaded
+            if missing:
+                await self._cache_telemetry(sorted(missing))
+        await self._submit(rows)
+
+    async def _read_telemetry(self, device_ids: list[int]) -> tuple[TelemetryTable, dict[int, int]]:
+        """The devices' telemetry as the database has it: the written-back rows, then the messages
+        stored after each row's ``upto``."""
+        table, upto = TelemetryTable(), {}
+        async with self._reader() as conn:
+            for row in await conn.fetch("SELECT device_id, data, upto FROM telemetry"
+                                        " WHERE device_id = ANY($1::bigint[])", device_ids):
+                table.load(row["device_id"], _loads(row["data"]))
+                upto[row["device_id"]] = row["upto"]
+            with_row = [d for d in device_ids if d in upto]
+            replay: list[asyncpg.Record] = []
+            if with_row:  # the recent tail of the id index: small while the owner writes back
+                replay += await conn.fetch(
+                    "SELECT id, device_id, data FROM messages WHERE id > $1 AND device_id = ANY($2::bigint[])"
+                    " AND NOT flagged ORDER BY id", min(upto[d] for d in with_row), with_row)
+            for device_id in device_ids:
+                if device_id not in upto:  # never written back: all of its messages
+                    replay += await conn.fetch("SELECT id, device_id, data FROM messages WHERE device_id = $1"
+                                               " AND NOT flagged ORDER BY id", device_id)
+        for message_id, device_id, data in replay:
+            if message_id > upto.get(device_id, 0):
+                table.apply(_loads(data))
+                upto[device_id] = message_id
+        return table, upto
+
+    async def _cache_telemetry(self, device_ids: list[int]) -> None:
+        table, upto = await self._read_telemetry(device_ids)
+        for device_id in device_ids:
+            if device_id in self._loaded:
+                continue  # loaded by a concurrent call meanwhile
+            snapshot = table.snapshot(device_id)
+            if snapshot["times"]:
+                self._telemetry.load(device_id, snapshot)
+            else:
+                self._telemetry.drop(device_id)
+            if device_id in upto:
+                self._upto[device_id] = upto[device_id]
+            self._loaded.add(device_id)
+
+    async def release_telemetry(self, device_id: int, write_back: bool = True) -> None:
+        if not self.shared or device_id not in self._loaded:
+            return
+
+        async def op(tx: _Tx) -> None:
+            if write_back and device_id in self._dirty:
+                await self._write_back(tx, [device_id])
+            # Dropped now: operations of this device still queued behind are skipped, and the
+            # next node (or this one, later) replays them from the messages.
+            self._loaded.discard(device_id)
+            self._dirty.discard(device_id)
+            self._telemetry.drop(device_id)
+            self._upto.pop(device_id, None)
+
+        await self._write(op)
 
     def _rows(self, batch: IngestBatch) -> _Rows:
         """Encodes the batch into rows (everything that can fail on the caller's side)."""
@@ -786,7 +858,10 @@ class PostgresStore(Store):
         table = self._telemetry if table is None else table
         committed = upto is None
         upto = self._upto if upto is None else upto
+        shared = self.shared and committed
         for device_id, what, message_id in ops:
+            if shared and device_id not in self._loaded:
+                continue  # not cached here: the database's rows and messages are the truth
             if message_id is not None:
                 table.apply(what)
                 if message_id > upto.get(device_id, 0):
@@ -817,13 +892,11 @@ class PostgresStore(Store):
         the last committed message: every message up to it is reflected in the rows. (Messages of
         this transaction come after the checkpoint, so a replay covers them.)"""
         devices = sorted(self._dirty)
-        data = [_dumps(self._telemetry.snapshot(d)) for d in devices]
-        upto = [self._upto.get(d, 0) for d in devices]
-        await tx.conn.execute(
-            "INSERT INTO telemetry(device_id, data, upto) SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[])"
-            " ON CONFLICT (device_id) DO UPDATE SET data = excluded.data, upto = excluded.upto",
-            devices, data, upto,
-        )
+        await self._write_back(tx, devices)
+        if self.shared:  # no global checkpoint: each node's devices are replayed from their upto
+            tx.flushed.update(devices)
+            self._last_flush = time.monotonic()
+            return
         await tx.conn.execute(
             "INSERT INTO checkpoints(name, value) VALUES ('telemetry', $1)"
             " ON CONFLICT (name) DO UPDATE SET value = excluded.value",
@@ -831,6 +904,17 @@ class PostgresStore(Store):
         )
         tx.flushed.update(devices)
         self._last_flush = time.monotonic()
+
+    async def _write_back(self, tx: _Tx, devices: list[int]) -> None:
+        data = [_dumps(self._telemetry.snapshot(d)) for d in devices]
+        upto = [self._upto.get(d, 0) for d in devices]
+        # Shared: a node that lost a device late must not write over the newer row of the next one.
+        guard = " WHERE telemetry.upto <= excluded.upto" if self.shared else ""
+        await tx.conn.execute(
+            "INSERT INTO telemetry(device_id, data, upto) SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[])"
+            " ON CONFLICT (device_id) DO UPDATE SET data = excluded.data, upto = excluded.upto" + guard,
+            devices, data, upto,
+        )
 
     async def _ensure_partition(self, tx: _Tx, month: int) -> None:
         """Makes sure the month's partition exists (known to this transaction until COMMIT)."""
@@ -911,10 +995,16 @@ class PostgresStore(Store):
 
     async def telemetry(self, device_id: int, names: list[str] | None = None) -> dict[str, dict[str, Any]]:
         self._check()
-        out: dict[str, dict[str, Any]] = _loads(dumps_bytes(self._telemetry.get(device_id, names)))
+        table = self._telemetry
+        if self.shared and device_id not in self._loaded:
+            table, _ = await self._read_telemetry([device_id])
+        out: dict[str, dict[str, Any]] = _loads(dumps_bytes(table.get(device_id, names)))
         return out
 
     async def delete_telemetry(self, device_id: int, names: list[str] | None = None) -> int:
+        if self.shared and device_id not in self._loaded:
+            await self._cache_telemetry([device_id])
+
         async def op(tx: _Tx) -> int:
             table, upto = self._device_telemetry(tx, device_id)
             removed = table.forget(device_id, names)
@@ -928,7 +1018,10 @@ class PostgresStore(Store):
                 tx.telemetry.append((device_id, True if names is None else list(names), None))
             return removed
 
-        return await self._write(op)
+        removed = await self._write(op)
+        if self.shared:  # the owner node drops its copy too (the cluster tells it); so does this one
+            await self.release_telemetry(device_id, write_back=False)
+        return removed
 
     # traffic ---------------------------------------------------------------------------------
     async def packets(
@@ -1099,8 +1192,12 @@ class PostgresStore(Store):
         return {r[0]: _loads(r[1]) for r in rows}
 
     # handler state ---------------------------------------------------------------------------
-    async def load_states(self) -> dict[int, dict[str, Any]]:
-        rows = await self._fetch("SELECT device_id, data FROM device_state")
+    async def load_states(self, device_ids: list[int] | None = None) -> dict[int, dict[str, Any]]:
+        if device_ids is None:
+            rows = await self._fetch("SELECT device_id, data FROM device_state")
+        else:
+            rows = await self._fetch("SELECT device_id, data FROM device_state WHERE device_id = ANY($1::bigint[])",
+                                     device_ids)
         return {r[0]: _loads(r[1]) for r in rows}
 
     async def save_states(self, states: dict[int, dict[str, Any]]) -> None:

@@ -45,15 +45,16 @@ DEVICE_KEYS = {
 }
 
 
-@pytest.fixture(params=["sqlite", "memory", "postgresql"])
+@pytest.fixture(params=["sqlite", "memory", "postgresql", "postgresql-shared"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
     if request.param == "sqlite":
         return SQLiteStore(tmp_path / "c.sqlite")
-    if request.param == "postgresql":  # a schema of its own per test (tests/store/pg.py)
+    if request.param.startswith("postgresql"):  # a schema of its own per test (tests/store/pg.py)
         from sinogate.store.postgres import PostgresStore
         from tests.store.pg import schema_url
 
-        return PostgresStore(schema_url(request))
+        # shared: as a node of a cluster runs it (telemetry cached per device, read through otherwise)
+        return PostgresStore(schema_url(request), shared=request.param == "postgresql-shared")
     return MemoryStore()
 
 

@@ -1,0 +1,310 @@
+"""A node's link to the other nodes through NATS (core subjects and JetStream key-value buckets).
+
+What lives in NATS (nothing there is the only copy of anything acknowledged: messages, commands
+and state are in PostgreSQL; NATS holds who is where and carries requests and live events)::
+
+    KV sinogate_nodes    <node> → {"name", "started", "watching"}   TTL 3 heartbeats, re-put each beat
+    KV sinogate_devices  d<device id> → {"node", "conn", "since"}   put on attach, deleted on detach;
+                         an entry counts only while its node is alive, so a node killed with -9
+                         stops owning its devices within three heartbeats without anyone cleaning up
+    sinogate.node.<node>.<op>   requests to one node (a command for a device it holds), JSON
+    sinogate.events.<node>      that node's live events (bus events), JSON
+    sinogate.changed            "reload this from the store" (devices, geofences, rules, ...), JSON
+
+Liveness is judged from the watch on ``sinogate_nodes``: a node not heard for three heartbeats is
+dead (JetStream's TTL removes its key silently, so expiry is not an event to wait for).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+
+from sinogate.interfaces import DeviceConnection, TaskRunner
+
+log = logging.getLogger("sinogate.cluster")
+
+NODES_BUCKET = "sinogate_nodes"
+DEVICES_BUCKET = "sinogate_devices"
+EVENTS = "sinogate.events"
+CHANGED = "sinogate.changed"
+MISSED_BEATS = 3
+
+Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
+
+
+class ClusterError(Exception):
+    """NATS cannot be reached, or the node asked did not answer."""
+
+
+def default_name(http_port: int) -> str:
+    """``<host name>-<http port>-<pid>``: unique per running node, also for several on one host."""
+    return f"{socket.gethostname()}-{http_port}-{os.getpid()}"
+
+
+def _key(device_id: int) -> str:
+    return f"d{device_id}"
+
+
+class ClusterNode:
+    """Implements ``SessionListener`` (the device→node map follows attach/detach) and the
+    ``CommandRouting`` lookup half; ``request``/``serve`` and ``broadcast``/``on_broadcast`` for
+    the rest. ``start`` raises ``ClusterError`` when NATS or JetStream is not there."""
+
+    def __init__(self, url: str, name: str, tasks: TaskRunner, heartbeat: float = 5.0) -> None:
+        self.url = url
+        self.name = name
+        self.heartbeat = heartbeat
+        self._tasks = tasks
+        self._nc: Any = None
+        self._nodes_kv: Any = None
+        self._devices_kv: Any = None
+        self._seen: dict[str, tuple[float, dict[str, Any]]] = {}  # node → (last heard, its record)
+        self._held: dict[int, int] = {}  # device id → connection id, for the devices attached here
+        self._broadcast: dict[str, list[Callable[[dict[str, Any]], Any]]] = {}
+        self._loops: list[asyncio.Task[Any]] = []
+        self.watching = False  # somebody watches the live stream here (other nodes then send messages)
+        self.started = time.time()
+        self.requests_served = 0
+        self.requests_failed = 0
+
+    # lifecycle ---------------------------------------------------------------------------------
+    async def start(self) -> None:
+        import nats
+        from nats.js.api import KeyValueConfig
+        from nats.js.errors import BucketNotFoundError
+
+        try:
+            self._nc = await nats.connect(self.url, name=f"sinogate {self.name}", connect_timeout=5,
+                                          max_reconnect_attempts=-1, reconnect_time_wait=1,
+                                          allow_reconnect=True)
+        except Exception as exc:  # nats-py raises several unrelated types for "not there"
+            raise ClusterError(f"cannot reach NATS at {self.url}: {exc}") from exc
+        js = self._nc.jetstream()
+        try:
+            buckets = []
+            for bucket, ttl in ((NODES_BUCKET, self.heartbeat * MISSED_BEATS), (DEVICES_BUCKET, 0.0)):
+                try:
+                    buckets.append(await js.key_value(bucket))
+                except BucketNotFoundError:
+                    buckets.append(await js.create_key_value(KeyValueConfig(bucket=bucket, history=1, ttl=ttl)))
+        except Exception as exc:
+            await self._nc.close()
+            raise ClusterError(f"NATS at {self.url} has no JetStream (start nats-server with -js): {exc}") from exc
+        self._nodes_kv, self._devices_kv = buckets
+        await self._beat()
+        watcher = await self._nodes_kv.watchall()
+        self._loops = [self._tasks.spawn(self._watch_nodes(watcher)), self._tasks.spawn(self._beat_loop())]
+        await self._nc.subscribe(CHANGED, cb=self._on_changed)
+        log.info("node %s joined the cluster at %s", self.name, self.url)
+
+    async def stop(self) -> None:
+        """Leaves: drops this node's record and its device entries, then closes the connection."""
+        for task in self._loops:
+            task.cancel()
+        if self._nc is None or self._nc.is_closed:
+            return
+        with contextlib.suppress(Exception):
+            for device_id in list(self._held):
+                await self._release(device_id)
+            await self._nodes_kv.delete(self.name)
+        with contextlib.suppress(Exception):
+            await self._nc.drain()
+
+    @property
+    def connected(self) -> bool:
+        return self._nc is not None and self._nc.is_connected
+
+    # liveness ----------------------------------------------------------------------------------
+    async def _beat(self) -> None:
+        record = {"name": self.name, "started": self.started, "watching": self.watching,
+                  "devices": len(self._held)}
+        await self._nodes_kv.put(self.name, orjson.dumps(record))
+        self._seen[self.name] = (time.monotonic(), record)
+
+    async def _beat_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.heartbeat)
+            try:
+                await self._beat()
+            except Exception as exc:  # NATS away: other nodes will take this one for dead meanwhile
+                log.warning("cluster heartbeat failed: %s", exc)
+
+    async def _watch_nodes(self, watcher: Any) -> None:
+        async for entry in watcher:
+            if entry is None or not entry.key:
+                continue  # the end of the initial values
+            if entry.operation in ("DEL", "PURGE") or not entry.value:
+                self._seen.pop(entry.key, None)
+                continue
+            try:
+                self._seen[entry.key] = (time.monotonic(), orjson.loads(entry.value))
+            except orjson.JSONDecodeError:
+                continue
+
+    def alive(self, name: str) -> bool:
+        if name == self.name:
+            return True
+        seen = self._seen.get(name)
+        return seen is not None and time.monotonic() - seen[0] < self.heartbeat * MISSED_BEATS
+
+    def nodes(self) -> list[dict[str, Any]]:
+        """The live nodes, this one included: ``[{name, started, watching, devices, self}]``."""
+        return [{**record, "self": name == self.name} for name, (_, record) in sorted(self._seen.items())
+                if self.alive(name)]
+
+    def others_watching(self) -> bool:
+        """Does any other live node have somebody on its live stream?"""
+        return any(record.get("watching") for name, (_, record) in self._seen.items()
+                   if name != self.name and self.alive(name))
+
+    def set_watching(self, watching: bool) -> None:
+        if watching != self.watching:
+            self.watching = watching
+            self._tasks.spawn(self._beat())  # now, not at the next beat
+
+    # the device → node map ---------------------------------------------------------------------
+    def on_attach(self, session: DeviceConnection) -> None:
+        device_id = session.device_id
+        if device_id is None:
+            return
+        self._held[device_id] = session.conn_id
+        value = orjson.dumps({"node": self.name, "conn": session.conn_id, "since": time.time()})
+        self._tasks.spawn(self._put(device_id, value))
+
+    def on_detach(self, session: DeviceConnection) -> None:
+        device_id = session.device_id
+        if device_id is None or self._held.get(device_id) != session.conn_id:
+            return
+        del self._held[device_id]
+        self._tasks.spawn(self._release(device_id))
+
+    async def _put(self, device_id: int, value: bytes) -> None:
+        try:
+            await self._devices_kv.put(_key(device_id), value)
+        except Exception as exc:
+            log.warning("could not record device %s on node %s: %s", device_id, self.name, exc)
+
+    async def _release(self, device_id: int) -> None:
+        """Deletes the device's entry unless another node wrote it meanwhile (it reconnected there)."""
+        from nats.js.errors import KeyNotFoundError
+
+        if device_id in self._held:
+            return  # attached here again meanwhile
+        try:
+            entry = await self._devices_kv.get(_key(device_id))
+            if orjson.loads(entry.value).get("node") == self.name:
+                await self._devices_kv.delete(_key(device_id), last=entry.revision)
+        except KeyNotFoundError:
+            pass
+        except Exception as exc:  # a revision race (another node took it) or NATS away: harmless
+            log.debug("device %s entry not released: %s", device_id, exc)
+
+    async def owner(self, device_id: int) -> str | None:
+        """The live node that holds the device's connection (this one included), or ``None``."""
+        from nats.js.errors import KeyNotFoundError
+
+        if device_id in self._held:
+            return self.name
+        try:
+            entry = await self._devices_kv.get(_key(device_id))
+        except KeyNotFoundError:
+            return None
+        except Exception as exc:
+            raise ClusterError(f"device map unavailable: {exc}") from exc
+        try:
+            node = orjson.loads(entry.value).get("node") if entry.value else None
+        except orjson.JSONDecodeError:
+            return None
+        if not isinstance(node, str) or not self.alive(node) or node == self.name:
+            return None  # a dead node's entry, or this node's from before a restart
+        return node
+
+    # requests ----------------------------------------------------------------------------------
+    def serve(self, op: str, handler: Handler) -> Awaitable[Any]:
+        """Answers ``request(self.name, op, ...)`` from other nodes with ``handler(payload)``; each
+        request runs in its own task (a real-time command waits for its reply)."""
+
+        async def on_request(msg: Any) -> None:
+            self._tasks.spawn(self._answer(msg, handler))
+
+        return self._nc.subscribe(f"sinogate.node.{self.name}.{op}", cb=on_request)  # type: ignore[no-any-return]
+
+    async def _answer(self, msg: Any, handler: Handler) -> None:
+        try:
+            payload = orjson.loads(msg.data)
+            answer = await handler(payload)
+            self.requests_served += 1
+        except Exception as exc:
+            self.requests_failed += 1
+            log.exception("cluster request %s failed", msg.subject)
+            answer = {"error": {"kind": "internal", "reason": f"node {self.name}: {exc}"}}
+        with contextlib.suppress(Exception):
+            await msg.respond(orjson.dumps(answer))
+
+    async def request(self, node: str, op: str, payload: dict[str, Any], timeout: float) -> dict[str, Any]:
+        """Asks ``node``; raises ``ClusterError`` when it does not answer within ``timeout``."""
+        try:
+            reply = await self._nc.request(f"sinogate.node.{node}.{op}", orjson.dumps(payload), timeout=timeout)
+        except Exception as exc:  # no responders, timeout, connection closed
+            raise ClusterError(f"node {node} did not answer {op}: {type(exc).__name__} {exc}".rstrip()) from exc
+        answer = orjson.loads(reply.data)
+        if not isinstance(answer, dict):
+            raise ClusterError(f"node {node} answered {op} with {answer!r}")
+        return answer
+
+    # broadcasts --------------------------------------------------------------------------------
+    def broadcast(self, what: str, **fields: Any) -> None:
+        """Tells every other node to reload ``what`` from the store (never waits)."""
+        if self._nc is None or self._nc.is_closed:
+            return
+        self._tasks.spawn(self._nc.publish(CHANGED, orjson.dumps({"node": self.name, "what": what, **fields})))
+
+    def on_broadcast(self, what: str, callback: Callable[[dict[str, Any]], Any]) -> None:
+        """``callback(payload)`` (a coroutine function or a plain one) on another node's ``what``."""
+        self._broadcast.setdefault(what, []).append(callback)
+
+    async def _on_changed(self, msg: Any) -> None:
+        try:
+            payload = orjson.loads(msg.data)
+        except orjson.JSONDecodeError:
+            return
+        if payload.get("node") == self.name:
+            return
+        for callback in self._broadcast.get(payload.get("what"), []):
+            try:
+                result = callback(payload)
+                if asyncio.iscoroutine(result):
+                    await result
+            except Exception:
+                log.exception("reloading %s after node %s changed it failed", payload.get("what"),
+                              payload.get("node"))
+
+    # live events -------------------------------------------------------------------------------
+    async def publish_events(self, events: list[dict[str, Any]]) -> None:
+        await self._nc.publish(f"{EVENTS}.{self.name}", orjson.dumps(events))
+
+    async def subscribe_events(self, callback: Callable[[str, list[dict[str, Any]]], None]) -> None:
+        """``callback(node, events)`` for every other node's batch of live events."""
+        prefix = len(EVENTS) + 1
+
+        async def on_events(msg: Any) -> None:
+            node = msg.subject[prefix:]
+            if node == self.name:
+                return
+            try:
+                events = orjson.loads(msg.data)
+            except orjson.JSONDecodeError:
+                return
+            if isinstance(events, list):
+                callback(node, events)
+
+        await self._nc.subscribe(f"{EVENTS}.*", cb=on_events)
