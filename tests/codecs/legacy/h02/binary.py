@@ -1,0 +1,89 @@
+"""H02 binary ``$`` frame decoder (reference §6). All numbers BCD except the trailing cell data.
+
+Layout (10-digit id; the 8-byte id variant, usually 42 bytes long, shifts every later offset by 3;
+which one a frame uses is read from where its time and date fit, ``framer.long_id``)::
+
+    0 '$' | 1-5 id | 6-8 HHMMSS | 9-11 DDMMYY | 12-15 lat DDMMmmmm | 16 battery
+    17-21 lon DDDMMmmmm + flags nibble | 22-24 speed (knots) + course | 25-28 status | 29.. trailer
+
+Trailer of the 45-byte frame (when byte 29 is 0xFF): 31 CSQ, 32 satellites, 33-36 counter
+(``h02.mileage.raw``, unit unknown), 37-38 MCC, 39 MNC, 40-41 LAC, 42-43 CID, 44 sequence. Devices
+with 0x00 at byte 29 carry the same cell block at 37-43 (the MCC matches the fix's country in the
+samples), the rest of their trailer is unknown. 46-byte frame: 32-36 odometer (BCD metres),
+38 fuel %, 42-43 LAC, 44-45 CID. 47-byte frame (the 45-byte layout with two more bytes before the
+last, reported as the external voltage; scale unconfirmed, not decoded): the 45-byte fields, the
+sequence in its last byte. Frames of other lengths (37 bytes and others) carry the fixed part only,
+as far as sinogate knows.
+"""
+
+from __future__ import annotations
+
+from sinogate.codecs.base import Message
+from tests.codecs.legacy.h02.fields import KNOTS, battery_level, days_from_civil, vehicle_state
+from tests.codecs.legacy.h02.framer import long_id
+from tests.codecs.legacy.h02.status import with_status
+
+
+def binary_ident(raw: bytes, long: bool | None = None) -> str:
+    """Device id: 10 BCD digits, or the first 15 digits of an 8-byte id (the 42-byte variant);
+    ``long``: ``framer.long_id(raw)`` when already known."""
+    if long_id(raw) if long is None else long:
+        return raw[1:9].hex()[:15]
+    return raw[1:6].hex()
+
+
+def decode_binary(raw: bytes, ident: str, offset_s: float, long: bool | None = None) -> Message:
+    """One message from a ``$`` frame; ValueError when a BCD field holds a non-digit nibble.
+    ``long``: ``framer.long_id(raw)`` when already known."""
+    n = len(raw)
+    if n < 29:
+        raise ValueError(f"binary frame too short ({n} bytes)")
+    o = 3 if (long_id(raw) if long is None else long) else 0
+    h = raw.hex()
+    t = h[(6 + o) * 2 : (9 + o) * 2]
+    d = h[(9 + o) * 2 : (12 + o) * 2]
+    days = days_from_civil(2000 + int(d[4:6]), int(d[2:4]), int(d[0:2]))
+    ts = float(days * 86400 + int(t[0:2]) * 3600 + int(t[2:4]) * 60 + int(t[4:6])) - offset_s
+    lat_s = h[(12 + o) * 2 : (16 + o) * 2]
+    lon_s = h[(17 + o) * 2 : (22 + o) * 2]
+    lat = int(lat_s[0:2]) + int(lat_s[2:8]) / 600000.0
+    lon = int(lon_s[0:3]) + int(lon_s[3:9]) / 600000.0
+    if lat > 90.0 or lon > 180.0:
+        raise ValueError(f"coordinates out of range ({lat:.5f}, {lon:.5f})")
+    flags = raw[21 + o] & 0x0F
+    sc = h[(22 + o) * 2 : (25 + o) * 2]
+    msg = with_status({"ident": ident, "message.type": "$", "timestamp": ts},
+                      int.from_bytes(raw[25 + o : 29 + o], "big"))
+    msg["position.latitude"] = lat if flags & 0x4 else -lat
+    msg["position.longitude"] = lon if flags & 0x8 else -lon
+    msg["position.speed"] = int(sc[0:3]) * KNOTS
+    msg["position.direction"] = float(int(sc[3:6]))
+    msg["position.valid"] = flags & 0x2 != 0
+    battery = battery_level(raw[16 + o])
+    if battery is not None:
+        msg["battery.level"] = battery
+    if (n == 45 or n == 47) and not o:
+        _trailer45(msg, raw)
+    elif n == 46 and raw[29] == 0xFF and raw[32:37].hex().isdigit():  # a tail that is not BCD: position only
+        msg["vehicle.mileage"] = int(raw[32:37].hex()) / 1000.0
+        msg["fuel.level"] = raw[38]
+        msg["gsm.lac"] = int.from_bytes(raw[42:44], "big")
+        msg["gsm.cellid"] = int.from_bytes(raw[44:46], "big")
+    vehicle_state(msg)
+    return msg
+
+
+def _trailer45(msg: Message, raw: bytes) -> None:
+    if raw[29] == 0xFF:
+        if raw[31] <= 31:
+            msg["gsm.signal.level"] = raw[31]
+        if raw[32] <= 64:
+            msg["position.satellites"] = raw[32]
+        msg["h02.mileage.raw"] = int.from_bytes(raw[33:37], "big")
+        msg["event.seqnum"] = raw[-1]
+    mcc = int.from_bytes(raw[37:39], "big")
+    if 200 <= mcc <= 799:
+        msg["gsm.mcc"] = mcc
+        msg["gsm.mnc"] = raw[39]
+        msg["gsm.lac"] = int.from_bytes(raw[40:42], "big")
+        msg["gsm.cellid"] = int.from_bytes(raw[42:44], "big")
