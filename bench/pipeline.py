@@ -4,7 +4,7 @@
 
 Runs real decoded H02 V1 messages of one moving device through: the minimal chain (enrich, time
 check, filters), the default chain (every handler), and the default chain plus 5 expression
-plugins, and prints µs per message and messages/s for each.
+plugins, and prints CPU µs per message (best of 3 runs) and messages/s for each.
 """
 
 from __future__ import annotations
@@ -26,6 +26,9 @@ PLUGINS = [
     {"type": "expression", "name": "heading.sector", "expression": "round(position.direction / 45)"},
     {"type": "expression", "name": "speed.delta", "expression": "position.speed - previous('position.speed')"},
 ]
+
+
+REPEATS = 3
 
 
 def messages(n: int, t0: float) -> list[dict[str, Any]]:
@@ -60,17 +63,19 @@ def measure(name: str, config: Config, plugins: list[dict[str, Any]], sample: li
     asyncio.run(calcs.load())
     services = {"plugins": plugin_set, "plugin_runner": PluginRunner(None, None),
                 "geofences": GeofenceService(store), "calcs": calcs}  # no fences: the common start
-    pipeline = build_pipeline(config, services)
     device = {"id": 1, "name": "d", "ident": "4210051415", "protocol": "h02", "settings": {}}
-    states: dict[str, Any] = {}
-    batch = [dict(m) for m in sample]
-    start = time.perf_counter()
-    for m in batch:
-        ctx = Context("h02", "tcp", "127.0.0.1:1", m["timestamp"] + 1, device, 1, 1, states)
-        pipeline.run([m], ctx)
-    elapsed = time.perf_counter() - start
-    print(f"{name:<34} {len(pipeline.handlers):>2} handlers  {elapsed / len(batch) * 1e6:7.2f} µs/msg"
-          f"  {len(batch) / elapsed:>10,.0f} msg/s")
+    best = float("inf")
+    for _ in range(REPEATS):  # CPU time, best of a few: what other processes do distorts it least
+        pipeline = build_pipeline(config, services)
+        states: dict[str, Any] = {}
+        batch = [dict(m) for m in sample]
+        start = time.process_time()
+        for m in batch:
+            ctx = Context("h02", "tcp", "127.0.0.1:1", m["timestamp"] + 1, device, 1, 1, states)
+            pipeline.run([m], ctx)
+        best = min(best, time.process_time() - start)
+    print(f"{name:<38} {len(pipeline.handlers):>2} handlers  {best / len(batch) * 1e6:7.2f} µs/msg (CPU)"
+          f"  {len(batch) / best:>10,.0f} msg/s")
 
 
 def main() -> None:

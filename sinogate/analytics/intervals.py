@@ -87,8 +87,11 @@ class Change:
     tail: Stats | None = None
 
 
+_NUMBER = (int, float)
+
+
 def _number(value: Any) -> float | None:
-    if value.__class__ is bool or not isinstance(value, int | float):
+    if value.__class__ is bool or not isinstance(value, _NUMBER):
         return None
     return float(value)
 
@@ -103,14 +106,15 @@ def new_stats() -> Stats:
 def add(s: Stats, m: Message, fix: bool, counters: tuple[Counter, ...] = ()) -> Stats:
     """Adds message ``m`` (a fix the filters accepted when ``fix``) to the statistics ``s``."""
     ts = float(m["timestamp"])
-    first = s["n"] == 0
-    if first:
+    n = s["n"]
+    if n == 0:
         s["b"] = ts
     s["e"] = ts
-    s["n"] += 1
-    if fix:
-        step = _number(m.get("odometer.step")) or 0.0
-        if first:
+    s["n"] = n + 1
+    if fix:  # (runs for every fix of every open interval: kept to plain operations)
+        step = m.get("odometer.step")
+        step = (float(step) if step.__class__ is float or step.__class__ is int else _number(step)) or 0.0
+        if n == 0:
             s["d0"] = step
         else:
             s["d"] += step
@@ -118,9 +122,11 @@ def add(s: Stats, m: Message, fix: bool, counters: tuple[Counter, ...] = ()) -> 
         if s["bp"] is None:
             s["bp"] = position
         s["ep"] = position
-        speed = _number(m.get("position.speed"))
+        speed = m.get("position.speed")
+        speed = float(speed) if speed.__class__ is float or speed.__class__ is int else _number(speed)
         if speed is not None:
-            s["vmax"] = speed if s["vmax"] is None else max(s["vmax"], speed)
+            vmax = s["vmax"]
+            s["vmax"] = speed if vmax is None else max(vmax, speed)
             s["vs"] += speed
             s["vn"] += 1
     if counters:

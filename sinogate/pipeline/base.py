@@ -38,7 +38,8 @@ class Context:
     # published after the commit (see ``sinogate.pipeline.calcs``).
     intervals: list[dict[str, Any]] = field(default_factory=list)
     # Facts one handler tells the later ones about the current message (reset for each message):
-    # "late", "filtered" (see ``live``/``accepted``), "speed_limit" (km/h, from geofences).
+    # "late", "filtered" (see ``live``/``accepted``), "speed_limit" (km/h, from geofences), "step"
+    # (the filters' distance from the previous fix: (lat, lon, km)).
     scratch: dict[str, Any] = field(default_factory=dict)
 
     def state(self, name: str, factory: Callable[[], Any] = dict) -> Any:
@@ -70,12 +71,14 @@ class Context:
     def live(self) -> bool:
         """The current message is news: its device time is trustworthy and not older than what the
         device already sent, so it may move state and fire events (see ``filters``)."""
-        return not self.scratch.get("late") and not self.scratch.get("flagged")
+        scratch = self.scratch
+        return not (scratch.get("late") or scratch.get("flagged"))
 
     @property
     def accepted(self) -> bool:
         """The current message is live and carries a position the filters accepted."""
-        return self.live and bool(self.scratch.get("fix"))
+        scratch = self.scratch
+        return bool(scratch.get("fix")) and not (scratch.get("late") or scratch.get("flagged"))
 
 
 class Handler:
@@ -98,8 +101,10 @@ class Handler:
         device = ctx.device
         if device is not None:
             settings = device.get("settings")
-            if settings and key in settings and settings[key] is not None:
-                return settings[key]
+            if settings:
+                value = settings.get(key)
+                if value is not None:
+                    return value
         return self.defaults[key]
 
     def handle(self, message: Message, ctx: Context) -> Message | None:

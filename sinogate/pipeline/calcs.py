@@ -41,8 +41,13 @@ _K_MOTION, _K_VISITS, _K_OVERSPEED, _K_IGNITION, _K_OFFLINE = (str(TRIPS), str(G
 _OVERSPEED = next(c for c in BUILTINS if c.id == OVERSPEED)
 
 
+_NUMBER = (int, float)
+
+
 def _number(value: Any) -> float | None:
-    if value.__class__ is bool or not isinstance(value, int | float) or not math.isfinite(value):
+    if value.__class__ is float:  # the usual case
+        return value if math.isfinite(value) else None
+    if value.__class__ is bool or not isinstance(value, _NUMBER) or not math.isfinite(value):
         return None
     return float(value)
 
@@ -105,14 +110,15 @@ class Calcs(Handler):
 
     # the handler -----------------------------------------------------------------------------------
     def handle(self, message: Message, ctx: Context) -> Message:
-        if not ctx.live:
+        scratch = ctx.scratch
+        if scratch.get("late") or scratch.get("flagged"):  # not live
             return message
         state = ctx.state(self.name)
         device = ctx.device
         if state is None or device is None or _number(message.get("timestamp")) is None:
             return message
         device_id = int(device["id"])
-        fix = ctx.accepted
+        fix = bool(scratch.get("fix"))  # accepted (it is live)
         out = ctx.intervals
         setup = self.setup(device)
 
@@ -124,8 +130,9 @@ class Calcs(Handler):
         motion_state: dict[str, Any] = state.setdefault(_K_MOTION, {})
         if ignition.__class__ is bool:
             motion_state["ign"] = ignition
-            self._emit(ctx, device_id, IGNITION, None,
-                       setup.ignition.step(state.setdefault(_K_IGNITION, {}), message, fix, ignition))
+            changes = setup.ignition.step(state.setdefault(_K_IGNITION, {}), message, fix, ignition)
+            if changes:
+                self._emit(ctx, device_id, IGNITION, None, changes)
 
         if fix:
             self._position(message, ctx, state, motion_state, device_id, setup)
@@ -141,12 +148,13 @@ class Calcs(Handler):
             truth = calc.filter.matches(message)
             self._emit(ctx, device_id, calc.id, calc, self.machine(calc.rule).step(st, message, fix, truth))
 
-        others = [k for k in state if k not in _BUILTIN_KEYS]
-        if len(others) != len(users):  # a deleted calc, or one that no longer applies to the device
-            keep = {str(c.id) for c in users}
-            for key in others:
-                if key not in keep:
-                    del state[key]
+        if users or not _BUILTIN_KEYS.issuperset(state):
+            others = [k for k in state if k not in _BUILTIN_KEYS]
+            if len(others) != len(users):  # a deleted calc, or one that no longer applies to the device
+                keep = {str(c.id) for c in users}
+                for key in others:
+                    if key not in keep:
+                        del state[key]
         return message
 
     def _position(self, message: Message, ctx: Context, state: dict[str, Any], motion_state: dict[str, Any],
@@ -174,7 +182,8 @@ class Calcs(Handler):
         # The limit in force becomes the interval's speed.limit counter (its last value).
         seen = {**message, "speed.limit": limit} if over else message
         changes = setup.overspeed.step(state.setdefault(_K_OVERSPEED, {}), seen, True, over)
-        self._emit(ctx, device_id, OVERSPEED, _OVERSPEED, changes)
+        if changes:
+            self._emit(ctx, device_id, OVERSPEED, _OVERSPEED, changes)
 
         fences = ctx.scratch.get("geofences")
         visits = state.get(_K_VISITS)

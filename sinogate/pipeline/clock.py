@@ -32,6 +32,7 @@ from sinogate.pipeline.base import Context, Handler, Message
 log = logging.getLogger("sinogate.pipeline.clock")
 
 QUARTER = 900.0
+_NUMBER = (int, float)
 MAX_OFFSET = 14 * 3600.0
 EARLY = 60.0  # a device clock may run this far ahead of the server's and still count as on time
 
@@ -48,7 +49,7 @@ def auto_offset(device: Mapping[str, Any] | None) -> bool:
     """Is the device's ``time_offset`` ``auto`` (the default), i.e. not a number?"""
     settings = (device or {}).get("settings") or {}
     value = settings.get("time_offset")
-    return not isinstance(value, int | float) or isinstance(value, bool)
+    return not isinstance(value, _NUMBER) or isinstance(value, bool)
 
 
 class Clock(Handler):
@@ -57,7 +58,7 @@ class Clock(Handler):
 
     def handle(self, message: Message, ctx: Context) -> Message:
         ts = message.get("timestamp")
-        if not isinstance(ts, int | float) or isinstance(ts, bool) or message.get("timestamp.flagged"):
+        if not isinstance(ts, _NUMBER) or isinstance(ts, bool) or message.get("timestamp.flagged"):
             return message
         device_time = ts != ctx.now  # the codecs stamp the server time when the device sent none
         if not device_time:

@@ -17,6 +17,11 @@ from sinogate.pipeline.base import Context, Handler, Message
 
 SUFFIXES = (".alarm", ".event")
 ALARMS = frozenset(p.name for p in all_params() if p.type == "boolean" and p.name.endswith(SUFFIXES))
+# (name, True) for every alarm: a message's raised alarms are ``message.items() & _RAISED``, which
+# looks each one up in the message (a frozenset: the message's values are never hashed); a value
+# that only equals True (1, 1.0) is ruled out with ``is True`` afterwards.
+_RAISED = frozenset((name, True) for name in ALARMS)
+_ABSENT = object()
 
 
 def alarm_name(param: str) -> str:
@@ -30,23 +35,26 @@ class StateEdges(Handler):
     name = "edges"
 
     def handle(self, message: Message, ctx: Context) -> Message:
-        if not ctx.live:
+        scratch = ctx.scratch
+        if scratch.get("late") or scratch.get("flagged"):  # not live
             return message
         state = ctx.state(self.name)
         if state is None:
             return message
         flags: dict[str, bool] = state.setdefault("alarms", {})
-        present = ALARMS.intersection(message)
-        if present:
-            fired = []
-            for key in present:
-                value = message[key]
-                if value is True:
-                    if not flags.get(key):
-                        flags[key] = True
-                        fired.append(key)
-                elif value is False and flags.get(key):
+        # Most flags are false and stay so: only the alarms set now, and those set before, are
+        # looked at one by one (set operations over the message's items run in C).
+        raised = message.items() & _RAISED
+        fired = []
+        for key, _ in raised:
+            if message[key] is True and not flags.get(key):
+                flags[key] = True
+                fired.append(key)
+        if flags:
+            for key, was in flags.items():
+                if was and message.get(key, _ABSENT) is False and key in ALARMS:
                     flags[key] = False
+        if fired:
             if len(fired) > 1:  # in the message's order, so events come out the same every time
                 order = list(message)
                 fired.sort(key=order.index)

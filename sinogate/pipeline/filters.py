@@ -21,6 +21,8 @@ from typing import Any, ClassVar
 from sinogate.analytics.geo import distance_km
 from sinogate.pipeline.base import Context, Handler, Message
 
+_NUMBER = (int, float)
+
 
 class Filters(Handler):
     name = "filters"
@@ -33,7 +35,7 @@ class Filters(Handler):
             return message
         state = ctx.state(self.name)
         ts = message.get("timestamp")
-        if state is None or not isinstance(ts, int | float):
+        if state is None or not isinstance(ts, _NUMBER):
             return message
         last = state.get("last")
         if last is not None and ts < last:
@@ -44,7 +46,7 @@ class Filters(Handler):
             return message
         state["last"] = ts
         lat, lon = message.get("position.latitude"), message.get("position.longitude")
-        if not isinstance(lat, int | float) or not isinstance(lon, int | float):
+        if not isinstance(lat, _NUMBER) or not isinstance(lon, _NUMBER):
             return message
         reason = self._verdict(message, ctx, state, lat, lon, ts)
         if reason is not None:
@@ -64,6 +66,7 @@ class Filters(Handler):
         previous = state.get("fix")
         if previous is not None:
             km = distance_km(previous[0], previous[1], lat, lon)
+            ctx.scratch["step"] = (previous[0], previous[1], km)  # the odometer's step, when it is the same
             hours = (ts - previous[2]) / 3600.0
             limit = float(self.setting(ctx, "filter_max_speed"))
             # Two fixes at the same second may differ by GPS noise, not by a continent.

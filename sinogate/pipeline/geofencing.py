@@ -27,10 +27,12 @@ from typing import Any, ClassVar
 from sinogate.analytics.geofences import GeofenceService
 from sinogate.pipeline.base import Context, Handler, Message
 
+_NUMBER = (int, float)
+
 
 def limit_value(value: Any) -> float | None:
     """A usable speed limit (km/h, more than 0), or ``None``."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
+    if isinstance(value, bool) or not isinstance(value, _NUMBER) or not math.isfinite(value) or value <= 0:
         return None
     return float(value)
 
@@ -50,10 +52,19 @@ class Geofencing(Handler):
             return message
         device = ctx.device
         fences: Iterable[int]
-        if ctx.accepted:
+        scratch = ctx.scratch
+        live = not (scratch.get("late") or scratch.get("flagged"))
+        if live and scratch.get("fix"):  # accepted
             lat, lon = message["position.latitude"], message["position.longitude"]
             now = self.geofences.inside(lat, lon, device)
             before: dict[str, str] = state.get("inside") or {}
+            if not now and not before:  # the usual case: no fence here, none before
+                state["inside"] = {}
+                scratch["geofences"] = now
+                limit = limit_value(self.setting(ctx, "speed_limit"))
+                if limit is not None:
+                    scratch["speed_limit"] = limit
+                return message
             for key in before:
                 fence_id = int(key)
                 if fence_id in now:
@@ -67,7 +78,7 @@ class Geofencing(Handler):
             state["inside"] = {str(k): v for k, v in now.items()}
             ctx.scratch["geofences"] = now
             fences = now
-        elif ctx.live:
+        elif live:
             fences = (int(key) for key in state.get("inside") or ())
         else:
             fences = self._around(message, ctx)
@@ -79,7 +90,7 @@ class Geofencing(Handler):
     def _around(self, message: Message, ctx: Context) -> Iterable[int]:
         """The fences around a late message's own position, when it has a usable one."""
         lat, lon = message.get("position.latitude"), message.get("position.longitude")
-        if (not ctx.scratch.get("late") or not isinstance(lat, int | float) or not isinstance(lon, int | float)
+        if (not ctx.scratch.get("late") or not isinstance(lat, _NUMBER) or not isinstance(lon, _NUMBER)
                 or message.get("position.valid") is False or (lat == 0 and lon == 0)):
             return ()
         return self.geofences.inside(lat, lon, ctx.device)

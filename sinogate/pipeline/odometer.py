@@ -15,16 +15,24 @@ class Odometer(Handler):
     name = "odometer"
 
     def handle(self, message: Message, ctx: Context) -> Message:
-        if not ctx.live:
+        scratch = ctx.scratch
+        if scratch.get("late") or scratch.get("flagged"):  # not live
             return message
         state = ctx.state(self.name)
         if state is None:
             return message
         km = float(state.get("km", 0.0))
-        if ctx.accepted:
+        if scratch.get("fix"):  # accepted
             lat, lon = message["position.latitude"], message["position.longitude"]
             previous = state.get("fix")
-            step = distance_km(previous[0], previous[1], lat, lon) if previous else 0.0
+            if previous:
+                known = scratch.get("step")  # the filters measured from the same fix: their distance
+                if known is not None and known[0] == previous[0] and known[1] == previous[1]:
+                    step = known[2]
+                else:
+                    step = distance_km(previous[0], previous[1], lat, lon)
+            else:
+                step = 0.0
             km += step
             state["fix"] = [lat, lon]
             state["km"] = km

@@ -17,32 +17,36 @@ from typing import Any, ClassVar
 from sinogate.pipeline.base import Context, Handler, Message
 from sinogate.pipeline.geofencing import limit_value
 
+_NUMBER = (int, float)
+
 
 class Overspeed(Handler):
     name = "overspeed"
     options: ClassVar[Mapping[str, Any]] = {"overspeed_min_duration": 15.0, "speed_limit": None}
 
     def handle(self, message: Message, ctx: Context) -> Message:
-        if not ctx.accepted:
+        scratch = ctx.scratch
+        if not scratch.get("fix") or scratch.get("late") or scratch.get("flagged"):  # not accepted
             return message
         state = ctx.state(self.name)
         speed, ts = message.get("position.speed"), message.get("timestamp")
-        if (state is None or isinstance(speed, bool) or not isinstance(speed, int | float)
-                or not isinstance(ts, int | float)):
+        if (state is None or isinstance(speed, bool) or not isinstance(speed, _NUMBER)
+                or not isinstance(ts, _NUMBER)):
             return message
-        if "speed_limit" in ctx.scratch:
-            limit = limit_value(ctx.scratch["speed_limit"])
+        if "speed_limit" in scratch:
+            limit = limit_value(scratch["speed_limit"])
         else:
             limit = limit_value(self.setting(ctx, "speed_limit"))
         if limit is None or speed <= limit:
-            state.clear()  # the episode, if any, is over
+            if state:
+                state.clear()  # the episode, if any, is over
             return message
         if "since" not in state:
             state.update(since=ts, max=speed, fired=False)
         else:
             state["max"] = max(state["max"], speed)
         minimum = self.setting(ctx, "overspeed_min_duration")
-        if not isinstance(minimum, int | float) or isinstance(minimum, bool):
+        if not isinstance(minimum, _NUMBER) or isinstance(minimum, bool):
             minimum = self.defaults["overspeed_min_duration"]
         if not state["fired"] and ts - state["since"] >= minimum:
             ctx.emit("overspeed", message, **{"position.speed": state["max"], "speed.limit": limit})

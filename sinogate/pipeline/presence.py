@@ -19,7 +19,8 @@ class Presence(Handler):
     options: ClassVar[Mapping[str, Any]] = {"offline_after": 600.0}
 
     def handle(self, message: Message, ctx: Context) -> Message:
-        if not ctx.live:
+        scratch = ctx.scratch
+        if scratch.get("late") or scratch.get("flagged"):  # not live
             return message
         state = ctx.state(self.name)
         if state is None:

@@ -18,22 +18,31 @@ class Pipeline:
         self.failures = 0  # handler exceptions so far (each one logged)
 
     @property
+    def handlers(self) -> tuple[Handler, ...]:
+        return self._handlers
+
+    @handlers.setter
+    def handlers(self, handlers: Sequence[Handler]) -> None:
+        self._handlers = tuple(handlers)
+        self._handles = tuple(h.handle for h in self._handlers)  # bound once, not per message
+
+    @property
     def names(self) -> list[str]:
         return [h.name for h in self.handlers]
 
     def run(self, messages: list[Message], ctx: Context) -> list[Message]:
         out = []
-        handlers = self.handlers
+        handles = self._handles
         for message in messages:
             ctx.scratch = {}
             current: Message | None = message
-            for handler in handlers:
+            for i, handle in enumerate(handles):
                 try:
-                    current = handler.handle(current, ctx)  # type: ignore[arg-type]
+                    current = handle(current, ctx)  # type: ignore[arg-type]
                 except Exception:
                     self.failures += 1
-                    log.exception("handler %s failed on %s %s message %r; skipped", handler.name, ctx.protocol,
-                                  ctx.peer, current)
+                    log.exception("handler %s failed on %s %s message %r; skipped", self.handlers[i].name,
+                                  ctx.protocol, ctx.peer, current)
                     continue
                 if current is None:
                     break

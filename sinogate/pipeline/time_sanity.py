@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 from sinogate.pipeline.base import Context, Handler, Message
 
 YEAR_2000 = 946_684_800.0
+_NUMBER = (int, float)
 
 
 class TimeSanity(Handler):
@@ -21,8 +22,10 @@ class TimeSanity(Handler):
 
     def handle(self, message: Message, ctx: Context) -> Message:
         ts = message.get("timestamp")
+        if ts.__class__ is float and YEAR_2000 <= ts <= ctx.now + self.setting(ctx, "time_max_ahead"):
+            return message  # the usual case
         if (
-            not isinstance(ts, int | float)
+            not isinstance(ts, _NUMBER)
             or isinstance(ts, bool)
             or ts < YEAR_2000
             or ts > ctx.now + self.setting(ctx, "time_max_ahead")
