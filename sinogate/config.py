@@ -50,8 +50,12 @@ class Config(BaseSettings):
         None, description="NATS server with JetStream (nats://host:4222) shared by several nodes on one PostgreSQL "
                           "store; unset: a single node"
     )
-    node_name: str | None = Field(None, description="This node's name in a cluster (default: host name and process "
-                                                    "id); unique per running node")
+    cluster_name: str = Field("sinogate", pattern=r"^[A-Za-z0-9_-]{1,64}$",
+                              description="Name of the cluster: its NATS buckets and subjects start with it, so "
+                                          "several clusters can share one NATS server")
+    node_name: str | None = Field(None, pattern=r"^[A-Za-z0-9_-]{1,64}$",
+                                  description="This node's name in a cluster (default: host name, HTTP port and "
+                                              "process id); unique per running node")
     cluster_heartbeat: float = Field(5.0, gt=0, le=60, description="How often a node says it is alive (s); it is "
                                                                    "taken for dead after three missed beats")
     state_flush_seconds: float = Field(10.0, gt=0, description="How often analytics (handler) state is written back "

@@ -36,6 +36,9 @@ from sinogate.analytics.recalc import Recalculator
 from sinogate.api.app import create_app
 from sinogate.api.context import ApiContext
 from sinogate.api.tokens import TokenService, master_token
+from sinogate.cluster.member import ClusterMember
+from sinogate.cluster.node import ClusterError, ClusterNode, default_name
+from sinogate.cluster.relay import EventRelay
 from sinogate.codecs import PROTOCOLS, spec
 from sinogate.codecs.limits import CodecLimits, ReassemblyLimits, ReassemblyPool
 from sinogate.commands.service import CommandService
@@ -67,7 +70,6 @@ from sinogate.store.sqlite import SQLiteStore
 
 log = logging.getLogger("sinogate")
 
-STATE_FLUSH_SECONDS = 10.0
 STORE_PROBE_SECONDS = 5.0  # while the store is degraded (disk full), how often a write is tried
 RECALC_SWEEP_SECONDS = 10.0  # how often spans of late messages are recalculated
 
@@ -86,7 +88,8 @@ def open_store(config: Config) -> Store:
     if url.startswith(("postgresql://", "postgres://")):
         from sinogate.store.postgres import PostgresStore  # loads asyncpg only when used
 
-        return PostgresStore(url)
+        # Several nodes on one database: telemetry cached only for the devices this node ingests.
+        return PostgresStore(url, shared=bool(config.cluster_url))
     if url == "memory://":
         return MemoryStore()
     raise ConfigError(f"unknown store URL {url!r}: use sqlite:///path, postgresql://user@host/db or memory://")
@@ -187,7 +190,11 @@ class Runtime:
         self.devices = DeviceRegistry(self.store, config.ident_max_length)
         self.later = DeferredWrites(self.store, self.tasks)
         self.sessions = SessionRegistry(self.devices, self.store, self.tasks, self.later, self.bus, self.guard)
-        self.states = DeviceStates(self.store)
+        # Several nodes (cluster_url): NATS carries who holds which device, requests and live
+        # events; PostgreSQL everything else (sinogate.cluster).
+        self.cluster = (ClusterNode(config.cluster_url, config.node_name or default_name(config.http_port), self.tasks,
+                                    config.cluster_heartbeat, config.cluster_name) if config.cluster_url else None)
+        self.states = DeviceStates(self.store, per_device=self.cluster is not None)
         self.devices.on_delete(self.states.forget)
         self.geofences = GeofenceService(self.store)
         self.plugins = PluginSet(self.store)
@@ -200,14 +207,25 @@ class Runtime:
             "plugins": self.plugins, "plugin_runner": PluginRunner(self.cells, self.addresses),
         })
         self.commands = CommandService(self.store, self.store, self.sessions, self.tasks, self.bus, self.later,
-                                       telemetry=self.store, engine_stop_max_speed=config.engine_stop_max_speed)
+                                       telemetry=self.store, engine_stop_max_speed=config.engine_stop_max_speed,
+                                       routing=self.cluster)
         self.support = CommandSupport(self.store, self.sessions, self.tasks)
         self.commands.observers.append(self.support.observe)
         self.devices.on_delete(self.support.forget)
         # Phase 2, in order: replies close their commands before anyone sees the message.
         self.ingest = IngestService(self.store, self.pipeline, self.states,
                                     publishers=[self.commands, self.support, MessageEvents(self.bus)])
-        self.sessions.add_listener(self.commands)
+        self.member: ClusterMember | None = None
+        self.relay: EventRelay | None = None
+        if self.cluster is not None:
+            # The command service hears of a device after the node it left has let it go.
+            self.member = ClusterMember(self.cluster, self.sessions, self.commands, self.states, self.store,
+                                        self.tasks)
+            self.member.listeners.append(self.commands)
+            self.sessions.add_listener(self.member)
+            self.relay = EventRelay(self.cluster, self.bus, on_remote=self._remote_event)
+        else:
+            self.sessions.add_listener(self.commands)
         # Calcs: interval changes on the bus after the commit; recalculation from stored messages.
         self.intervals = IntervalEvents(self.bus)
         self.ingest.add_publisher(self.intervals)
@@ -259,7 +277,10 @@ class Runtime:
             scan_max=self.config.api_scan_max, scan_seconds=self.config.api_scan_seconds,
             devices_page=self.config.api_devices_page,
             calcs=self.calcs if self.recalc is not None else None, recalc=self.recalc,
-            support=self.support, extra={"map_tiles_url": self.config.map_tiles_url,
+            support=self.support,
+            on_change=self._api_changed if self.cluster is not None else None,
+            cluster=self._cluster_status if self.cluster is not None else None,
+            extra={"map_tiles_url": self.config.map_tiles_url,
                    "map_tiles_attribution": self.config.map_tiles_attribution,
                    "engine_stop_max_speed": getattr(self.config, "engine_stop_max_speed", 20.0)},
         )
@@ -284,6 +305,8 @@ class Runtime:
         except Exception as exc:  # a full disk: start degraded (the API up, acknowledgements withheld)
             if not self.health.failed(exc):
                 raise
+        if self.cluster is not None:
+            await self._join_cluster()
         self.commands.start()
         await self.notifications.start(self.tasks)
         self.metrics.start(self.tasks)
@@ -304,6 +327,90 @@ class Runtime:
         presence = next((h for h in self.pipeline.handlers if isinstance(h, Presence)), None)
         if presence is not None:
             self._loops.append(self.tasks.spawn(self._watch_offline(presence)))
+
+    # several nodes ------------------------------------------------------------------------------
+    async def _join_cluster(self) -> None:
+        cluster, member, relay = self.cluster, self.member, self.relay
+        assert cluster is not None and member is not None and relay is not None
+        try:
+            await cluster.start()
+        except ClusterError as exc:
+            raise ConfigError(str(exc)) from exc
+        await member.start()
+        await cluster.serve("command", self._serve_command)
+        self.devices.on_change(lambda device_id: cluster.broadcast("device", device_id=device_id))
+        cluster.on_broadcast("device", self._device_changed)
+        cluster.on_broadcast("config", self._reload_config)
+        cluster.on_broadcast("telemetry", self._telemetry_changed)
+        cluster.on_node_lost(self._node_lost)
+        self._loops.append(self.tasks.spawn(relay.run()))
+
+    async def _serve_command(self, payload: dict[str, Any]) -> dict[str, Any]:
+        device_id = int(payload.get("device_id") or 0)
+        try:
+            device: dict[str, Any] | None = self.devices.get(device_id)
+        except StoreError:
+            device = None
+        return await self.commands.serve_request(str(payload.get("op")), payload, device)
+
+    def _remote_event(self, event: Any) -> None:
+        """Another node's connect/disconnect: this node's device list shows it too."""
+        data = event.get("data") or {}
+        device_id = event.get("device_id")
+        if event.get("type") == "log" and device_id is not None and data.get("event") in ("connect", "disconnect"):
+            self.tasks.spawn(self._remote_connection(int(device_id), data["event"] == "connect"))
+
+    async def _remote_connection(self, device_id: int, connected: bool) -> None:
+        try:
+            self.devices.get(device_id)
+        except StoreError:  # registered on that node a moment ago: its broadcast may not be here yet
+            await self.devices.refresh(device_id)
+        if self.sessions.session_for(device_id) is None:
+            self.devices.mark(device_id, connected, time.time())
+
+    async def _device_changed(self, payload: dict[str, Any]) -> None:
+        device_id = int(payload["device_id"])
+        await self.devices.refresh(device_id, attached=self.sessions.session_for(device_id) is not None)
+
+    async def _reload_config(self, payload: dict[str, Any]) -> None:
+        await self.geofences.load()
+        await self.plugins.load()
+        await self.calcs.load()
+        await self.notifications.reload()
+        api = getattr(self, "api", None)
+        if api is not None:
+            api.tokens._cache.clear()
+
+    async def _telemetry_changed(self, payload: dict[str, Any]) -> None:
+        for device_id in payload.get("device_ids") or []:
+            await self.store.release_telemetry(int(device_id), write_back=False)
+
+    async def _node_lost(self, node: str, device_ids: list[int]) -> None:
+        for device_id in device_ids:
+            if self.sessions.session_for(device_id) is not None:
+                continue
+            self.devices.mark(device_id, False, None)
+            try:
+                await self.store.set_connected(device_id, False, None)
+            except StoreError as exc:
+                log.warning("device %s of lost node %s: %s", device_id, node, exc)
+
+    def _api_changed(self, method: str, path: str) -> None:
+        """A change through this node's API: the other nodes reload what they cache of it."""
+        cluster = self.cluster
+        assert cluster is not None
+        parts = path.strip("/").split("/")
+        if len(parts) >= 2 and parts[0] == "gw" and parts[1] in ("geofences", "plugins", "calcs", "notifications",
+                                                                   "tokens"):
+            cluster.broadcast("config", path=path)
+        elif "telemetry" in parts and method == "DELETE":
+            # Values were forgotten: the nodes that cache a device's telemetry read it again.
+            cluster.broadcast("telemetry", device_ids=[d["id"] for d in self.devices.all()])
+
+    def _cluster_status(self) -> dict[str, Any]:
+        cluster = self.cluster
+        assert cluster is not None
+        return {"node": cluster.name, "url": cluster.url, "connected": cluster.connected, "nodes": cluster.nodes()}
 
     async def _listen(self, channel: Channel) -> None:
         services = self.session_services
@@ -457,7 +564,7 @@ class Runtime:
 
     async def _housekeeping(self) -> None:
         cfg = self.config
-        interval = min(STATE_FLUSH_SECONDS, cfg.idle_timeout / 2)
+        interval = min(cfg.state_flush_seconds, cfg.idle_timeout / 2)
         last_purge = 0.0
         while True:
             await asyncio.sleep(interval)
@@ -510,6 +617,8 @@ class Runtime:
         await self.notifications.stop()
         await self.metrics.stop()
         await self.tasks.drain(10)
+        if self.cluster is not None:
+            await self.cluster.stop()  # after the connections closed: their devices are let go
         for final in (self.states.flush, self.later.flush):
             try:
                 await final()

@@ -98,6 +98,7 @@ SERVICES = frozenset({
     "PluginSet", "PluginRunner", "CellDatabase", "AddressBook",
     "MqttBridge", "NotificationService", "Senders", "Metrics",
     "CalcRegistry", "IntervalEvents", "Recalculator",
+    "ClusterNode", "ClusterMember", "EventRelay",
 })
 
 

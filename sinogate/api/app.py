@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.openapi.utils import get_openapi
 
 from sinogate import __version__
@@ -95,6 +95,15 @@ def create_app(context: ApiContext) -> FastAPI:
     app.state.context = context
     errors.install(app, JsonResponse)
     app.add_middleware(Hardening, max_body=context.max_body, health=context.health)
+    if context.on_change is not None:
+        changed = context.on_change
+
+        @app.middleware("http")
+        async def tell_other_nodes(request: Request, call_next: Any) -> Any:
+            response = await call_next(request)
+            if request.method not in ("GET", "HEAD", "OPTIONS") and response.status_code < 400:
+                changed(request.method, request.url.path)
+            return response
 
     @app.get("/health", tags=["server"], summary="Liveness check (no token needed); status degraded says why")
     async def health() -> dict[str, Any]:
@@ -104,6 +113,7 @@ def create_app(context: ApiContext) -> FastAPI:
             "version": __version__,
             "uptime": round(time.time() - context.started, 3),
             "ports": dict(context.ports),
+            **({"cluster": context.cluster()} if context.cluster is not None else {}),
         }
 
     for router in ROUTERS:

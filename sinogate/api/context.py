@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from sinogate.analytics.calcs import CalcRegistry
 from sinogate.analytics.geofences import GeofenceService
@@ -58,6 +59,10 @@ class ApiContext:
     scan_max: int = 500_000  # messages one query may read (config api_scan_max)
     scan_seconds: float = 20.0  # filter evaluation time one query may take (config api_scan_seconds)
     devices_page: int = 1000  # devices per page of GET /gw/devices (config api_devices_page)
+    # Several nodes: told of every successful change made through the API (method, path), so the
+    # other nodes reload what they cache; and what /health shows of the cluster.
+    on_change: Callable[[str, str], None] | None = None
+    cluster: Callable[[], dict[str, Any]] | None = None
 
     @property
     def stopping(self) -> bool:

@@ -34,6 +34,10 @@ def register(app: typer.Typer) -> None:
                                                        help="Home Assistant MQTT discovery"),
         metrics_port: int | None = typer.Option(None, help="Separate /metrics listener without token (0: off)"),
         metrics_host: str | None = typer.Option(None, help="Address of the separate /metrics listener"),
+        store: str | None = typer.Option(None, "--store", help="Store URL: sqlite:///path or postgresql://user@host/db"),
+        cluster: str | None = typer.Option(None, "--cluster", help="NATS URL (nats://host:4222) shared by several "
+                                                                    "nodes on one PostgreSQL store"),
+        node_name: str | None = typer.Option(None, help="This node's name in a cluster (unique per node)"),
     ) -> None:
         """Run the gateway: device listeners, storage and the HTTP API."""
         from sinogate.config import ConfigError, load_config
@@ -47,6 +51,7 @@ def register(app: typer.Typer) -> None:
                 idle_timeout=idle_timeout, token=token, log_level=log_level,
                 mqtt_url=mqtt_url, mqtt_prefix=mqtt_prefix, mqtt_commands=mqtt_commands,
                 mqtt_homeassistant=mqtt_homeassistant, metrics_port=metrics_port, metrics_host=metrics_host,
+                store_url=store, cluster_url=cluster, node_name=node_name,
             )
         except Exception as exc:
             typer.echo(f"configuration error: {exc}", err=True)

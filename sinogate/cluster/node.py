@@ -3,6 +3,7 @@
 What lives in NATS (nothing there is the only copy of anything acknowledged: messages, commands
 and state are in PostgreSQL; NATS holds who is where and carries requests and live events)::
 
+    (``sinogate`` is the cluster's name, config ``cluster_name``: clusters on one NATS stay apart)
     KV sinogate_nodes    <node> → {"name", "started", "watching"}   TTL 3 heartbeats, re-put each beat
     KV sinogate_devices  d<device id> → {"node", "conn", "since"}   put on attach, deleted on detach;
                          an entry counts only while its node is alive, so a node killed with -9
@@ -21,6 +22,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import re
 import socket
 import time
 from collections.abc import Awaitable, Callable
@@ -32,10 +34,6 @@ from sinogate.interfaces import DeviceConnection, TaskRunner
 
 log = logging.getLogger("sinogate.cluster")
 
-NODES_BUCKET = "sinogate_nodes"
-DEVICES_BUCKET = "sinogate_devices"
-EVENTS = "sinogate.events"
-CHANGED = "sinogate.changed"
 MISSED_BEATS = 3
 
 Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
@@ -47,7 +45,8 @@ class ClusterError(Exception):
 
 def default_name(http_port: int) -> str:
     """``<host name>-<http port>-<pid>``: unique per running node, also for several on one host."""
-    return f"{socket.gethostname()}-{http_port}-{os.getpid()}"
+    host = re.sub(r"[^A-Za-z0-9_-]", "-", socket.gethostname())[:40]  # a NATS subject token: no dots
+    return f"{host}-{http_port}-{os.getpid()}"
 
 
 def _key(device_id: int) -> str:
@@ -59,9 +58,13 @@ class ClusterNode:
     ``CommandRouting`` lookup half; ``request``/``serve`` and ``broadcast``/``on_broadcast`` for
     the rest. ``start`` raises ``ClusterError`` when NATS or JetStream is not there."""
 
-    def __init__(self, url: str, name: str, tasks: TaskRunner, heartbeat: float = 5.0) -> None:
+    def __init__(self, url: str, name: str, tasks: TaskRunner, heartbeat: float = 5.0,
+                 cluster: str = "sinogate") -> None:
         self.url = url
         self.name = name
+        self.cluster = cluster
+        self._nodes_bucket, self._devices_bucket = f"{cluster}_nodes", f"{cluster}_devices"
+        self._events, self._changed = f"{cluster}.events", f"{cluster}.changed"
         self.heartbeat = heartbeat
         self._tasks = tasks
         self._nc: Any = None
@@ -71,6 +74,8 @@ class ClusterNode:
         self._held: dict[int, int] = {}  # device id → connection id, for the devices attached here
         self._broadcast: dict[str, list[Callable[[dict[str, Any]], Any]]] = {}
         self._loops: list[asyncio.Task[Any]] = []
+        self._lost: list[Callable[[str, list[int]], Any]] = []
+        self._alive_before: set[str] | None = None  # None until three beats passed (startup)
         self.watching = False  # somebody watches the live stream here (other nodes then send messages)
         self.started = time.time()
         self.requests_served = 0
@@ -91,7 +96,7 @@ class ClusterNode:
         js = self._nc.jetstream()
         try:
             buckets = []
-            for bucket, ttl in ((NODES_BUCKET, self.heartbeat * MISSED_BEATS), (DEVICES_BUCKET, 0.0)):
+            for bucket, ttl in ((self._nodes_bucket, self.heartbeat * MISSED_BEATS), (self._devices_bucket, 0.0)):
                 try:
                     buckets.append(await js.key_value(bucket))
                 except BucketNotFoundError:
@@ -103,7 +108,7 @@ class ClusterNode:
         await self._beat()
         watcher = await self._nodes_kv.watchall()
         self._loops = [self._tasks.spawn(self._watch_nodes(watcher)), self._tasks.spawn(self._beat_loop())]
-        await self._nc.subscribe(CHANGED, cb=self._on_changed)
+        await self._nc.subscribe(self._changed, cb=self._on_changed)
         log.info("node %s joined the cluster at %s", self.name, self.url)
 
     async def stop(self) -> None:
@@ -131,12 +136,59 @@ class ClusterNode:
         self._seen[self.name] = (time.monotonic(), record)
 
     async def _beat_loop(self) -> None:
+        beats = 0
         while True:
             await asyncio.sleep(self.heartbeat)
+            beats += 1
             try:
                 await self._beat()
+                if beats >= MISSED_BEATS:
+                    await self._check_lost()
             except Exception as exc:  # NATS away: other nodes will take this one for dead meanwhile
                 log.warning("cluster heartbeat failed: %s", exc)
+
+    def on_node_lost(self, callback: Callable[[str, list[int]], Any]) -> None:
+        """``callback(node, device_ids)`` when a node stopped beating (killed, cut off): the devices
+        the map still gave it, whose entries are removed (every live node runs this)."""
+        self._lost.append(callback)
+
+    async def _check_lost(self) -> None:
+        alive = {name for name in self._seen if self.alive(name)}
+        if self._alive_before is None:  # the first check: entries of nodes dead before we started
+            self._alive_before = alive
+            await self._sweep(lambda node: node not in alive)
+            return
+        lost = self._alive_before - alive
+        self._alive_before = alive
+        for name in sorted(lost):
+            log.warning("node %s stopped beating; its devices are disconnected until they reconnect", name)
+            await self._sweep(lambda node, name=name: node == name)  # type: ignore[misc]
+
+    async def _sweep(self, dead: Callable[[str], bool]) -> None:
+        from nats.js.errors import NoKeysError
+
+        try:
+            keys = await self._devices_kv.keys()
+        except NoKeysError:
+            return
+        by_node: dict[str, list[int]] = {}
+        for key in keys:
+            try:
+                entry = await self._devices_kv.get(key)
+                node = orjson.loads(entry.value).get("node") if entry.value else None
+                if isinstance(node, str) and node != self.name and dead(node):
+                    await self._devices_kv.delete(key, last=entry.revision)
+                    by_node.setdefault(node, []).append(int(key[1:]))
+            except Exception:
+                continue  # gone or rewritten meanwhile: a live node has it
+        for node, device_ids in by_node.items():
+            for callback in self._lost:
+                try:
+                    result = callback(node, device_ids)
+                    if asyncio.iscoroutine(result):
+                        await result
+                except Exception:
+                    log.exception("cleaning up after node %s failed", node)
 
     async def _watch_nodes(self, watcher: Any) -> None:
         async for entry in watcher:
@@ -173,12 +225,20 @@ class ClusterNode:
 
     # the device → node map ---------------------------------------------------------------------
     def on_attach(self, session: DeviceConnection) -> None:
+        """Notes the device as held here; ``claim`` then writes the map."""
+        if session.device_id is not None:
+            self._held[session.device_id] = session.conn_id
+
+    async def claim(self, session: DeviceConnection) -> str | None:
+        """Writes the device's map entry for this node; returns the live node that had it before
+        (it must let the device go), or ``None``."""
         device_id = session.device_id
         if device_id is None:
-            return
-        self._held[device_id] = session.conn_id
+            return None
+        previous = await self.owner(device_id, held_here=False)
         value = orjson.dumps({"node": self.name, "conn": session.conn_id, "since": time.time()})
-        self._tasks.spawn(self._put(device_id, value))
+        await self._put(device_id, value)
+        return previous
 
     def on_detach(self, session: DeviceConnection) -> None:
         device_id = session.device_id
@@ -208,11 +268,12 @@ class ClusterNode:
         except Exception as exc:  # a revision race (another node took it) or NATS away: harmless
             log.debug("device %s entry not released: %s", device_id, exc)
 
-    async def owner(self, device_id: int) -> str | None:
-        """The live node that holds the device's connection (this one included), or ``None``."""
+    async def owner(self, device_id: int, held_here: bool = True) -> str | None:
+        """The live node that holds the device's connection (this one included), or ``None``.
+        ``held_here=False``: another live node according to the map only."""
         from nats.js.errors import KeyNotFoundError
 
-        if device_id in self._held:
+        if held_here and device_id in self._held:
             return self.name
         try:
             entry = await self._devices_kv.get(_key(device_id))
@@ -236,7 +297,7 @@ class ClusterNode:
         async def on_request(msg: Any) -> None:
             self._tasks.spawn(self._answer(msg, handler))
 
-        return self._nc.subscribe(f"sinogate.node.{self.name}.{op}", cb=on_request)  # type: ignore[no-any-return]
+        return self._nc.subscribe(f"{self.cluster}.node.{self.name}.{op}", cb=on_request)  # type: ignore[no-any-return]
 
     async def _answer(self, msg: Any, handler: Handler) -> None:
         try:
@@ -253,7 +314,7 @@ class ClusterNode:
     async def request(self, node: str, op: str, payload: dict[str, Any], timeout: float) -> dict[str, Any]:
         """Asks ``node``; raises ``ClusterError`` when it does not answer within ``timeout``."""
         try:
-            reply = await self._nc.request(f"sinogate.node.{node}.{op}", orjson.dumps(payload), timeout=timeout)
+            reply = await self._nc.request(f"{self.cluster}.node.{node}.{op}", orjson.dumps(payload), timeout=timeout)
         except Exception as exc:  # no responders, timeout, connection closed
             raise ClusterError(f"node {node} did not answer {op}: {type(exc).__name__} {exc}".rstrip()) from exc
         answer = orjson.loads(reply.data)
@@ -266,7 +327,7 @@ class ClusterNode:
         """Tells every other node to reload ``what`` from the store (never waits)."""
         if self._nc is None or self._nc.is_closed:
             return
-        self._tasks.spawn(self._nc.publish(CHANGED, orjson.dumps({"node": self.name, "what": what, **fields})))
+        self._tasks.spawn(self._nc.publish(self._changed, orjson.dumps({"node": self.name, "what": what, **fields})))
 
     def on_broadcast(self, what: str, callback: Callable[[dict[str, Any]], Any]) -> None:
         """``callback(payload)`` (a coroutine function or a plain one) on another node's ``what``."""
@@ -290,11 +351,11 @@ class ClusterNode:
 
     # live events -------------------------------------------------------------------------------
     async def publish_events(self, events: list[dict[str, Any]]) -> None:
-        await self._nc.publish(f"{EVENTS}.{self.name}", orjson.dumps(events))
+        await self._nc.publish(f"{self._events}.{self.name}", orjson.dumps(events))
 
     async def subscribe_events(self, callback: Callable[[str, list[dict[str, Any]]], None]) -> None:
         """``callback(node, events)`` for every other node's batch of live events."""
-        prefix = len(EVENTS) + 1
+        prefix = len(self._events) + 1
 
         async def on_events(msg: Any) -> None:
             node = msg.subject[prefix:]
@@ -307,4 +368,4 @@ class ClusterNode:
             if isinstance(events, list):
                 callback(node, events)
 
-        await self._nc.subscribe(f"{EVENTS}.*", cb=on_events)
+        await self._nc.subscribe(f"{self._events}.*", cb=on_events)

@@ -285,25 +285,27 @@ class CommandService:
             queue.sort(key=lambda r: r["id"])
         return adopted
 
-    async def _hand_over(self, device_id: int) -> None:
-        """The device left this node: its requeued commands are stored as queued and dropped from
-        memory, for whichever node it connects to next (unless it came back here meanwhile)."""
-        for row in list(self._queued.get(device_id, [])):
+    async def hand_over(self, device_id: int) -> None:
+        """Several nodes, after ``on_detach``: the device left this node, so its queued commands
+        (those ``on_detach`` put back too) are dropped from memory and stored as queued, for
+        whichever node it connects to next — unless it came back here meanwhile."""
+        if self.sessions.session_for(device_id) is not None:
+            return
+        rows = self._queued.pop(device_id, [])  # at once: a second call finds nothing to write
+        for row in rows:
+            self._rows.pop(row["id"], None)
+            self._held.pop(row["id"], None)
+        for row in rows:
             try:
                 await self.store.update_command(row["id"], {"status": row["status"]})
             except StoreError as exc:
                 log.warning("command %s: could not store status %s: %s", row["id"], row["status"], exc)
-        if self.sessions.session_for(device_id) is not None:
-            return
-        for row in list(self._queued.pop(device_id, [])):
-            self._rows.pop(row["id"], None)
-            self._held.pop(row["id"], None)
 
     async def _forward(self, node: str, op: str, payload: dict[str, Any], timeout: float) -> dict[str, Any]:
         """Runs ``op`` on ``node``; its errors come back as this service's exceptions."""
         assert self.routing is not None
         try:
-            answer = await self.routing.request(node, op, payload, timeout)
+            answer = await self.routing.request(node, "command", {**payload, "op": op}, timeout)
         except Exception as exc:
             raise CommandFailed(f"the device is connected to node {node}, which did not answer: {exc}") from exc
         error = answer.get("error")
@@ -604,8 +606,6 @@ class CommandService:
         busy = self._on_wire.get(device_id)
         if busy is not None and self._conn.get(busy[0]) in (None, session.conn_id):
             del self._on_wire[device_id]  # the next connection starts with a free wire
-        if self.routing is not None:
-            self.tasks.spawn(self._hand_over(device_id))
 
     def committed(self, batch: Committed) -> None:
         """Matches durable replies to the commands waiting for them."""

@@ -128,7 +128,8 @@ class Metrics:
             self._http.should_exit = True
 
     async def _bus_loop(self) -> None:
-        sub = self._bus.subscribe(lambda e: e["type"] == "command" and "node" not in e)  # relayed: counted there
+        # (an event relayed from another node of a cluster is counted by that node)
+        sub = self._bus.subscribe(lambda e: e["type"] == "command" and "node" not in e)
         try:
             while True:
                 event = await sub.get()

@@ -541,7 +541,8 @@ class MqttBridge:
                        for t in homeassistant.config_topics(announced, self.settings.homeassistant_prefix))
 
     async def _bus_loop(self) -> None:
-        sub = self._bus.subscribe(lambda e: e["type"] in ("command", "interval") and "node" not in e)  # relayed: published there
+        # (an event relayed from another node of a cluster is published by that node)
+        sub = self._bus.subscribe(lambda e: e["type"] in ("command", "interval") and "node" not in e)
         try:
             while True:
                 self._offer("bus", await sub.get())

@@ -293,6 +293,25 @@ class NotificationService:
         self._next_rule = max([int(state.get("rule", 1)), *(r + 1 for r in self._rules)])
         self._next_dead = max([int(state.get("dead", 1)), *(int(d.get("id", 0)) + 1 for d in self._dead)])
 
+    async def reload(self) -> None:
+        """Reads the rules again (another node of a cluster changed them): new and changed rules
+        are installed (keeping their history), removed ones dropped."""
+        try:
+            rules = await self.store.kv_list(NAMESPACE)
+        except StoreError as exc:
+            log.warning("could not reload notification rules: %s", exc)
+            return
+        async with self._lock:
+            stored = {int(key): value for key, value in rules.items() if key.isdigit() and isinstance(value, dict)}
+            for rule_id in set(self._rules) - set(stored):
+                self._rules.pop(rule_id, None)
+            for rule_id, value in sorted(stored.items()):
+                old = self._rules.get(rule_id)
+                if old is None or old.data != {**value, "id": rule_id}:
+                    self._install({**value, "id": rule_id})
+            self._types_wanted = any(r.data.get("enabled", True) for r in self._rules.values())
+            self._next_rule = max([self._next_rule, *(r + 1 for r in self._rules)])
+
     async def stop(self) -> None:
         """Cancels pending deliveries (dead-lettered as not delivered) and closes the HTTP client."""
         self._closed = True

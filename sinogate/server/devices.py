@@ -21,7 +21,7 @@ from typing import Any
 
 from sinogate.codecs import DEFAULT_SETTINGS, PROTOCOLS, DeviceSettings
 from sinogate.codecs.h02.framer import DEFAULT_LENGTHS, FIXED, MAX_BINARY
-from sinogate.store.base import DeviceStore, NotFound, StoreError
+from sinogate.store.base import Conflict, DeviceStore, NotFound, StoreError
 
 TIME_OFFSET_AUTO = "auto"
 H02_BINARY_LENGTHS = range(FIXED, MAX_BINARY + 1)
@@ -105,14 +105,42 @@ class DeviceRegistry:
         self._by_ident: dict[tuple[str, str], dict[str, Any]] = {}
         self._settings: dict[tuple[str, str], DeviceSettings] = {}
         self._on_delete: list[Callable[[int], None]] = []
+        self._on_change: list[Callable[[int], None]] = []
 
     def on_delete(self, callback: Callable[[int], None]) -> None:
         """``callback(device_id)`` runs after a device was deleted (to drop per-device state)."""
         self._on_delete.append(callback)
 
+    def on_change(self, callback: Callable[[int], None]) -> None:
+        """``callback(device_id)`` after a device was created, changed or deleted here (a cluster
+        node tells the others to ``refresh`` it)."""
+        self._on_change.append(callback)
+
+    def _changed(self, device_id: int) -> None:
+        for callback in self._on_change:
+            callback(device_id)
+
     async def load(self) -> None:
         for device in await self.store.list_devices():
             self._remember(device)
+
+    async def refresh(self, device_id: int, attached: bool = False) -> None:
+        """Reads the device again (another node changed it); a device gone from the store is
+        forgotten as if deleted here. The store's connection state wins unless ``attached``."""
+        try:
+            device = await self.store.get_device(device_id)
+        except NotFound:
+            old = self._by_id.pop(device_id, None)
+            if old is not None:
+                self._by_ident.pop((old["protocol"], old["ident"]), None)
+                self._settings.pop((old["protocol"], old["ident"]), None)
+                for callback in self._on_delete:
+                    callback(device_id)
+            return
+        old = self._by_id.get(device_id)
+        if attached and old is not None:
+            device["connected"], device["last_active"] = old.get("connected"), old.get("last_active")
+        self._remember(device)
 
     def _remember(self, device: dict[str, Any]) -> dict[str, Any]:
         old = self._by_id.get(device["id"])
@@ -149,7 +177,14 @@ class DeviceRegistry:
             raise StoreError("ident must be a string")
         ident = self.check_ident(str(ident).strip())
         fields = {**fields, "ident": ident, "settings": validate_settings(fields.get("settings"))}
-        return self._remember(await self.store.create_device(fields))
+        try:
+            created = self._remember(await self.store.create_device(fields))
+        except Conflict:
+            if self._on_change and self.find(str(protocol), ident) is None:
+                await self.load()  # another node registered it: known here from now on
+            raise
+        self._changed(created["id"])
+        return created
 
     def ident_problem(self, ident: str) -> str | None:
         """Why ``ident`` cannot be a device's ident (``ident_problem`` with this registry's length)."""
@@ -172,7 +207,9 @@ class DeviceRegistry:
             fields = {**fields, "settings": validate_settings(fields["settings"])}
         if "protocol" in fields and fields["protocol"] not in PROTOCOLS:
             raise StoreError(f"protocol must be one of {', '.join(PROTOCOLS)}")
-        return self._remember(await self.store.update_device(device_id, fields))
+        updated = self._remember(await self.store.update_device(device_id, fields))
+        self._changed(device_id)
+        return updated
 
     async def delete(self, device_id: int) -> None:
         device = self.get(device_id)
@@ -182,6 +219,7 @@ class DeviceRegistry:
         self._settings.pop((device["protocol"], device["ident"]), None)
         for callback in self._on_delete:
             callback(device_id)
+        self._changed(device_id)
 
     def mark(self, device_id: int, connected: bool, last_active: float | None) -> None:
         """Runtime state; the session persists it through the store itself."""

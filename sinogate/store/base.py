@@ -236,6 +236,7 @@ class TelemetryStore(ABC):
         another node, or another node forgot values of it), so a cached copy of its telemetry is
         written back (unless ``write_back`` is False) and dropped. A store whose telemetry is not
         cached per node has nothing to do."""
+        return None
 
 
 class TrafficStore(ABC):

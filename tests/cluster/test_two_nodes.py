@@ -1,0 +1,187 @@
+"""Two ``sinogate serve`` nodes on one PostgreSQL store and one NATS (JetStream) server.
+
+A device on node A; a command through node B's API reaches it and its reply shows through both;
+node A is killed with -9, the device reconnects to node B, and its queued command, its analytics
+state (the computed odometer) and every acknowledged message are there."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from sinogate.analytics.geo import distance_km
+from tests.commands.devices import H02Device, command_time, in_thread, joined, wait_for
+from tests.conftest import free_port
+from tests.server.frames import h02_v1
+from tests.store.pg import schema_url
+
+pytestmark = pytest.mark.timeout(180)
+
+NATS = "nats://127.0.0.1:4222"
+TOKEN = "cluster-test-token"
+IDENT = "4210051999"
+
+
+def nats_up() -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", 4222), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
+class Node:
+    def __init__(self, name: str, data: Path, store: str, cluster: str) -> None:
+        self.name = name
+        self.h02_port, self.http_port = free_port(), free_port()
+        env = {**os.environ, "SINOGATE_CLUSTER_NAME": cluster, "SINOGATE_CLUSTER_HEARTBEAT": "0.5",
+               "SINOGATE_STATE_FLUSH_SECONDS": "0.5"}
+        self.log = data / f"{name}.log"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "sinogate", "serve", "--data-dir", str(data / name), "--host", "127.0.0.1",
+             "--h02-port", str(self.h02_port), "--jt808-port", "0", "--http-port", str(self.http_port),
+             "--http-host", "127.0.0.1", "--no-udp", "--token", TOKEN, "--store", store, "--cluster", NATS,
+             "--node-name", name, "--log-level", "INFO"],
+            stdout=subprocess.DEVNULL, stderr=open(self.log, "wb"), env=env,  # noqa: SIM115
+        )
+        deadline = time.time() + 30
+        while True:
+            try:
+                if httpx.get(self.url("/health"), timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if self.proc.poll() is not None or time.time() > deadline:
+                raise AssertionError(f"node {name} did not start:\n{self.log.read_text()[-3000:]}")
+            time.sleep(0.1)
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.http_port}{path}"
+
+    def api(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        return httpx.request(method, self.url(path), headers={"Authorization": f"FlespiToken {TOKEN}"},
+                             timeout=40, **kwargs)
+
+    def result(self, path: str) -> list[dict[str, Any]]:
+        resp = self.api("GET", path)
+        assert resp.status_code == 200, resp.text
+        return list(resp.json()["result"])
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+@pytest.fixture
+def nodes(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[tuple[Node, Node]]:
+    if not nats_up():
+        pytest.fail("NATS with JetStream is not running on 127.0.0.1:4222 (make test starts it)")
+    store = schema_url(request)
+    cluster = f"t{uuid.uuid4().hex[:10]}"
+    a = Node("a", tmp_path, store, cluster)
+    b = Node("b", tmp_path, store, cluster)
+    try:
+        yield a, b
+    finally:
+        for node in (a, b):
+            node.stop()
+
+
+def device_on(node: Node) -> int:
+    def find() -> int | None:
+        for d in node.result("/gw/devices/all"):
+            if d["configuration"]["ident"] == IDENT:
+                return int(d["id"])
+        return None
+
+    return int(wait_for(find, timeout=10))
+
+
+def test_two_nodes_share_devices_commands_state_and_survive_kill(nodes: tuple[Node, Node]) -> None:
+    a, b = nodes
+    now = int(time.time())
+    dev = H02Device(a.h02_port, IDENT)
+    # Three fixes ~1.1 km apart northwards: the odometer (analytics state on node A) counts them.
+    for i in range(3):
+        dev.send(h02_v1(IDENT, now - 300 + i * 60, 22.5 + i * 0.01, 114.0, knots=20.0))
+    device = device_on(a)
+    assert device_on(b) == device  # registered by A, known to B
+
+    def messages(node: Node) -> list[dict[str, Any]]:
+        return node.result(f"/gw/devices/{device}/messages")
+
+    stored = wait_for(lambda: len(messages(b)) == 3 and messages(b), timeout=10)
+    km_on_a = stored[-1]["odometer.computed"]
+    assert km_on_a == pytest.approx(2.224, abs=0.01)
+    # Connection state and telemetry through the node that does not hold the device.
+    assert wait_for(lambda: next(d for d in b.result("/gw/devices/all") if d["id"] == device)["connected"])
+    telemetry = b.result(f"/gw/devices/{device}/telemetry/all")[0]["telemetry"]
+    assert telemetry["position.latitude"]["value"] == pytest.approx(22.52, abs=1e-5)
+
+    # A real-time command through B reaches the device on A; its reply shows through both nodes.
+    box = in_thread(b.api, "POST", f"/gw/devices/{device}/commands",
+                    json=[{"name": "engine.resume", "timeout": 15}])
+    frame = dev.read_command(timeout=15)
+    assert frame.startswith(f"*HQ,{IDENT},S20,".encode()) and frame.endswith(b",1,0#"), frame
+    at = time.gmtime(now - 120)  # the reply's fix: where the last one was, a minute later
+    fix = f"{time.strftime('%H%M%S', at)},A,2231.2000,N,11400.0000,E,0.00,0,{time.strftime('%d%m%y', at)},FFFFFBFF"
+    dev.send(f"*HQ,{IDENT},V4,S20,DONE,{command_time(frame)},{fix}#")
+    resp = joined(box)
+    assert resp.status_code == 200, resp.text
+    done = resp.json()["result"][0]
+    assert done["status"] == "processed" and done["executed"] is True and done["response"].startswith("S20,DONE")
+    for node in (a, b):
+        got = node.result(f"/gw/devices/{device}/commands-result/{done['id']}")[0]
+        assert got["status"] == "processed" and got["reply"]["message.type"] == "V4"
+
+    # Queued through B while the device is on A: A adopts it and writes it at once.
+    queued = b.api("POST", f"/gw/devices/{device}/commands-queue", json=[{"name": "custom", "properties":
+                                                                          {"payload": "RCONF"}, "ttl": 600}])
+    assert queued.status_code == 200, queued.text
+    first = queued.json()["result"][0]
+    assert dev.read_command(timeout=10).startswith(b"RCONF")
+    wait_for(lambda: a.result(f"/gw/devices/{device}/commands-queue/all")[0]["status"] == "sent", timeout=10)
+
+    # Node A dies with the command sent and unanswered; let the state write-back pass first.
+    time.sleep(1.5)
+    a.kill()
+    dev.close()
+    before = messages(b)
+    acknowledged, last = len(before), before[-1]  # the command's reply carried a fix too
+
+    # The device reconnects to B: the command goes out again, and the odometer goes on from A's total.
+    dev = H02Device(b.h02_port, IDENT)
+    dev.send(h02_v1(IDENT, now - 60, 22.53, 114.0, knots=20.0))
+    again = dev.read_command(timeout=15)
+    assert again.startswith(b"RCONF"), again
+    after = wait_for(lambda: len(messages(b)) > acknowledged and messages(b), timeout=10)
+    assert len(after) == acknowledged + 1  # nothing acknowledged was lost, nothing doubled
+    step = distance_km(last["position.latitude"], last["position.longitude"], 22.53, 114.0)
+    assert step > 1.0
+    assert after[-1]["odometer.computed"] == pytest.approx(last["odometer.computed"] + step, abs=0.01)
+    pending = b.result(f"/gw/devices/{device}/commands-queue/all")
+    assert [(c["id"], c["status"], c["attempts"]) for c in pending] == [(first["id"], "sent", 2)]
+    telemetry = b.result(f"/gw/devices/{device}/telemetry/all")[0]["telemetry"]
+    assert telemetry["position.latitude"]["value"] == pytest.approx(22.53, abs=1e-5)
+    assert telemetry["odometer.computed"]["value"] == after[-1]["odometer.computed"]
+    dev.close()
