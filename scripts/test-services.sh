@@ -54,3 +54,21 @@ if ! mysqladmin -h 127.0.0.1 -u root ping >/dev/null 2>&1; then
 fi
 mysqladmin -h 127.0.0.1 -u root ping
 
+
+# NATS with JetStream at 127.0.0.1:4222: the cluster tests (tests/cluster) run two nodes on it.
+nats_up() { (exec 3<>/dev/tcp/127.0.0.1/4222) 2>/dev/null; }
+if ! nats_up; then
+    if [ ! -x /usr/sbin/nats-server ] && ! command -v nats-server >/dev/null; then
+        echo "nats-server is missing: installing it"
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nats-server >/dev/null
+    fi
+    echo "NATS is down: starting it (JetStream on)"
+    mkdir -p /var/lib/nats-server
+    start-stop-daemon --start --oknodo --background --exec "$(command -v nats-server || echo /usr/sbin/nats-server)" \
+        -- -a 127.0.0.1 -p 4222 -js -sd /var/lib/nats-server
+    for _ in $(seq 1 30); do
+        nats_up && break
+        sleep 0.5
+    done
+fi
+nats_up || { echo "NATS did not come up on 127.0.0.1:4222" >&2; exit 1; }

@@ -6,6 +6,8 @@ state (the computed odometer) and every acknowledged message are there."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -105,6 +107,24 @@ def nodes(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[tuple[Node
     finally:
         for node in (a, b):
             node.stop()
+        drop_buckets(cluster)
+
+
+def drop_buckets(cluster: str) -> None:
+    """JetStream keeps buckets on disk: a test's own go with it."""
+    import nats
+
+    async def main() -> None:
+        nc = await nats.connect(NATS)
+        try:
+            js = nc.jetstream()
+            for bucket in (f"{cluster}_nodes", f"{cluster}_devices"):
+                with contextlib.suppress(Exception):
+                    await js.delete_key_value(bucket)
+        finally:
+            await nc.close()
+
+    asyncio.run(main())
 
 
 def device_on(node: Node) -> int:
