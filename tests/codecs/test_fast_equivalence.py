@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable
+from itertools import pairwise
 from typing import Any
 
 import pytest
@@ -51,7 +52,7 @@ def _same(new_cls: Callable[..., Any], old_cls: Callable[..., Any], data: bytes,
     """Stream (in pieces at ``cuts``, then flush and close) and datagram give the same frames."""
     new, old = new_cls(settings=lambda _i: s), old_cls(settings=lambda _i: s)
     bounds = [0, *sorted(c for c in cuts if 0 < c < len(data)), len(data)]
-    for a, b in zip(bounds, bounds[1:], strict=False):
+    for a, b in pairwise(bounds):
         assert _norm(new.feed(data[a:b], now)) == _norm(old.feed(data[a:b], now))
         assert new.buffered() == old.buffered()
         assert new.ident == old.ident
@@ -170,7 +171,8 @@ def h02_text(draw: st.DrawFn) -> bytes:
 
 
 @FAST
-@given(frames=st.lists(h02_text(), min_size=1, max_size=4), s=SETTINGS, cuts=st.lists(st.integers(0, 400), max_size=3))
+@given(frames=st.lists(h02_text(), min_size=1, max_size=4), s=SETTINGS,
+       cuts=st.lists(st.integers(0, 400), max_size=3))
 def test_h02_text_equals_legacy(frames: list[bytes], s: DeviceSettings, cuts: list[int]) -> None:
     for frame in frames:
         _same(H02, LegacyH02, frame, s)
@@ -218,8 +220,8 @@ def h02_binary(draw: st.DrawFn) -> bytes:
 
 
 @FAST
-@given(frames=st.lists(h02_binary(), min_size=1, max_size=4), s=SETTINGS, cuts=st.lists(st.integers(0, 200), max_size=3),
-       sep=st.sampled_from([b"", b"", b"\r\n", b"\n"]))
+@given(frames=st.lists(h02_binary(), min_size=1, max_size=4), s=SETTINGS,
+       cuts=st.lists(st.integers(0, 200), max_size=3), sep=st.sampled_from([b"", b"", b"\r\n", b"\n"]))
 def test_h02_binary_equals_legacy(frames: list[bytes], s: DeviceSettings, cuts: list[int], sep: bytes) -> None:
     for frame in frames:
         _same(H02, LegacyH02, frame, s)
@@ -238,13 +240,15 @@ _ITEM = st.one_of(
     st.tuples(st.sampled_from(_ITEM_IDS), st.binary(max_size=20)),
     st.tuples(st.just(0x33), st.builds(lambda d: b"*M00,45," + d, st.binary(min_size=7, max_size=12))),
     st.tuples(st.just(0xEB), st.sampled_from([b"\x01\xcc\x00\x25\x30\x0e\x57\x2f", b"GMT+8",
-                                              b"\x00\x06\x00\x2d\x00\x00\x30\x39", b"\x00\x0c\x00\xb2" + b"\x89" * 10])),
+                                              b"\x00\x06\x00\x2d\x00\x00\x30\x39",
+                                              b"\x00\x0c\x00\xb2" + b"\x89" * 10])),
 )
 
 
 @st.composite
 def jt808_location(draw: st.DrawFn) -> bytes:
-    alarm = draw(st.sampled_from([0, 0, 1, 0x80000000, 0x100])) if draw(st.booleans()) else draw(st.integers(0, 2**32 - 1))
+    alarm = draw(st.sampled_from([0, 0, 1, 0x80000000, 0x100])) if draw(st.booleans()) else \
+        draw(st.integers(0, 2**32 - 1))
     status = draw(st.sampled_from([0x000C0003, 0x3, 0x2, 0x0C, 0])) if draw(st.booleans()) else \
         draw(st.integers(0, 2**32 - 1))
     lat = draw(st.integers(0, 91_000_000)) if draw(st.integers(0, 9)) else draw(st.integers(0, 2**32 - 1))

@@ -18,10 +18,12 @@ as far as sinogate knows.
 
 from __future__ import annotations
 
+from typing import Final
+
 from sinogate.codecs.base import Message
 from sinogate.codecs.h02.fields import KNOTS, battery_level, days_from_civil, vehicle_state
 from sinogate.codecs.h02.framer import long_id
-from sinogate.codecs.h02.status import with_status
+from sinogate.codecs.h02.status import status_template, with_status
 
 
 def binary_ident(raw: bytes, long: bool | None = None) -> str:
@@ -39,6 +41,44 @@ def decode_binary(raw: bytes, ident: str, offset_s: float, long: bool | None = N
     if n < 29:
         raise ValueError(f"binary frame too short ({n} bytes)")
     o = 3 if (long_id(raw) if long is None else long) else 0
+    # every BCD field read byte by byte through a table (-1: a nibble is no digit); a frame with
+    # such a nibble goes the hex-text way, which raises the error the frame reports
+    bcd = _BCD
+    hh, mi, ss = bcd[raw[6 + o]], bcd[raw[7 + o]], bcd[raw[8 + o]]
+    dd, mo, yy = bcd[raw[9 + o]], bcd[raw[10 + o]], bcd[raw[11 + o]]
+    la0, la1, la2, la3 = bcd[raw[12 + o]], bcd[raw[13 + o]], bcd[raw[14 + o]], bcd[raw[15 + o]]
+    lo0, lo1, lo2, lo3 = raw[17 + o], raw[18 + o], bcd[raw[19 + o]], bcd[raw[20 + o]]
+    lo4 = raw[21 + o]
+    sp, sc, co = bcd[raw[22 + o]], raw[23 + o], bcd[raw[24 + o]]
+    lo0 = bcd[lo0]
+    if (hh | mi | ss | dd | mo | yy | la0 | la1 | la2 | la3 | lo0 | lo2 | lo3 | sp | co) < 0 \
+            or lo1 >> 4 > 9 or lo1 & 0x0F > 9 or lo4 >> 4 > 9 or sc >> 4 > 9 or sc & 0x0F > 9:
+        return _decode_hex(raw, ident, offset_s, o)
+    days = days_from_civil(2000 + yy, mo, dd)
+    ts = float(days * 86400 + hh * 3600 + mi * 60 + ss) - offset_s
+    lat = la0 + (la1 * 10000 + la2 * 100 + la3) / 600000.0
+    lon = (lo0 * 10 + (lo1 >> 4)) + ((lo1 & 0x0F) * 100000 + lo2 * 1000 + lo3 * 10 + (lo4 >> 4)) / 600000.0
+    if lat > 90.0 or lon > 180.0:
+        raise ValueError(f"coordinates out of range ({lat:.5f}, {lon:.5f})")
+    flags = lo4 & 0x0F
+    msg: Message = status_template(int.from_bytes(raw[25 + o : 29 + o], "big")).copy()
+    msg["ident"] = ident
+    msg["message.type"] = "$"
+    msg["timestamp"] = ts
+    msg["position.latitude"] = lat if flags & 0x4 else -lat
+    msg["position.longitude"] = lon if flags & 0x8 else -lon
+    msg["position.speed"] = (sp * 10 + (sc >> 4)) * KNOTS
+    msg["position.direction"] = float((sc & 0x0F) * 100 + co)
+    msg["position.valid"] = flags & 0x2 != 0
+    return _rest(msg, raw, n, o)
+
+
+_BCD: Final = tuple((b >> 4) * 10 + (b & 0x0F) if b >> 4 < 10 and b & 0x0F < 10 else -1 for b in range(256))
+
+
+def _decode_hex(raw: bytes, ident: str, offset_s: float, o: int) -> Message:
+    """``decode_binary`` through the frame's hex text: raises the ValueError of a non-digit nibble."""
+    n = len(raw)
     h = raw.hex()
     t = h[(6 + o) * 2 : (9 + o) * 2]
     d = h[(9 + o) * 2 : (12 + o) * 2]
@@ -59,6 +99,11 @@ def decode_binary(raw: bytes, ident: str, offset_s: float, long: bool | None = N
     msg["position.speed"] = int(sc[0:3]) * KNOTS
     msg["position.direction"] = float(int(sc[3:6]))
     msg["position.valid"] = flags & 0x2 != 0
+    return _rest(msg, raw, n, o)
+
+
+def _rest(msg: Message, raw: bytes, n: int, o: int) -> Message:
+    """Battery, the tail of 45, 46 and 47-byte frames, and the vehicle state."""
     battery = battery_level(raw[16 + o])
     if battery is not None:
         msg["battery.level"] = battery

@@ -36,7 +36,7 @@ from sinogate.codecs.base import (
 from sinogate.codecs.h02.binary import binary_ident, decode_binary
 from sinogate.codecs.h02.commands import COMMANDS, encode
 from sinogate.codecs.h02.framer import BINARY, MAX_BINARY, TAIL, TEXT, Framer, long_id
-from sinogate.codecs.h02.text import KNOWN_BARE, decoder_for
+from sinogate.codecs.h02.text import KNOWN_BARE, common_report, decode_position, decoder_for
 from sinogate.codecs.limits import CodecLimits
 from sinogate.model.param import Param
 
@@ -182,16 +182,23 @@ class Connection:
         if dev and (typ == "V0" or typ == "HTBT"):
             replies.append(f"*{p[0]},{p[1]},{typ}#".encode("latin-1"))
         offset = settings.time_offset
+        offset_s = offset * 3600.0 if offset else 0.0
         decoder = _DISPATCH.get(typ)
         decoded = True
         if decoder is None:
             decoder, decoded = decoder_for(typ)
-        try:
-            msg = decoder(p, ident or "", offset * 3600.0 if offset else 0.0, now)
-        except Exception as exc:  # a device must never break the connection: report, go on
-            errors.append(f"{typ}: {type(exc).__name__}: {exc}")
-            return Frame(raw, ident, [], replies, errors)
-        msg["vendor.code"] = p[0].lstrip("*")  # the two-letter maker code (HQ, TH, ...)
+        # the common report layout first (same message, a fraction of the work), else the decoder
+        fast = common_report(s, p, ident or "", typ, offset_s, p[0].lstrip("*")) \
+            if decoder is decode_position and len(p) >= 13 and typ != "V4" else None
+        if fast is not None:
+            msg = fast
+        else:
+            try:
+                msg = decoder(p, ident or "", offset_s, now)
+            except Exception as exc:  # a device must never break the connection: report, go on
+                errors.append(f"{typ}: {type(exc).__name__}: {exc}")
+                return Frame(raw, ident, [], replies, errors)
+            msg["vendor.code"] = p[0].lstrip("*")  # the two-letter maker code (HQ, TH, ...)
         if not decoded and typ not in KNOWN_BARE:
             errors.append(f"message type {typ!r} not decoded")
         if not ident:

@@ -34,12 +34,14 @@ def device_time(date: str, hms: str, offset_s: float, now: float) -> float:
     return float(_day_start(date) + _seconds(hms)) - offset_s
 
 
-@lru_cache(maxsize=512)
-def _day_start(date: str) -> int:
-    """UNIX seconds of DDMMYY 00:00 (memoised: a pure function)."""
+def day_start(date: str) -> int:
+    """UNIX seconds of DDMMYY 00:00."""
     if len(date) != 6 or not date.isdigit() or not date.isascii():
         raise ValueError(f"bad date {date!r}")
     return days_from_civil(2000 + int(date[4:6]), int(date[2:4]), int(date[0:2])) * 86400
+
+
+_day_start = lru_cache(maxsize=512)(day_start)  # memoised: a pure function
 
 
 @lru_cache(maxsize=4096)

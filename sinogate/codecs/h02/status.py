@@ -86,9 +86,11 @@ def status_fields(status: int) -> dict[str, object]:
 
 
 @lru_cache(maxsize=1024)
-def _template(status: int) -> dict[str, object]:
-    # ident, message.type and timestamp first, so that messages read in a natural order
-    head: dict[str, object] = {"ident": None, "message.type": None, "timestamp": None}
+def status_template(status: int) -> dict[str, Any]:
+    """``ident``, ``message.type`` and ``timestamp`` (None, to be set) then the status fields:
+    a shared dict, copy it, never mutate it. (ident, message.type and timestamp first, so that
+    messages read in a natural order.)"""
+    head: dict[str, Any] = {"ident": None, "message.type": None, "timestamp": None}
     head.update(status_fields(status))
     return head
 
@@ -98,7 +100,7 @@ def with_status(head: dict[str, Any], status: int) -> dict[str, Any]:
 
     Copying a memoised, pre-sized dict is much cheaper than inserting 34 keys one by one.
     """
-    msg: dict[str, Any] = _template(status).copy()
+    msg: dict[str, Any] = status_template(status).copy()
     msg.update(head)
     return msg
 

@@ -15,15 +15,17 @@ from typing import Final
 from sinogate.codecs.base import Message
 from sinogate.codecs.h02.fields import (
     KNOTS,
+    MOVING_KMH,
     battery_level,
     coordinate,
+    day_start,
     device_time,
     iccid,
     is_hhmmss,
     number,
     vehicle_state,
 )
-from sinogate.codecs.h02.status import apply_status, parse_status, with_status
+from sinogate.codecs.h02.status import apply_status, parse_status, status_template, with_status
 
 Decoder = Callable[[list[str], str, float, float], Message]
 
@@ -145,6 +147,129 @@ def decode_position(p: list[str], ident: str, offset_s: float, now: float) -> Me
     if j < 0:
         raise ValueError("no position block")
     return _after_block(msg, p, j, offset_s, now)
+
+
+def common_report(s: str, p: list[str], ident: str, typ: str, offset_s: float, vendor: str) -> Message | None:
+    """A position report in the layout nearly every report has, ``XX,ID,TYPE,HHMMSS,A,DDMM.MMMM,N,
+    DDDMM.MMMM,E,SPEED,COURSE,DDMMYY,STATUS[,extra...]`` (``p``: ``s`` split at commas, at least 13
+    fields, TYPE a position type other than V4), decoded in one pass, ``vendor.code`` included.
+
+    None as soon as anything differs from that layout (an empty or odd field, a battery field, a
+    missing status, a value the generic path rejects): ``decode_position`` then decides, errors
+    included. Where it returns a message, it is exactly the message ``decode_position`` and the
+    connection make (``tests/codecs/test_fast_equivalence.py``): the status word and the fields
+    after it (cell, ICCID) come from a template made once per distinct tail (``_layout``), so a
+    report costs a dict copy and a handful of assignments.
+    """
+    hms = p[3]
+    date = p[11]
+    ns = _NS_COMMON.get(p[6])
+    ew = _EW_COMMON.get(p[8])
+    if (ns is None or ew is None or len(hms) != 6 or len(date) != 6 or len(p[12]) != 8 or len(p[4]) > 1
+            or not (hms.isdigit() and hms.isascii() and date.isdigit() and date.isascii())):
+        return None
+    k = len(s) + 1
+    for i in range(len(p) - 1, 11, -1):
+        k -= len(p[i]) + 1
+    tail = s[k:]  # STATUS[,extra...] as sent
+    template = _LAYOUTS.get(tail)
+    if template is None:
+        template = _layout(p[12], p[13:])
+        if template is None:
+            return None
+        if len(tail) <= _MAX_TAIL:
+            if len(_LAYOUTS) >= _MAX_LAYOUTS:
+                _LAYOUTS.clear()
+            _LAYOUTS[tail] = template
+    try:
+        lat_s = p[5]
+        dot = lat_s.find(".")
+        if dot > 2 and lat_s[0] != "-":
+            lat = int(lat_s[: dot - 2]) + float(lat_s[dot - 2 :]) / 60.0
+            if not 0.0 <= lat <= 90.0:  # also false for NaN
+                return None
+        else:
+            c = coordinate(lat_s)
+            if c is None or c > 90.0:
+                return None
+            lat = c
+        lon_s = p[7]
+        dot = lon_s.find(".")
+        if dot > 2 and lon_s[0] != "-":
+            lon = int(lon_s[: dot - 2]) + float(lon_s[dot - 2 :]) / 60.0
+            if not 0.0 <= lon <= 180.0:
+                return None
+        else:
+            c = coordinate(lon_s)
+            if c is None:
+                return None
+            lon = c
+        speed = float(p[9])  # an empty or blank field raises: the generic path reads it as 0
+        course = float(p[10])
+    except ValueError:
+        return None
+    if not (0.0 <= speed < 100000.0 and -1e9 < course < 1e9):
+        return None
+    day = _DAY_START.get(date)
+    if day is None:
+        day = day_start(date)
+        if len(_DAY_START) >= 512:
+            _DAY_START.clear()
+        _DAY_START[date] = day
+    t = int(hms)
+    kmh = speed * KNOTS
+    msg: Message = template.copy()
+    msg["ident"] = ident
+    msg["message.type"] = typ
+    msg["timestamp"] = float(day + t // 10000 * 3600 + t // 100 % 100 * 60 + t % 100) - offset_s
+    msg["position.latitude"] = lat * ns
+    msg["position.longitude"] = lon * ew
+    msg["position.speed"] = kmh
+    msg["position.direction"] = course
+    msg["position.valid"] = p[4] not in _INVALID
+    if kmh >= MOVING_KMH:
+        msg["vehicle.state"] = "moving"
+    else:  # the status word always carries the ignition bit
+        msg["vehicle.state"] = "idling" if msg["engine.ignition.status"] else "parked"
+    msg["vendor.code"] = vendor
+    return msg
+
+
+_NS_COMMON: Final = {"N": 1.0, "S": -1.0, "n": 1.0, "s": -1.0}
+_EW_COMMON: Final = {"E": 1.0, "W": -1.0, "e": 1.0, "w": -1.0}
+_DAY_START: dict[str, int] = {}
+_PER_REPORT: Final = ("position.latitude", "position.longitude", "position.speed", "position.direction",
+                      "position.valid")
+_LAYOUTS: dict[str, Message] = {}
+_MAX_LAYOUTS: Final = 1024
+_MAX_TAIL: Final = 96
+
+
+def _layout(word: str, extras: list[str]) -> Message | None:
+    """The message template of a report whose fields after the course are ``DDMMYY,word,extras``:
+    every key in the generic path's order, the status flags and the extras' values filled in,
+    the per-report values None. None when the word is no status or the extras raise (the generic
+    path reports that) or set a key a report sets again."""
+    if not word.isalnum():
+        return None
+    try:
+        status = int(word, 16)
+    except ValueError:
+        return None
+    template = status_template(status).copy()
+    for key in _PER_REPORT:
+        template[key] = None
+    if extras:
+        try:
+            _extras(template, extras)
+        except Exception:  # the generic path raises it again and reports it
+            return None
+        if "vehicle.state" in template or "vendor.code" in template or any(
+                template[key] is not None for key in _PER_REPORT):
+            return None
+    template["vehicle.state"] = None
+    template["vendor.code"] = None
+    return template
 
 
 def _decode_v4(msg: Message, p: list[str], offset_s: float, now: float) -> Message:

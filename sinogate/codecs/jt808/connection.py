@@ -50,7 +50,7 @@ from sinogate.codecs.jt808.frame import (
     unescape,
     xor_checksum,
 )
-from sinogate.codecs.jt808.location import decode_location, location_sound
+from sinogate.codecs.jt808.location import location_report, location_sound
 from sinogate.codecs.jt808.messages import DECODERS, Ctx
 from sinogate.codecs.limits import CodecLimits, Reassembly
 
@@ -324,9 +324,6 @@ class Connection:
             body = whole
         tz = settings.time_offset
         tz_seconds = _DEFAULT_TZ_SECONDS if tz is None else tz * 3600.0
-        base: Message = {"ident": ident, "message.type": _type_name(msg_id), "timestamp": now}
-        if version is not None:
-            base["protocol.version"] = version
         if msg_id == 0x0200:  # the hot path, without the generic dispatch
             if len(body) < 28:
                 return self._broken(frame, hdr, f"0x0200 body too short ({len(body)} bytes)", split)
@@ -334,7 +331,7 @@ class Connection:
                 return self._broken(frame, hdr, "0x0200 body cannot be trusted (checksum wrong, fields out of range)",
                                     split)
             try:
-                msg = decode_location(base, body, 0, len(body), tz_seconds, now)
+                msg = location_report(ident, "0x0200", version, body, tz_seconds, now)
             except Exception as exc:  # never break the stream
                 msg = None
                 errors.append(f"{exc!r}")
@@ -342,6 +339,9 @@ class Connection:
                 return self._broken(frame, hdr, "0x0200 body not decoded", split)
             frame.messages.append(msg)
         else:
+            base: Message = {"ident": ident, "message.type": _type_name(msg_id), "timestamp": now}
+            if version is not None:
+                base["protocol.version"] = version
             decoder = DECODERS.get(msg_id)
             if decoder is None:
                 frame.messages.append(base)

@@ -15,9 +15,10 @@ _ESC_B = b"\x7d"
 
 def escape(data: bytes) -> bytes:
     """Escape header + body + checksum (without delimiters)."""
-    if b"\x7d" in data:
+    # an int operand: ``bytes in bytes`` first tries the operand as an int and raises inside
+    if 0x7D in data:
         data = data.replace(b"\x7d", b"\x7d\x01")
-    if b"\x7e" in data:
+    if 0x7E in data:
         data = data.replace(b"\x7e", b"\x7d\x02")
     return data
 
@@ -28,7 +29,7 @@ def unescape(data: bytes) -> tuple[bytes, int]:
     Returns the data and the number of invalid escapes (``7D`` followed by anything but 01/02,
     or a trailing ``7D``); like Traccar, an invalid escape drops both bytes.
     """
-    if _ESC_B not in data:
+    if 0x7D not in data:  # an int: ``bytes in bytes`` costs a raised and cleared TypeError
         return data, 0
     parts = data.split(_ESC_B)
     out = [parts[0]]
@@ -215,7 +216,7 @@ class ReplyEncoder:
             self._key, self._prefix, self._xor = key, prefix, xor_checksum(prefix)
         tail = bytes((serial >> 8 & 0xFF, serial & 0xFF)) + body
         inner = self._prefix + tail + bytes((self._xor ^ xor_checksum(tail),))
-        if b"\x7d" in inner or b"\x7e" in inner:
+        if 0x7D in inner or 0x7E in inner:
             inner = escape(inner)
         return b"\x7e" + inner + b"\x7e"
 
@@ -229,7 +230,7 @@ class ReplyEncoder:
         tail = bytes((serial >> 8, serial & 0xFF, ans_serial >> 8, ans_serial & 0xFF, ans_id >> 8,
                       ans_id & 0xFF, 0, self._xor ^ ((x >> 8 ^ x) & 0xFF)))
         inner = self._prefix + tail
-        if b"\x7d" in inner or b"\x7e" in inner:
+        if 0x7D in inner or 0x7E in inner:
             inner = escape(inner)
         return b"\x7e" + inner + b"\x7e"
 

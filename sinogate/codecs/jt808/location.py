@@ -273,15 +273,62 @@ def decode_location(base: Message, body: bytes, off: int, end: int, tz_seconds: 
     msg["position.altitude"] = alt
     msg["position.speed"] = speed / 10
     msg["position.direction"] = course
-    # time: BCD YYMMDDhhmmss in device time; the day number is cached per YYMMDD
+    msg["timestamp"] = _timestamp(body, off, tz_seconds, now)
+    return _items(msg, body, off + 28, end)
+
+
+def location_report(ident: str, type_name: str, version: int | None, body: bytes, tz_seconds: float,
+                    now: float) -> Message | None:
+    """The connection's hot path: exactly ``decode_location({"ident": ident, "message.type": type_name,
+    "timestamp": now[, "protocol.version": version]}, body, 0, len(body), tz_seconds, now)``, from a
+    template per (alarm, status, version or not) that holds every key up to the items in order, so
+    a report costs one dict copy and a few assignments."""
+    end = len(body)
+    if end < 28:
+        return None
+    alarm, status, lat, lon, alt, speed, course = _BASE.unpack_from(body, 0)
+    key = alarm << 33 | status << 1 | (version is not None)
+    template = _TEMPLATES.get(key)
+    if template is None:
+        template = bits_dict(alarm, status).copy()
+        template["ident"] = template["message.type"] = template["timestamp"] = None
+        if version is not None:
+            template["protocol.version"] = None
+        for name in _POSITION:
+            template[name] = None
+        if len(_TEMPLATES) >= 1024:
+            _TEMPLATES.clear()
+        _TEMPLATES[key] = template
+    msg = template.copy()
+    msg["ident"] = ident
+    msg["message.type"] = type_name
+    msg["timestamp"] = _timestamp(body, 0, tz_seconds, now)
+    if version is not None:
+        msg["protocol.version"] = version
+    msg["position.latitude"] = -lat / 1e6 if status & 4 else lat / 1e6
+    msg["position.longitude"] = -lon / 1e6 if status & 8 else lon / 1e6
+    msg["position.altitude"] = alt
+    msg["position.speed"] = speed / 10
+    msg["position.direction"] = course
+    return _items(msg, body, 28, end)
+
+
+_TEMPLATES: dict[int, Message] = {}
+_POSITION = ("position.latitude", "position.longitude", "position.altitude", "position.speed", "position.direction")
+
+
+def _timestamp(body: bytes, off: int, tz_seconds: float, now: float) -> float:
+    """BCD YYMMDDhhmmss at ``off + 22`` in device time; the day number is cached per YYMMDD."""
     days = _DAYS_CACHE.get(body[off + 22:off + 25])
     hh, mi, ss = BCD[body[off + 25]], BCD[body[off + 26]], BCD[body[off + 27]]
     if days is not None and 0 <= hh < 24 and 0 <= mi < 60 and 0 <= ss < 60:
-        msg["timestamp"] = float(days * 86400 + hh * 3600 + mi * 60 + ss) - tz_seconds
-    else:
-        ts = bcd_time(body[off + 22:off + 28], tz_seconds)
-        msg["timestamp"] = now if ts is None else ts
-    p = off + 28
+        return float(days * 86400 + hh * 3600 + mi * 60 + ss) - tz_seconds
+    ts = bcd_time(body[off + 22:off + 28], tz_seconds)
+    return now if ts is None else ts
+
+
+def _items(msg: Message, body: bytes, p: int, end: int) -> Message:
+    """The additional-information items in ``body[p:end]`` (or the 18-byte vendor block) into ``msg``."""
     if end - p == 18 and not _tlv_exact(body, p, end):
         # vendor block: 4 skipped, DWORD odometer km, WORD battery /10 V, DWORD area, BYTE RSSI, 3 reserved
         msg["vehicle.mileage"] = int.from_bytes(body[p + 4:p + 8], "big")
