@@ -119,7 +119,7 @@ class IngestService:
     async def with_state(self, device_id: int, change: Callable[[dict[str, Any]], T]) -> T:
         """Runs ``change`` on a device's handler states inside the device's turn, so it never
         interleaves with the device's messages (setting the odometer, marking it offline)."""
-        async with self._turns.turn(device_id):
+        async with self._turns.turn(device_id), self._states.borrowed(device_id):
             await self._states.ensure(device_id)
             return change(self._states.for_device(device_id))
 
@@ -128,7 +128,7 @@ class IngestService:
         """Holds the device's turn (none of its messages is processed meanwhile) and gives its
         handler states, for work that awaits while it must not interleave with the device's
         messages (a recalculation swapping in the state it rebuilt)."""
-        async with self._turns.turn(device_id):
+        async with self._turns.turn(device_id), self._states.borrowed(device_id):
             await self._states.ensure(device_id)
             yield self._states.for_device(device_id)
 

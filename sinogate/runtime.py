@@ -222,6 +222,7 @@ class Runtime:
             self.member = ClusterMember(self.cluster, self.sessions, self.commands, self.states, self.store,
                                         self.tasks)
             self.member.listeners.append(self.commands)
+            self.states.lender = self.member
             self.sessions.add_listener(self.member)
             self.relay = EventRelay(self.cluster, self.bus, on_remote=self._remote_event)
         else:
@@ -318,7 +319,7 @@ class Runtime:
             await self._listen(channel)
         if cfg.http_port:
             await self._start_http()
-        self._loops = [self.tasks.spawn(self._sweep_idle()), self.tasks.spawn(self._housekeeping()),
+        self._loops += [self.tasks.spawn(self._sweep_idle()), self.tasks.spawn(self._housekeeping()),
                        self.tasks.spawn(self.addresses.run()), self.tasks.spawn(self._register_pending()),
                        self.tasks.spawn(self._watch_store())]
         if self.recalc is not None:
@@ -552,6 +553,10 @@ class Runtime:
             for device in self.devices.all():
                 if self.states.peek(device["id"]) is None:
                     continue  # never seen since it was created: neither online nor offline
+                if (self.member is not None and self.sessions.session_for(device["id"]) is None
+                        and await self.member.holder(device["id"]) is not None):
+                    self.states.forget(device["id"])  # another node has it now and watches it
+                    continue
                 event = await self.ingest.with_state(device["id"], functools.partial(presence.offline_event,
                                                                                      device=device, now=now))
                 if event is not None:
@@ -616,9 +621,10 @@ class Runtime:
             await self.mqtt.stop()  # publishes what is queued (a few seconds at most), then disconnects
         await self.notifications.stop()
         await self.metrics.stop()
-        await self.tasks.drain(10)
         if self.cluster is not None:
-            await self.cluster.stop()  # after the connections closed: their devices are let go
+            await asyncio.sleep(0)  # the closed connections' detach tasks start (they let their devices go)
+            await self.cluster.stop()  # its heartbeat and watch end here, so the drain below is short
+        await self.tasks.drain(10)
         for final in (self.states.flush, self.later.flush):
             try:
                 await final()

@@ -48,6 +48,10 @@ class Gates(Protocol):
 
     def forget(self, device_id: int) -> None: ...
 
+    def open_gate(self, device_id: int) -> None: ...
+
+    async def write_back(self, device_id: int) -> None: ...
+
 
 class TelemetryCache(Protocol):
     async def release_telemetry(self, device_id: int, write_back: bool = True) -> None: ...
@@ -76,6 +80,32 @@ class ClusterMember:
 
     async def start(self) -> None:
         await self._node.serve("release", self._serve_release)
+        await self._node.serve("lend", self._serve_lend)
+        await self._node.serve("give_back", self._serve_give_back)
+
+    # analytics state lent to another node ----------------------------------------------------
+    async def holder(self, device_id: int) -> str | None:
+        if self._sessions.session_for(device_id) is not None:
+            return None  # here
+        node = await self._node.owner(device_id)
+        return None if node == self._node.name else node
+
+    async def lend(self, node: str, device_id: int) -> None:
+        await self._node.request(node, "lend", {"device_id": device_id}, RELEASE_TIMEOUT)
+
+    async def give_back(self, node: str, device_id: int) -> None:
+        with contextlib.suppress(ClusterError):  # it times its gate out by itself
+            await self._node.request(node, "give_back", {"device_id": device_id}, RELEASE_TIMEOUT)
+
+    async def _serve_lend(self, payload: dict[str, Any]) -> dict[str, Any]:
+        device_id = int(payload["device_id"])
+        self._states.gate(device_id)  # its next message waits for give_back, then reads the state again
+        await self._states.write_back(device_id)
+        return {"ok": {}}
+
+    async def _serve_give_back(self, payload: dict[str, Any]) -> dict[str, Any]:
+        self._states.open_gate(int(payload["device_id"]))
+        return {"ok": {}}
 
     # arrivals --------------------------------------------------------------------------------
     def on_attach(self, session: DeviceConnection) -> None:

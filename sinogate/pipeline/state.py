@@ -4,11 +4,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any
+from collections.abc import AsyncIterator
+from typing import Any, Protocol
 
 from sinogate.store.base import StateStore
 
 GATE_SECONDS = 5.0  # how long a device's first message waits for the node it left to write its state
+
+
+class StateLender(Protocol):
+    """Several nodes: the node holding a device lends its state to another node's change (an
+    odometer set through that node's API, a recalculation there)."""
+
+    async def holder(self, device_id: int) -> str | None:
+        """Another live node that holds the device, or ``None`` (this one, or none)."""
+
+    async def lend(self, node: str, device_id: int) -> None:
+        """``node`` writes the device's state back and holds its messages until ``give_back``."""
+
+    async def give_back(self, node: str, device_id: int) -> None:
+        """``node`` reads the state again and goes on."""
 
 
 class DeviceStates:
@@ -26,6 +41,7 @@ class DeviceStates:
         self.per_device = per_device
         self._current: set[int] = set()
         self._gates: dict[int, asyncio.Future[None]] = {}
+        self.lender: StateLender | None = None
 
     async def load(self) -> None:
         if not self.per_device:
@@ -39,6 +55,37 @@ class DeviceStates:
             gate = self._gates[device_id] = asyncio.get_running_loop().create_future()
         self._current.discard(device_id)
         return gate
+
+    def open_gate(self, device_id: int) -> None:
+        gate = self._gates.get(device_id)
+        if gate is not None and not gate.done():
+            gate.set_result(None)
+
+    async def write_back(self, device_id: int) -> None:
+        """Writes one device's state now (lent to another node, or handed over)."""
+        state = self._states.get(device_id)
+        self._dirty.discard(device_id)
+        if state:
+            await self._store.save_states({device_id: state})
+
+    @contextlib.asynccontextmanager
+    async def borrowed(self, device_id: int) -> AsyncIterator[None]:
+        """Around a change of the device's state made here while another node may hold the
+        device: borrows it from that node (which writes it back and waits), and writes the change
+        back and returns it after. A no-op on a single node."""
+        lender = self.lender if self.per_device else None
+        node = await lender.holder(device_id) if lender is not None else None
+        if lender is None or node is None:
+            yield
+            return
+        await lender.lend(node, device_id)
+        self._current.discard(device_id)  # read what the holder wrote
+        try:
+            yield
+            await self.write_back(device_id)
+        finally:
+            self._current.discard(device_id)  # the holder's copy is the latest again
+            await lender.give_back(node, device_id)
 
     async def ensure(self, device_id: int) -> None:
         """Per device: reads the device's state unless this node has the latest (a no-op otherwise)."""
@@ -60,10 +107,7 @@ class DeviceStates:
         if not self.per_device:
             return
         self._current.discard(device_id)
-        state = self._states.get(device_id)
-        self._dirty.discard(device_id)
-        if state:
-            await self._store.save_states({device_id: state})
+        await self.write_back(device_id)
 
     def for_device(self, device_id: int) -> dict[str, Any]:
         state = self._states.get(device_id)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -15,7 +16,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -205,3 +206,71 @@ def test_two_nodes_share_devices_commands_state_and_survive_kill(nodes: tuple[No
     assert telemetry["position.latitude"]["value"] == pytest.approx(22.53, abs=1e-5)
     assert telemetry["odometer.computed"]["value"] == after[-1]["odometer.computed"]
     dev.close()
+
+
+def sse(lines: Any, wanted: Callable[[str, dict[str, Any]], bool], limit: int = 200) -> dict[str, Any]:
+    """The first server-sent event ``wanted(type, data)`` takes."""
+    event = ""
+    for _ in range(limit):
+        line = next(lines)
+        if line.startswith("event: "):
+            event = line[7:]
+        elif line.startswith("data: "):
+            data = json.loads(line[6:])
+            if wanted(event, data):
+                return dict(data)
+    raise AssertionError("no such event")
+
+
+def test_what_is_done_through_either_node_applies_where_the_device_is(nodes: tuple[Node, Node]) -> None:
+    a, b = nodes
+    now = int(time.time())
+    dev = H02Device(a.h02_port, IDENT)
+    dev.send(h02_v1(IDENT, now - 600, 22.5, 114.0, knots=5.0))
+    device = device_on(a)
+    assert device_on(b) == device
+
+    # A geofence and an odometer set through B, for the device on A.
+    made = b.api("POST", "/gw/geofences", json=[{"name": "yard", "geometry": {
+        "type": "circle", "center": {"lat": 22.51, "lon": 114.0}, "radius": 0.3}}])
+    assert made.status_code == 200, made.text
+    fence = made.json()["result"][0]["id"]
+    wait_for(lambda: [g["id"] for g in a.result("/gw/geofences")] == [fence], timeout=10)
+    set_km = b.api("PUT", f"/gw/devices/{device}/odometer", json={"value": 1000})
+    assert set_km.status_code == 200, set_km.text
+
+    # B's live stream shows what the device sends to A, with A's analytics.
+    with httpx.stream("GET", b.url(f"/gw/devices/{device}/stream"), params={"token": TOKEN},
+                      timeout=30) as stream:
+        lines = stream.iter_lines()
+        assert ": connected" in [next(lines) for _ in range(2)]
+        time.sleep(1.5)  # B's next heartbeat tells A that somebody watches
+        dev.send(h02_v1(IDENT, now - 540, 22.51, 114.0, knots=5.0))  # 1.11 km north: in the yard
+        live = sse(lines, lambda kind, d: kind == "message" and d["data"].get("timestamp") == now - 540)
+        assert live["node"] == "a" and live["device_id"] == device
+        assert live["data"]["odometer.computed"] == pytest.approx(1001.112, abs=0.01)
+        entered = sse(lines, lambda kind, d: kind == "event" and d["data"]["type"] == "geofence.enter")
+        assert entered["data"]["geofence.id"] == fence
+    assert [e["type"] for e in b.result(f"/gw/devices/{device}/events")
+            if e["type"].startswith("geofence")] == ["geofence.enter"]
+
+    # The device opens a connection to B while A still holds it: A lets it go at once, and the
+    # state, the fence and the odometer go on on B.
+    moved = H02Device(b.h02_port, IDENT)
+    moved.send(h02_v1(IDENT, now - 480, 22.52, 114.0, knots=5.0))
+    dev.sock.settimeout(10)
+    while dev.sock.recv(4096):  # what A still wrote (replies), then the end: A closed it
+        pass
+    last = wait_for(lambda: [m for m in b.result(f"/gw/devices/{device}/messages")
+                             if m["timestamp"] == now - 480], timeout=10)[0]
+    assert last["odometer.computed"] == pytest.approx(1002.224, abs=0.01)
+    assert [e["type"] for e in a.result(f"/gw/devices/{device}/events")
+            if e["type"].startswith("geofence")] == ["geofence.enter", "geofence.exit"]
+
+    # Connected nowhere: a real-time command through A says so.
+    moved.close()
+    wait_for(lambda: not next(d for d in a.result("/gw/devices/all") if d["id"] == device)["connected"],
+             timeout=10)
+    refused = a.api("POST", f"/gw/devices/{device}/commands", json=[{"name": "engine.resume", "timeout": 5}])
+    assert refused.status_code == 400
+    assert "not connected" in refused.json()["errors"][0]["reason"]
