@@ -12,8 +12,10 @@ import json
 import os
 import signal
 import socket
+import struct
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -26,7 +28,7 @@ import pytest
 from sinogate.analytics.geo import distance_km
 from tests.commands.devices import H02Device, command_time, in_thread, joined, wait_for
 from tests.conftest import free_port
-from tests.server.frames import h02_v1
+from tests.server.frames import h02_v1, jt808_frame, location_body
 from tests.store.pg import schema_url
 
 pytestmark = pytest.mark.timeout(180)
@@ -34,6 +36,7 @@ pytestmark = pytest.mark.timeout(180)
 NATS = "nats://127.0.0.1:4222"
 TOKEN = "cluster-test-token"
 IDENT = "4210051999"
+PHONE = "013900000001"
 
 
 def nats_up() -> bool:
@@ -47,13 +50,13 @@ def nats_up() -> bool:
 class Node:
     def __init__(self, name: str, data: Path, store: str, cluster: str) -> None:
         self.name = name
-        self.h02_port, self.http_port = free_port(), free_port()
+        self.h02_port, self.jt808_port, self.http_port = free_port(), free_port(), free_port()
         env = {**os.environ, "SINOGATE_CLUSTER_NAME": cluster, "SINOGATE_CLUSTER_HEARTBEAT": "0.5",
                "SINOGATE_STATE_FLUSH_SECONDS": "0.5"}
         self.log = data / f"{name}.log"
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "sinogate", "serve", "--data-dir", str(data / name), "--host", "127.0.0.1",
-             "--h02-port", str(self.h02_port), "--jt808-port", "0", "--http-port", str(self.http_port),
+             "--h02-port", str(self.h02_port), "--jt808-port", str(self.jt808_port), "--http-port", str(self.http_port),
              "--http-host", "127.0.0.1", "--no-udp", "--token", TOKEN, "--store", store, "--cluster", NATS,
              "--node-name", name, "--log-level", "INFO"],
             stdout=subprocess.DEVNULL, stderr=open(self.log, "wb"), env=env,  # noqa: SIM115
@@ -96,13 +99,17 @@ class Node:
 
 
 @pytest.fixture
-def nodes(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[tuple[Node, Node]]:
+def store_url(request: pytest.FixtureRequest) -> str:
+    return schema_url(request)
+
+
+@pytest.fixture
+def nodes(tmp_path: Path, store_url: str) -> Iterator[tuple[Node, Node]]:
     if not nats_up():
         pytest.fail("NATS with JetStream is not running on 127.0.0.1:4222 (make test starts it)")
-    store = schema_url(request)
     cluster = f"t{uuid.uuid4().hex[:10]}"
-    a = Node("a", tmp_path, store, cluster)
-    b = Node("b", tmp_path, store, cluster)
+    a = Node("a", tmp_path, store_url, cluster)
+    b = Node("b", tmp_path, store_url, cluster)
     try:
         yield a, b
     finally:
@@ -274,3 +281,46 @@ def test_what_is_done_through_either_node_applies_where_the_device_is(nodes: tup
     refused = a.api("POST", f"/gw/devices/{device}/commands", json=[{"name": "engine.resume", "timeout": 5}])
     assert refused.status_code == 400
     assert "not connected" in refused.json()["errors"][0]["reason"]
+
+
+def test_what_a_killed_node_acknowledged_is_stored(nodes: tuple[Node, Node], store_url: str) -> None:
+    """JT/T 808 reports streamed to node A, A killed with -9 mid-stream: every report A answered
+    with 0x8001 is in the shared store, and node B serves it."""
+    a, b = nodes
+    sock = socket.create_connection(("127.0.0.1", a.jt808_port), timeout=10)
+    base = int(time.time()) - 10_000
+    acked: list[int] = []
+
+    def reader() -> None:
+        buf = b""
+        with contextlib.suppress(OSError):
+            while chunk := sock.recv(65536):
+                buf += chunk
+                *frames, buf = buf.split(b"\x7e\x7e")  # replies come back to back
+                for frame in frames:
+                    raw = frame.strip(b"\x7e").replace(b"\x7d\x02", b"\x7e").replace(b"\x7d\x01", b"\x7d")
+                    acked.append(struct.unpack(">H", raw[12:14])[0])
+
+    thread = threading.Thread(target=reader, daemon=True)
+    thread.start()
+    for serial in range(5000):
+        try:
+            sock.sendall(jt808_frame(0x0200, PHONE, serial, location_body(base + serial, 10 + serial / 1e5, 20.0)))
+        except OSError:
+            break
+        if len(acked) > 1000:
+            break
+        if serial % 200 == 0:
+            time.sleep(0.01)
+    wait_for(lambda: len(acked) >= 1000, timeout=30)
+    a.kill()  # mid-stream: more frames are in flight
+    sock.close()
+    thread.join(5)
+    snapshot = list(acked)
+
+    [device] = [d["id"] for d in b.result("/gw/devices/all") if d["configuration"]["ident"] == PHONE.lstrip("0")]
+    stored = b.api("GET", f"/gw/devices/{device}/messages", params={"data": json.dumps({"count": 10_000})})
+    assert stored.status_code == 200, stored.text
+    serials = {round(m["timestamp"] - base) for m in stored.json()["result"]}
+    missing = [serial for serial in snapshot if serial not in serials]
+    assert not missing, f"{len(missing)} acknowledged messages were lost, e.g. serials {missing[:10]}"
