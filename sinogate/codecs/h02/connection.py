@@ -55,7 +55,7 @@ class Connection:
 
     protocol: ClassVar[str] = "h02"
 
-    __slots__ = ("_framer", "_hint", "_ident", "_lookup", "_tcache", "transport")
+    __slots__ = ("_framer", "_hint", "_ident", "_lookup", "_tcache", "_v4", "transport")
 
     def __init__(self, settings: SettingsLookup = default_lookup, transport: str = "tcp",
                  limits: CodecLimits | None = None) -> None:  # H02 holds at most one frame: no limits used
@@ -64,6 +64,7 @@ class Connection:
         self._ident: str | None = None
         self._framer = Framer(self._length_hint)
         self._tcache: tuple[int, str, str] = (-1, "", "")
+        self._v4: tuple[str, str, int, bytes] = ("", "", -1, b"")  # the last V4 reply: a burst shares it
         self._hint: tuple[str, int | None] = ("", None)
 
     @property
@@ -168,7 +169,8 @@ class Connection:
     def _text(self, raw: bytes, now: float) -> Frame:
         # framed: '*...#'; a datagram may lack the '#'
         s = raw[1:-1].decode("latin-1") if raw[-1] == 0x23 else raw.decode("latin-1").strip(_STRIP)[1:]
-        p = s.split(",")
+        # the fields a report's common layout reads one by one; the rest (STATUS's extras) in one
+        p = s.split(",", 13)
         if len(p) < 3:
             return Frame(raw, self._ident, errors=["text frame with fewer than 3 fields"])
         dev = p[1].strip()
@@ -193,6 +195,9 @@ class Connection:
         if fast is not None:
             msg = fast
         else:
+            if len(p) == 14:  # split at every comma for the decoders
+                p = s.split(",")
+                p[2] = typ
             try:
                 msg = decoder(p, ident or "", offset_s, now)
             except Exception as exc:  # a device must never break the connection: report, go on
@@ -207,7 +212,12 @@ class Connection:
             self._ident = ident  # the first ident a decoded frame names is the connection's
         if dev and decoded:
             if typ == "V1" or typ == "NBR":
-                replies.append(f"*HQ,{dev},V4,{typ},{self._times(now)[0]}#".encode("latin-1"))
+                sec = int(now)
+                v4 = self._v4
+                if v4[2] != sec or v4[0] != dev or v4[1] != typ:
+                    v4 = (dev, typ, sec, f"*HQ,{dev},V4,{typ},{self._times(now)[0]}#".encode("latin-1"))
+                    self._v4 = v4
+                replies.append(v4[3])
             elif settings.h02_ack and typ not in _NO_R12:
                 replies.append(f"*HQ,{dev},R12,{self._times(now)[1]}#".encode("latin-1"))
         return Frame(raw, ident, [msg], replies, errors)

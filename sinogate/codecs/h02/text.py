@@ -152,7 +152,8 @@ def decode_position(p: list[str], ident: str, offset_s: float, now: float) -> Me
 def common_report(s: str, p: list[str], ident: str, typ: str, offset_s: float, vendor: str) -> Message | None:
     """A position report in the layout nearly every report has, ``XX,ID,TYPE,HHMMSS,A,DDMM.MMMM,N,
     DDDMM.MMMM,E,SPEED,COURSE,DDMMYY,STATUS[,extra...]`` (``p``: ``s`` split at commas, at least 13
-    fields, TYPE a position type other than V4), decoded in one pass, ``vendor.code`` included.
+    fields, TYPE a position type other than V4; the extras may be split or left in one field, as
+    ``s.split(",", 13)`` leaves them), decoded in one pass, ``vendor.code`` included.
 
     None as soon as anything differs from that layout (an empty or odd field, a battery field, a
     missing status, a value the generic path rejects): ``decode_position`` then decides, errors
@@ -174,7 +175,7 @@ def common_report(s: str, p: list[str], ident: str, typ: str, offset_s: float, v
     tail = s[k:]  # STATUS[,extra...] as sent
     template = _LAYOUTS.get(tail)
     if template is None:
-        template = _layout(p[12], p[13:])
+        template = _layout(p[12], s[k + len(p[12]) + 1:].split(",") if len(p) > 13 else [])
         if template is None:
             return None
         if len(tail) <= _MAX_TAIL:
