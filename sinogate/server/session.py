@@ -30,6 +30,7 @@ import asyncio
 import itertools
 import logging
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -67,10 +68,54 @@ _MAX_PENDING_PACKETS = 64
 FLUSH_AFTER = 1.0
 # Bytes of the junk budget the connect/disconnect records of a never identified connection cost.
 _RECORDS_COST = 256
+# Bytes of device reads in process at once (see ``ReadBudget``): some 10,000 positions decoded.
+READ_BUDGET = 1 << 20
 
 
 def next_conn_id() -> int:
     return next(_conn_ids)
+
+
+class ReadBudget:
+    """Bytes read from devices that are being decoded, run through the pipeline and stored, all
+    connections together. A connection whose read does not fit waits (first come, first served)
+    and reads nothing more meanwhile, so an overloaded server leaves the backlog in the sockets
+    (TCP flow control) instead of holding every connection's read decoded at once: memory and
+    the size of a group commit stay bounded. A read larger than the budget goes alone."""
+
+    def __init__(self, limit: int = READ_BUDGET) -> None:
+        self.limit = limit
+        self.used = 0
+        self.waited = 0  # reads that had to wait
+        self._waiters: deque[tuple[int, asyncio.Future[None]]] = deque()
+
+    async def acquire(self, n: int) -> None:
+        if not self._waiters and (self.used == 0 or self.used + n <= self.limit):
+            self.used += n
+            return
+        self.waited += 1
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append((n, future))
+        try:
+            await future
+        except asyncio.CancelledError:
+            if future.done() and not future.cancelled():  # granted just before the cancel
+                self.release(n)
+            raise
+
+    def release(self, n: int) -> None:
+        self.used -= n
+        waiters = self._waiters
+        while waiters:
+            want, future = waiters[0]
+            if future.done():  # cancelled while waiting
+                waiters.popleft()
+                continue
+            if self.used and self.used + want > self.limit:
+                break
+            waiters.popleft()
+            self.used += want
+            future.set_result(None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +132,7 @@ class SessionServices:
     guard: Guard = field(default_factory=Guard)  # device-side limits, shared (server.guard)
     health: StoreHealth = field(default_factory=StoreHealth)  # the store's state (disk full)
     codec_limits: CodecLimits = field(default_factory=CodecLimits)  # what codecs may hold, shared
+    reads: ReadBudget = field(default_factory=ReadBudget)  # TCP reads in process at once, shared
 
 
 class Session:
@@ -509,7 +555,13 @@ class TcpSession(Session):
                     data = await self.reader.read(65536)
                 if not data:
                     break
-                replies = await self.process(data, time.time())
+                now = time.time()
+                reads = services.reads
+                await reads.acquire(len(data))
+                try:
+                    replies = await self.process(data, now)
+                finally:
+                    reads.release(len(data))
                 if replies and not self.closed:  # one write (and one raw-packet record) per read
                     self.send(replies[0] if len(replies) == 1 else b"".join(replies))
                 if self.writer.transport.get_write_buffer_size() > 1 << 20:
