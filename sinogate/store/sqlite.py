@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import itertools
 import sqlite3
 import threading
 import time
@@ -103,6 +105,58 @@ def _inserted(
             found.append((hit[0], message))
     new = set(sorted(row_id for row_id, _ in found)[-added:])
     return [message for row_id, message in found if row_id in new]
+
+
+def _message_rows(messages: list[Message], digests: list[int] | None) -> tuple[list[tuple[Any, ...]], float]:
+    """The ``messages`` rows of a batch and the newest reception time among them. Raises, as the
+    telemetry rule would after the commit (where it must not fail), for a device time that is not
+    a number."""
+    rows = []
+    newest = 0.0  # reception time
+    for i, m in enumerate(messages):
+        if digests is not None:
+            data, digest = dumps_bytes(m), digests[i]
+        else:
+            data, digest = encode_message(m)
+        get = m.get
+        ts, device_id, flagged = get("timestamp"), get("device.id"), get("timestamp.flagged")
+        if ts.__class__ is not float and device_id is not None and not flagged:
+            _check_device_time(ts)
+        server_ts = get("server.timestamp")
+        server_ts = server_ts if server_ts.__class__ is float else float(server_ts or 0.0)
+        if server_ts > newest:
+            newest = server_ts
+        # JSON stored as TEXT: measured faster under load than BLOB
+        rows.append((device_id, get("protocol.name", ""), str(get("ident", "")), float(ts or 0.0), server_ts,
+                     1 if flagged else 0, digest, data.decode()))
+    return rows, newest
+
+
+_INSERT_MESSAGE = ("INSERT OR IGNORE INTO messages(device_id, protocol, ident, ts, server_ts, flagged, digest, data)"
+                   " VALUES ")
+_INSERT_PACKET = "INSERT INTO packets(ts, type, conn, protocol, peer, ident, device_id, data) VALUES "
+_ROWS_PER_INSERT = 128  # x 8 columns: within SQLite's 32,766 variables
+
+
+@functools.cache
+def _multi_row(head: str, width: int, rows: int) -> str:
+    row = "(" + ",".join("?" * width) + ")"
+    return head + ",".join([row] * rows)
+
+
+def _insert_many(db: sqlite3.Connection, head: str, rows: list[tuple[Any, ...]]) -> None:
+    """``rows`` inserted with multi-row statements, in order: one statement step (one release
+    of the GIL, one return to Python) per up to 128 rows, where ``executemany`` takes one per row
+    and the event loop's thread holds the GIL in between. Row counts are powers of two, so a few
+    prepared statements serve every batch (the module's statement cache keeps them)."""
+    width = len(rows[0])
+    i, n = 0, len(rows)
+    while i < n:
+        k = min(_ROWS_PER_INSERT, n - i)
+        k = 1 << (k.bit_length() - 1)  # the largest power of two not above what is left
+        chunk = rows[i:i + k]
+        db.execute(_multi_row(head, width, k), list(itertools.chain.from_iterable(chunk)))
+        i += k
 
 
 def _cleared(mark: list[float] | None, row_id: int, server_ts: float) -> bool:
@@ -475,32 +529,7 @@ class SQLiteStore(Store):
 
     # ingest ----------------------------------------------------------------------------------
     async def ingest(self, batch: IngestBatch) -> None:
-        rows = []
         digests = batch.digests
-        newest = 0.0  # reception time
-        for i, m in enumerate(batch.messages):
-            if digests is not None:
-                data, digest = dumps_bytes(m), digests[i]
-            else:
-                data, digest = encode_message(m)
-            ts = m.get("timestamp")
-            if ts.__class__ is not float and m.get("device.id") is not None and not m.get("timestamp.flagged"):
-                _check_device_time(ts)  # telemetry takes it after the commit, where it must not fail
-            server_ts = float(m.get("server.timestamp") or 0.0)
-            if server_ts > newest:
-                newest = server_ts
-            rows.append(  # JSON stored as TEXT: measured faster under load than BLOB
-                (
-                    m.get("device.id"),
-                    m.get("protocol.name", ""),
-                    str(m.get("ident", "")),
-                    float(ts or 0.0),
-                    server_ts,
-                    1 if m.get("timestamp.flagged") else 0,
-                    digest,
-                    data.decode(),
-                )
-            )
         packets = [
             (p.timestamp, p.type, p.conn, p.protocol, p.peer, p.ident, p.device_id, p.data) for p in batch.packets
         ]
@@ -520,25 +549,19 @@ class SQLiteStore(Store):
         messages = batch.messages
 
         def op(db: sqlite3.Connection) -> tuple[list[Message], float]:
+            # The rows are built here, in the writer thread: the event loop only hands the batch over.
+            rows, newest = _message_rows(messages, digests)
             inserted = messages
             if rows:
                 if newest > self._seen_server_ts:
                     self._seen_server_ts = newest
                 before = db.total_changes
-                db.executemany(
-                    "INSERT OR IGNORE INTO messages(device_id, protocol, ident, ts, server_ts, flagged, digest, data)"
-                    " VALUES (?,?,?,?,?,?,?,?)",
-                    rows,
-                )
+                _insert_many(db, _INSERT_MESSAGE, rows)
                 added = db.total_changes - before
                 if added != len(rows):  # duplicates were skipped (the usual case inserts them all)
                     inserted = _inserted(db, rows, messages, added)
             if packets:
-                db.executemany(
-                    "INSERT INTO packets(ts, type, conn, protocol, peer, ident, device_id, data)"
-                    " VALUES (?,?,?,?,?,?,?,?)",
-                    packets,
-                )
+                _insert_many(db, _INSERT_PACKET, packets)
             if logs:
                 db.executemany(
                     "INSERT INTO logs(ts, event, protocol, conn, ident, device_id, peer, transport, recv, send,"
