@@ -1,13 +1,17 @@
-"""The floor for bench/ingest.py: a bare asyncio reader that only counts bytes.
+"""The floor for bench/ingest.py: a bare asyncio reader that only counts frames.
 
-It listens where the gateway would (H02 and JT/T 808 ports) and does nothing per byte but add the
-length. JT/T 808 terminals only report after register/auth, so for the first frames of a JT808
-connection it answers 0x0100 / 0x0102 with the real codec (a few frames per connection, then the
-codec is dropped and bytes are only counted). Nothing is decoded, stored or acknowledged.
+It listens where the gateway would (H02 and JT/T 808 ports) and per read only counts frame
+delimiters, in C: H02 text frames end with ``#``, JT/T 808 frames are enclosed in ``0x7e`` (which
+never occurs inside one: it is escaped), so frames = ``#`` count, or ``0x7e`` count / 2. JT/T 808
+terminals only report after register/auth, so for the first frames of a JT808 connection it
+answers 0x0100 / 0x0102 with the real codec (a few frames per connection, then the codec is
+dropped). Nothing is decoded, stored or acknowledged.
 
     python bench/_floor.py H02_PORT JT808_PORT STATS_JSON
 
-Runs until SIGTERM/SIGINT, then writes {"bytes", "first", "last", "connections"} to STATS_JSON.
+Runs until SIGTERM/SIGINT, then writes {"frames", "bytes", "first", "last", "connections",
+"cpu_s"} to STATS_JSON (``cpu_s``: the reader's CPU time, to tell whether the reader or the
+load generator set the pace).
 """
 
 from __future__ import annotations
@@ -22,10 +26,13 @@ from typing import Any
 
 from sinogate.codecs import ProtocolConnection, connection_class
 
-STATS: dict[str, Any] = {"bytes": 0, "first": 0.0, "last": 0.0, "connections": 0}
+STATS: dict[str, Any] = {"frames": 0, "bytes": 0, "first": 0.0, "last": 0.0, "connections": 0, "cpu_s": 0.0}
+DELIMITERS = {"h02": 0, "jt808": 0}
 
 
 class Counter(asyncio.Protocol):
+    """H02: one ``#`` ends each text frame."""
+
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         STATS["connections"] += 1
 
@@ -35,6 +42,7 @@ class Counter(asyncio.Protocol):
             STATS["first"] = now
         STATS["last"] = now
         STATS["bytes"] += len(data)
+        DELIMITERS["h02"] += data.count(b"#")
 
 
 class Jt808Counter(Counter):
@@ -49,7 +57,12 @@ class Jt808Counter(Counter):
         self.transport = transport  # type: ignore[assignment]
 
     def data_received(self, data: bytes) -> None:
-        super().data_received(data)
+        now = time.time()
+        if not STATS["first"]:
+            STATS["first"] = now
+        STATS["last"] = now
+        STATS["bytes"] += len(data)
+        DELIMITERS["jt808"] += data.count(b"\x7e")  # two per frame
         codec = self.codec
         if codec is None or self.transport is None:
             return
@@ -76,6 +89,9 @@ async def main(h02_port: int, jt808_port: int, out: str) -> None:
     await stop.wait()
     for s in servers:
         s.close()
+    STATS["frames"] = DELIMITERS["h02"] + DELIMITERS["jt808"] // 2
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    STATS["cpu_s"] = usage.ru_utime + usage.ru_stime
     with open(out, "w") as fh:
         json.dump(STATS, fh)
 
