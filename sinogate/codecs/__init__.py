@@ -22,8 +22,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sinogate.codecs import h02, jt808
-from sinogate.codecs.base import (
+from sinogate.codecs import _native
+
+_native.install()  # before any codec module: stale or unwanted compiled modules load as Python
+
+from sinogate.codecs import h02, jt808  # noqa: E402
+from sinogate.codecs.base import (  # noqa: E402
     DEFAULT_SETTINGS,
     CodecError,
     DeviceSettings,
@@ -34,7 +38,7 @@ from sinogate.codecs.base import (
     SettingsLookup,
     default_lookup,
 )
-from sinogate.codecs.spec import Match, Pending, ProtocolSpec
+from sinogate.codecs.spec import Match, Pending, ProtocolSpec  # noqa: E402
 
 _SPECS: tuple[ProtocolSpec, ...] = (h02.SPEC, jt808.SPEC)
 
@@ -74,6 +78,11 @@ def connection_class(protocol: str) -> type[ProtocolConnection]:
     return spec(protocol).connection
 
 
+def compiled() -> bool:
+    """Do the decoding modules run compiled (mypyc, ``setup.py``)? False: pure Python."""
+    return _native.compiled(h02.connection) and _native.compiled(jt808.connection)
+
+
 def load_all() -> None:
     """Kept for callers: every codec is imported with this package (and the parameter registry,
     ``sinogate.model.params``, reads their names from ``ProtocolSpec.params``); nothing to do."""
@@ -94,6 +103,7 @@ __all__ = [
     "ProtocolConnection",
     "ProtocolSpec",
     "SettingsLookup",
+    "compiled",
     "connection_class",
     "default_lookup",
     "load_all",
