@@ -589,13 +589,8 @@ class SQLiteStore(Store):
         messages, newest = ingested
         if newest > self._applied_server_ts:
             self._applied_server_ts = newest
-        touched: set[int] = set()
         with self._telemetry_lock:
-            apply = self._telemetry.apply
-            for m in messages:
-                device_id = apply(m)
-                if device_id is not None:
-                    touched.add(device_id)
+            touched = self._telemetry.apply_many(messages)
             if self._deleted and not touched.isdisjoint(self._deleted):  # sent while it was being deleted
                 for gone in touched & self._deleted:
                     self._telemetry.drop(gone)
