@@ -73,9 +73,14 @@ class TelemetryTable:
         assert device_id is not None
         merged: dict[str, Any] = {}
         merged_times: dict[str, Any] = {}
-        for m, ts in run:
+        last, last_ts = run[-1]
+        for m, ts in run[:-1]:
+            if m.keys() <= last.keys():
+                continue  # the last message overrides every parameter of this one (the usual case)
             merged.update(m)
             merged_times.update(dict.fromkeys(m, ts))
+        merged.update(last)
+        merged_times.update(dict.fromkeys(last, last_ts))
         entry = self._entries.get(device_id)
         if entry is None:
             entry = self._entries[device_id] = ({}, {})
