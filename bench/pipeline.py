@@ -1,17 +1,30 @@
-"""Phase-1 pipeline cost per message, on one core, without sockets or a store.
+"""Phase-1 pipeline cost per message, on one core, without sockets or a store; and the whole
+ingest path's CPU cost per message without sockets.
 
-    .venv/bin/python bench/pipeline.py [--messages 50000]
+    .venv/bin/python bench/pipeline.py [--messages 50000] [--ingest-devices 400] [--no-ingest]
 
 Runs real decoded H02 V1 messages of one moving device through: the minimal chain (enrich, time
 check, filters), the default chain (every handler), and the default chain plus 5 expression
 plugins, and prints CPU µs per message (best of 3 runs) and messages/s for each.
+
+Then the ingest path as a gateway runs it, minus the sockets: the runtime's services on a SQLite
+file, half H02 and half JT/T 808 devices (``sinogate simulate``'s frames, JT808 registered and
+authenticated first), each read carrying 10 positions, every device's read in turn
+(``Session.process``: decode, ingest service, pipeline, group commit, phase 2). Prints CPU µs per
+message of the event-loop thread and of the SQLite writer thread (``/proc`` per-thread times, the
+measure least distorted by other processes on the machine), and the collector's share.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
+import os
+import tempfile
+import threading
 import time
+from pathlib import Path
 from typing import Any
 
 from sinogate.config import Config
@@ -78,9 +91,95 @@ def measure(name: str, config: Config, plugins: list[dict[str, Any]], sample: li
           f"  {len(batch) / best:>10,.0f} msg/s")
 
 
+def _thread_cpu() -> dict[str, float]:
+    """CPU seconds of each thread of this process, by thread name (Linux /proc)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out = {}
+    for thread in threading.enumerate():
+        try:
+            with open(f"/proc/self/task/{thread.native_id}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        out[thread.name] = (int(fields[11]) + int(fields[12])) / tick
+    return out
+
+
+async def measure_ingest(devices: int, per_read: int, rounds: int) -> None:
+    from sinogate.runtime import Runtime
+    from sinogate.server.session import Session
+    from sinogate.simulate import frames_jt808 as jt
+    from sinogate.simulate.config import SimConfig
+    from sinogate.simulate.device import SimDevice, Stats
+    from sinogate.simulate.device_h02 import H02Device
+    from sinogate.simulate.device_jt808 import Jt808Device
+
+    class Quiet(Session):
+        def send(self, data: bytes) -> None:
+            pass
+
+        def close(self, reason: str) -> None:
+            self.closed = True
+
+    with tempfile.TemporaryDirectory(prefix="sinogate-bench-") as tmp:
+        rt = Runtime(Config(data_dir=Path(tmp)))
+        await rt.store.open()
+        for part in (rt.devices, rt.states, rt.geofences, rt.plugins, rt.calcs, rt.support):
+            await part.load()
+        channels = {c.protocol: c for c in rt.channels}
+        sim, stats, wall = SimConfig(rate=25, duration=20), Stats(), int(time.time())
+        pairs: list[tuple[SimDevice, Session]] = []
+        for i in range(devices):
+            if i % 2 == 0:
+                pairs.append((H02Device(i, str(4100000000 + i), sim, stats, wall),
+                              Quiet(rt.session_services, channels["h02"], f"127.0.0.1:{i}")))
+                continue
+            dev = Jt808Device(i, str(13800000000 + i), sim, stats, wall)
+            session: Session = Quiet(rt.session_services, channels["jt808"], f"127.0.0.1:{i}")
+            await session.process(dev.frame(0x0100, jt.register_body(dev.ident, dev.v2019))[1], time.time())
+            await session.process(dev.frame(0x0102, jt.auth_body(dev.ident.encode(), dev.v2019, imei=dev.imei))[1],
+                                  time.time())
+            pairs.append((dev, session))
+
+        def read(dev: SimDevice) -> bytes:
+            return dev.encode_positions([dev.next_fix() for _ in range(per_read)], backlog=False)
+
+        for device, conn in pairs:  # warm-up: every device known, states created
+            await conn.process(read(device), time.time())
+        reads = [[read(device) for device, _ in pairs] for _ in range(rounds)]
+        gc.collect()  # as Runtime.serve_forever does
+        gc.freeze()
+        gc.set_threshold(100_000, 50, 100)
+        collected = [0.0, 0.0]
+
+        def timed(phase: str, info: dict[str, Any]) -> None:
+            if phase == "start":
+                collected[1] = time.thread_time()
+            else:
+                collected[0] += time.thread_time() - collected[1]
+
+        gc.callbacks.append(timed)
+        before, start = _thread_cpu(), time.perf_counter()
+        for r in range(rounds):
+            await asyncio.gather(*(session.process(reads[r][i], time.time()) for i, (_, session) in enumerate(pairs)))
+        wall_s, after = time.perf_counter() - start, _thread_cpu()
+        gc.callbacks.remove(timed)
+        n = rounds * per_read * devices
+        loop_us = 1e6 * (after["MainThread"] - before["MainThread"]) / n
+        writer_us = 1e6 * (after.get("sqlite-writer", 0) - before.get("sqlite-writer", 0)) / n
+        other_us = 1e6 * sum(v - before.get(k, 0) for k, v in after.items()
+                             if k not in ("MainThread", "sqlite-writer")) / n
+        print(f"ingest path ({devices} devices, {per_read} per read): event loop {loop_us:.1f} µs/msg (CPU, of which "
+              f"collector {1e6 * collected[0] / n:.1f}), SQLite writer {writer_us:.1f}, other threads {other_us:.1f}; "
+              f"{n:,} messages in {wall_s:.1f} s wall, {getattr(rt.store, 'commits', 0):,} commits")
+        await rt.store.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--messages", type=int, default=50_000)
+    parser.add_argument("--ingest-devices", type=int, default=400)
+    parser.add_argument("--no-ingest", action="store_true", help="only the pipeline")
     args = parser.parse_args()
     sample = messages(args.messages, 1_760_000_000.0)
     optional = ["odometer", "edges", "presence", "geofencing", "overspeed", "calcs"]
@@ -91,6 +190,8 @@ def main() -> None:
     measure("minimal (enrich, time, filters)", minimal, [], sample)
     measure("default chain", Config(), [], sample)
     measure("default chain + 5 expression plugins", Config(), PLUGINS, sample)
+    if not args.no_ingest:
+        asyncio.run(measure_ingest(args.ingest_devices, 10, 10))
 
 
 if __name__ == "__main__":
