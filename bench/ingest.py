@@ -29,7 +29,9 @@ For each traffic scenario:
   stored, per second of sending. A server slower than the offered load leaves a backlog in its
   sockets, which it keeps storing after the simulator stopped waiting for acknowledgements
   (``drain_timeout``): those messages are stored but never acknowledged (acked < stored), and the
-  note says how long the backlog took.
+  note says how long the backlog took. ``srv CPU µs/msg`` is the server's CPU time over the
+  messages it stored: the figure that other processes on the machine distort least (a server
+  that got only part of a core stores less per second, not more per CPU second).
 
 The idle scenario opens N connections from this process (each sends one heartbeat, so the device
 is identified, then stays silent), bound to source addresses 127.0.0.2, .3, ... so that the
@@ -552,6 +554,7 @@ class Result:
     rss_after_mb: float = 0.0
     rss_per_conn_kb: float | None = None
     server_cpu_pct: float = 0.0
+    server_cpu_us_per_msg: float | None = None  # the server's CPU time over what it stored
     generator_cpu_pct: float = 0.0
     counted_via: str = ""
     notes: list[str] = field(default_factory=list)
@@ -661,6 +664,7 @@ def traffic_scenario(name: str, load: str, args: list[str], connections: int, tm
         result.rss_before_mb, result.rss_after_mb = rss0 / 1024, rss_peak / 1024
         result.rss_per_conn_kb = (rss_peak - rss0) / connections if connections else None
         result.server_cpu_pct = 100 * (cpu1 - cpu0) / (t1 - t0)
+        result.server_cpu_us_per_msg = 1e6 * (cpu1 - cpu0) / acc.stored if acc.stored else None
         result.generator_cpu_pct = 100 * sim.cpu_s / sim.wall if sim.wall else 0.0
         bytes_per_msg = sim.summary.get("bytes_sent", 0) / max(1, sim.summary.get("sent", 1))
     finally:
@@ -819,7 +823,8 @@ def _fmt(value: float | int | None, spec: str = ",.0f") -> str:
 
 def print_table(results: list[Result]) -> None:
     cols = ["scenario", "conns", "sent", "acked", "stored", "stored/s", "acked/s", "peak 1s", "floor/s",
-            "floor CPU%", "ratio", "p50 ms", "p99 ms", "lost", "dup", "RSS MB", "KB/conn", "srv CPU%", "gen CPU%"]
+            "floor CPU%", "ratio", "p50 ms", "p99 ms", "lost", "dup", "RSS MB", "KB/conn", "srv CPU%",
+            "srv CPU µs/msg", "gen CPU%"]
     rows = []
     for r in results:
         rows.append([
@@ -828,7 +833,7 @@ def print_table(results: list[Result]) -> None:
             _fmt(r.p50_ms, ".1f"),
             _fmt(r.p99_ms, ".1f"), _fmt(r.lost), _fmt(r.duplicated),
             f"{r.rss_before_mb:.0f}→{r.rss_after_mb:.0f}", _fmt(r.rss_per_conn_kb, ".1f"),
-            _fmt(r.server_cpu_pct), _fmt(r.generator_cpu_pct),
+            _fmt(r.server_cpu_pct), _fmt(r.server_cpu_us_per_msg), _fmt(r.generator_cpu_pct),
         ])
     widths = [max(len(c), *(len(row[i]) for row in rows)) for i, c in enumerate(cols)]
     print("| " + " | ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True)) + " |")
