@@ -668,8 +668,10 @@ def traffic_scenario(name: str, load: str, args: list[str], connections: int, tm
         result.generator_cpu_pct = 100 * sim.cpu_s / sim.wall if sim.wall else 0.0
         bytes_per_msg = sim.summary.get("bytes_sent", 0) / max(1, sim.summary.get("sent", 1))
     finally:
-        stored.close()
-        server.stop()
+        try:
+            stored.close()
+        finally:  # never leave the server running
+            server.stop()
         if spy is not None:
             spy.wait(30)
     if spy is not None and PROFILE_DIR is not None:
@@ -778,8 +780,10 @@ def idle_scenario(target: int, tmp: Path) -> Result:
     finally:
         for s in socks:
             s.close()
-        stored.close()
-        server.stop()
+        try:
+            stored.close()
+        finally:
+            server.stop()
     return result
 
 
