@@ -252,6 +252,11 @@ class Machine:
 
     def step(self, st: State, m: Message, fix: bool, truth: bool) -> list[Change]:
         rule = self.rule
+        if not truth and st.get("open") is None:  # the usual case of most machines: nothing open, nothing opens
+            st["last"] = float(m["timestamp"])
+            if rule.lead and fix:
+                st["p"] = {key: m[key] for key in _LEAD_KEYS if key in m}
+            return []
         out: list[Change] = []
         ts = float(m["timestamp"])
         last = st.get("last")
@@ -375,7 +380,9 @@ class Motion:
     def step(self, st: State, m: Message, moving: bool) -> list[tuple[str, Change]]:
         """Steps one accepted fix. Returns ("trip" | "stop", change) pairs in order."""
         out: list[tuple[str, Change]] = []
-        trip: State = st.setdefault("trip", {})
+        trip: State | None = st.get("trip")
+        if trip is None:
+            trip = st["trip"] = {}
         ts = float(m["timestamp"])
         last = trip.get("last")
         if self.max_gap and last is not None and ts - last > self.max_gap:

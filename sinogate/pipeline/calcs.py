@@ -41,6 +41,14 @@ _K_MOTION, _K_VISITS, _K_OVERSPEED, _K_IGNITION, _K_OFFLINE = (str(TRIPS), str(G
 _OVERSPEED = next(c for c in BUILTINS if c.id == OVERSPEED)
 
 
+def _sub(state: dict[str, Any], key: str) -> dict[str, Any]:
+    """``state.setdefault(key, {})`` without building a dict when there is one (every message)."""
+    sub: dict[str, Any] | None = state.get(key)
+    if sub is None:
+        sub = state[key] = {}
+    return sub
+
+
 _NUMBER = (int, float)
 
 
@@ -122,15 +130,15 @@ class Calcs(Handler):
         out = ctx.intervals
         setup = self.setup(device)
 
-        gap = offline_step(state.setdefault(_K_OFFLINE, {}), message, fix, setup.offline_after)
+        gap = offline_step(_sub(state, _K_OFFLINE), message, fix, setup.offline_after)
         if gap is not None:
             out.append(record(OFFLINE, device_id, gap, False))
 
         ignition = message.get("engine.ignition.status")
-        motion_state: dict[str, Any] = state.setdefault(_K_MOTION, {})
+        motion_state: dict[str, Any] = _sub(state, _K_MOTION)
         if ignition.__class__ is bool:
             motion_state["ign"] = ignition
-            changes = setup.ignition.step(state.setdefault(_K_IGNITION, {}), message, fix, ignition)
+            changes = setup.ignition.step(_sub(state, _K_IGNITION), message, fix, ignition)
             if changes:
                 self._emit(ctx, device_id, IGNITION, None, changes)
 
@@ -181,7 +189,7 @@ class Calcs(Handler):
         over = speed is not None and limit is not None and limit > 0 and speed > limit
         # The limit in force becomes the interval's speed.limit counter (its last value).
         seen = {**message, "speed.limit": limit} if over else message
-        changes = setup.overspeed.step(state.setdefault(_K_OVERSPEED, {}), seen, True, over)
+        changes = setup.overspeed.step(_sub(state, _K_OVERSPEED), seen, True, over)
         if changes:
             self._emit(ctx, device_id, OVERSPEED, _OVERSPEED, changes)
 

@@ -41,7 +41,9 @@ class StateEdges(Handler):
         state = ctx.state(self.name)
         if state is None:
             return message
-        flags: dict[str, bool] = state.setdefault("alarms", {})
+        flags: dict[str, bool] | None = state.get("alarms")
+        if flags is None:
+            flags = state["alarms"] = {}
         # Most flags are false and stay so: only the alarms set now, and those set before, are
         # looked at one by one (set operations over the message's items run in C).
         raised = message.items() & _RAISED
