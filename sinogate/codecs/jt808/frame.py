@@ -6,7 +6,9 @@ then header + body + checksum are escaped (``7E -> 7D 02``, ``7D -> 7D 01``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import struct
+from types import FunctionType
+from typing import Final
 
 MAX_BODY = 0x3FF
 
@@ -50,7 +52,13 @@ def unescape(data: bytes) -> tuple[bytes, int]:
 
 
 def xor_checksum(data: bytes) -> int:
-    """XOR of every byte: fold one big integer in halves down to 8 bytes, then fold the word."""
+    """XOR of every byte. Compiled (mypyc), a loop over the bytes; as Python, fold one big integer
+    in halves down to 8 bytes, then fold the word (a byte loop costs the interpreter far more)."""
+    if COMPILED:
+        x = 0
+        for i in range(len(data)):
+            x ^= data[i]
+        return x
     n = len(data)
     x = int.from_bytes(data, "big")
     while n > 8:
@@ -64,20 +72,37 @@ def xor_checksum(data: bytes) -> int:
     return x & 0xFF
 
 
-@dataclass(slots=True)
+def _probe() -> None:
+    """Only its type matters: a plain function when this module runs as Python."""
+
+
+COMPILED: Final = not isinstance(_probe, FunctionType)
+"""Does this module run compiled (mypyc, ``setup.py``)? Picks the faster algorithm for each."""
+
+
 class Header:
-    msg_id: int
-    props: int
-    version: int | None  # protocol version byte of a 2019 header, None for 2011/2013
-    phone: bytes  # raw BCD terminal number (6 or 10 bytes)
-    serial: int
-    total: int  # sub-package count, 0 when the message is not split
-    index: int  # sub-package index (1-based), 0 when not split
-    length: int  # header length in bytes
+    """A parsed frame header (a plain class: cheaper to build than a dataclass, compiled or not)."""
+
+    __slots__ = ("index", "length", "msg_id", "phone", "props", "serial", "total", "version")
+
+    def __init__(self, msg_id: int, props: int, version: int | None, phone: bytes, serial: int, total: int,
+                 index: int, length: int) -> None:
+        self.msg_id = msg_id
+        self.props = props
+        self.version = version  # protocol version byte of a 2019 header, None for 2011/2013
+        self.phone = phone  # raw BCD terminal number (6 or 10 bytes)
+        self.serial = serial
+        self.total = total  # sub-package count, 0 when the message is not split
+        self.index = index  # sub-package index (1-based), 0 when not split
+        self.length = length  # header length in bytes
 
     @property
     def body_length(self) -> int:
         return self.props & MAX_BODY
+
+    def __repr__(self) -> str:
+        return (f"Header(msg_id={self.msg_id}, props={self.props}, version={self.version}, phone={self.phone!r}, "
+                f"serial={self.serial}, total={self.total}, index={self.index}, length={self.length})")
 
 
 def parse_header(frame: bytes) -> Header | None:
@@ -201,11 +226,13 @@ def encode_frame(msg_id: int, phone: bytes, serial: int, body: bytes, version: i
 class ReplyEncoder:
     """Fast 0x8001 / 0x8100 frames for one terminal: the header prefix and its XOR are cached."""
 
-    __slots__ = ("_key", "_prefix", "_xor")
+    __slots__ = ("_clean", "_key", "_open", "_prefix", "_xor")
 
     def __init__(self) -> None:
         self._key: tuple[bytes, int | None, int, int] | None = None
         self._prefix = b""
+        self._open = b"\x7e"  # 0x7e + the prefix
+        self._clean = True  # the prefix needs no escaping
         self._xor = 0
 
     def encode(self, msg_id: int, phone: bytes, version: int | None, serial: int, body: bytes) -> bytes:
@@ -214,6 +241,7 @@ class ReplyEncoder:
         if key != self._key:
             prefix = _head(msg_id, n, phone, version)
             self._key, self._prefix, self._xor = key, prefix, xor_checksum(prefix)
+            self._open, self._clean = b"\x7e" + prefix, 0x7D not in prefix and 0x7E not in prefix
         tail = bytes((serial >> 8 & 0xFF, serial & 0xFF)) + body
         inner = self._prefix + tail + bytes((self._xor ^ xor_checksum(tail),))
         if 0x7D in inner or 0x7E in inner:
@@ -227,12 +255,13 @@ class ReplyEncoder:
             return self.encode(0x8001, phone, version, serial,
                                bytes((ans_serial >> 8, ans_serial & 0xFF, ans_id >> 8, ans_id & 0xFF, result)))
         x = serial ^ ans_serial ^ ans_id
-        tail = bytes((serial >> 8, serial & 0xFF, ans_serial >> 8, ans_serial & 0xFF, ans_id >> 8,
-                      ans_id & 0xFF, 0, self._xor ^ ((x >> 8 ^ x) & 0xFF)))
-        inner = self._prefix + tail
-        if 0x7D in inner or 0x7E in inner:
-            inner = escape(inner)
-        return b"\x7e" + inner + b"\x7e"
+        tail = _ACK_TAIL.pack(serial, ans_serial, ans_id, 0, self._xor ^ ((x >> 8 ^ x) & 0xFF))
+        if self._clean and 0x7D not in tail and 0x7E not in tail:
+            return self._open + tail + b"\x7e"
+        return b"\x7e" + escape(self._prefix + tail) + b"\x7e"
+
+
+_ACK_TAIL: Final = struct.Struct(">HHHBB")  # serial, answered serial, answered id, result, checksum
 
 
 # BCD byte → value (-1 when a nibble is not a decimal digit)

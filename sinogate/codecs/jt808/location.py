@@ -319,12 +319,23 @@ _POSITION = ("position.latitude", "position.longitude", "position.altitude", "po
 
 def _timestamp(body: bytes, off: int, tz_seconds: float, now: float) -> float:
     """BCD YYMMDDhhmmss at ``off + 22`` in device time; the day number is cached per YYMMDD."""
-    days = _DAYS_CACHE.get(body[off + 22:off + 25])
+    key = body[off + 22] << 16 | body[off + 23] << 8 | body[off + 24]
+    days = _DAYS_BY_INT.get(key)
     hh, mi, ss = BCD[body[off + 25]], BCD[body[off + 26]], BCD[body[off + 27]]
     if days is not None and 0 <= hh < 24 and 0 <= mi < 60 and 0 <= ss < 60:
         return float(days * 86400 + hh * 3600 + mi * 60 + ss) - tz_seconds
     ts = bcd_time(body[off + 22:off + 28], tz_seconds)
-    return now if ts is None else ts
+    if ts is None:
+        return now
+    days = _DAYS_CACHE.get(body[off + 22:off + 25])  # bcd_time put it there
+    if days is not None:
+        if len(_DAYS_BY_INT) > 4096:
+            _DAYS_BY_INT.clear()
+        _DAYS_BY_INT[key] = days
+    return ts
+
+
+_DAYS_BY_INT: dict[int, int] = {}  # _DAYS_CACHE keyed by the 3 BCD bytes as one int
 
 
 def _items(msg: Message, body: bytes, p: int, end: int) -> Message:
@@ -342,12 +353,18 @@ def _items(msg: Message, body: bytes, p: int, end: int) -> Message:
         q = p + 2 + ln
         if q > end:
             break  # an item running past the end: ignore it, like Traccar
+        # the items nearly every report carries, inline; the same as their handlers
         if ln == 1 and item == 0x30:
             msg["gsm.signal.level"] = body[p + 2]
         elif ln == 1 and item == 0x31:
             msg["position.satellites"] = body[p + 2]
         elif ln == 4 and item == 0x01:
-            msg["vehicle.mileage"] = int.from_bytes(body[p + 2:q], "big") / 10
+            msg["vehicle.mileage"] = (body[p + 2] << 24 | body[p + 3] << 16 | body[p + 4] << 8 | body[p + 5]) / 10
+        elif ln == 2 and item == 0x2A:
+            raw = body[p + 2] << 8 | body[p + 3]
+            msg["io.status.bitmask"] = raw
+            msg["device.deep.sleep.status"] = bool(raw & 1)
+            msg["device.sleep.status"] = bool(raw & 2)
         else:
             handler = handlers.get(item)
             if handler is not None:
