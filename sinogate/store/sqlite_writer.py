@@ -42,16 +42,34 @@ class BatchWriter:
         self._housekeeping = housekeeping
         self._thread = threading.Thread(target=self._run, name="sqlite-writer", daemon=True)
         self.commits = 0
+        self.handoffs = 0  # puts on the queue: each may wake the writer thread
+        # Ops submitted during one turn of an event loop, handed to the writer together at its end.
+        self._outboxes: dict[asyncio.AbstractEventLoop, list[Item]] = {}
 
     def start(self) -> None:
         self._thread.start()
 
     def submit(self, op: WriteOp, after_commit: AfterCommit | None = None) -> asyncio.Future[Any]:
-        """Queues ``op``; the future gets its result (or ``after_commit``'s, when given) once committed."""
+        """Queues ``op``; the future gets its result (or ``after_commit``'s, when given) once committed.
+
+        What the event loop submits during one of its turns (every session whose read it ran) is
+        handed to the writer thread in one put at the end of the turn: waking a thread costs the
+        loop far more than queueing (on a busy machine the woken writer can take the loop's core
+        while the loop holds the GIL), so it is paid once per turn, not once per op."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
-        self._queue.put((op, after_commit, future, loop))
+        outbox = self._outboxes.get(loop)
+        if outbox is None:
+            outbox = self._outboxes[loop] = []
+            loop.call_soon(self._hand_over, loop)
+        outbox.append((op, after_commit, future, loop))
         return future
+
+    def _hand_over(self, loop: asyncio.AbstractEventLoop) -> None:
+        items = self._outboxes.pop(loop, None)
+        if items:
+            self.handoffs += 1
+            self._queue.put(items)
 
     def stop(self) -> None:
         """Runs what is queued, commits, and ends the thread."""
@@ -61,10 +79,10 @@ class BatchWriter:
     def _run(self) -> None:
         while True:
             item = self._queue.get()
-            batch = []
+            batch: list[Item] = []
             stop = item is _STOP
             if not stop:
-                batch.append(item)
+                batch.extend(item)
             while not stop and len(batch) < self._max_batch:
                 try:
                     nxt = self._queue.get_nowait()
@@ -73,7 +91,7 @@ class BatchWriter:
                 if nxt is _STOP:
                     stop = True
                 else:
-                    batch.append(nxt)
+                    batch.extend(nxt)
             if batch:
                 self._commit(batch)
             if stop:
