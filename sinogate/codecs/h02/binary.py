@@ -61,7 +61,7 @@ def decode_binary(raw: bytes, ident: str, offset_s: float, long: bool | None = N
     if lat > 90.0 or lon > 180.0:
         raise ValueError(f"coordinates out of range ({lat:.5f}, {lon:.5f})")
     flags = lo4 & 0x0F
-    msg: Message = status_template(int.from_bytes(raw[25 + o : 29 + o], "big")).copy()
+    msg: Message = status_template(raw[25 + o] << 24 | raw[26 + o] << 16 | raw[27 + o] << 8 | raw[28 + o]).copy()
     msg["ident"] = ident
     msg["message.type"] = "$"
     msg["timestamp"] = ts
@@ -119,16 +119,17 @@ def _rest(msg: Message, raw: bytes, n: int, o: int) -> Message:
 
 
 def _trailer45(msg: Message, raw: bytes) -> None:
+    # multi-byte numbers by shifts: the same ints as int.from_bytes(..., "big"), without the calls
     if raw[29] == 0xFF:
         if raw[31] <= 31:
             msg["gsm.signal.level"] = raw[31]
         if raw[32] <= 64:
             msg["position.satellites"] = raw[32]
-        msg["h02.mileage.raw"] = int.from_bytes(raw[33:37], "big")
+        msg["h02.mileage.raw"] = raw[33] << 24 | raw[34] << 16 | raw[35] << 8 | raw[36]
         msg["event.seqnum"] = raw[-1]
-    mcc = int.from_bytes(raw[37:39], "big")
+    mcc = raw[37] << 8 | raw[38]
     if 200 <= mcc <= 799:
         msg["gsm.mcc"] = mcc
         msg["gsm.mnc"] = raw[39]
-        msg["gsm.lac"] = int.from_bytes(raw[40:42], "big")
-        msg["gsm.cellid"] = int.from_bytes(raw[42:44], "big")
+        msg["gsm.lac"] = raw[40] << 8 | raw[41]
+        msg["gsm.cellid"] = raw[42] << 8 | raw[43]
