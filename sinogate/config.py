@@ -6,7 +6,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -56,6 +56,8 @@ class Config(BaseSettings):
     node_name: str | None = Field(None, pattern=r"^[A-Za-z0-9_-]{1,64}$",
                                   description="This node's name in a cluster (default: host name, HTTP port and "
                                               "process id); unique per running node")
+    cluster_replicas: int = Field(1, ge=1, le=5, description="Replicas of the cluster's NATS buckets when a node "
+                                                             "creates them (3 on a NATS cluster of three servers)")
     cluster_heartbeat: float = Field(5.0, gt=0, le=60, description="How often a node says it is alive (s); it is "
                                                                    "taken for dead after three missed beats")
     state_flush_seconds: float = Field(10.0, gt=0, description="How often analytics (handler) state is written back "
@@ -152,12 +154,6 @@ class Config(BaseSettings):
         if value is not None and not value.startswith(("nats://", "tls://")):
             raise ValueError("must be nats://host:4222 (or tls://host:4222)")
         return value
-
-    @model_validator(mode="after")
-    def _cluster_needs_shared_store(self) -> Config:
-        if self.cluster_url and not (self.store_url or "").startswith(("postgresql://", "postgres://")):
-            raise ValueError("cluster_url needs store_url = \"postgresql://…\": the nodes share one PostgreSQL store")
-        return self
 
     def store_location(self) -> str:
         return self.store_url or f"sqlite:///{self.data_dir / 'sinogate.sqlite'}"

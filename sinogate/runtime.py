@@ -179,6 +179,8 @@ class Runtime:
     """The running process. Attributes are the wired components (for tests and the CLI)."""
 
     def __init__(self, config: Config, store: Store | None = None) -> None:
+        if config.cluster_url and not config.store_location().startswith(("postgresql://", "postgres://")):
+            raise ConfigError("cluster_url needs store_url = \"postgresql://…\": the nodes share one PostgreSQL store")
         self.config = config
         self.started = time.time()
         self.store = store or open_store(config)
@@ -193,7 +195,8 @@ class Runtime:
         # Several nodes (cluster_url): NATS carries who holds which device, requests and live
         # events; PostgreSQL everything else (sinogate.cluster).
         self.cluster = (ClusterNode(config.cluster_url, config.node_name or default_name(config.http_port), self.tasks,
-                                    config.cluster_heartbeat, config.cluster_name) if config.cluster_url else None)
+                                    config.cluster_heartbeat, config.cluster_name, config.cluster_replicas)
+                        if config.cluster_url else None)
         self.states = DeviceStates(self.store, per_device=self.cluster is not None)
         self.devices.on_delete(self.states.forget)
         self.geofences = GeofenceService(self.store)
@@ -290,6 +293,11 @@ class Runtime:
     async def start(self) -> None:
         cfg = self.config
         cfg.data_dir.mkdir(parents=True, exist_ok=True)
+        if self.cluster is not None:  # first: a node that cannot reach NATS touches nothing
+            try:
+                await self.cluster.start()
+            except ClusterError as exc:
+                raise ConfigError(str(exc)) from exc
         await self.store.open()
         await self.devices.load()
         await self.states.load()
@@ -333,10 +341,6 @@ class Runtime:
     async def _join_cluster(self) -> None:
         cluster, member, relay = self.cluster, self.member, self.relay
         assert cluster is not None and member is not None and relay is not None
-        try:
-            await cluster.start()
-        except ClusterError as exc:
-            raise ConfigError(str(exc)) from exc
         await member.start()
         await cluster.serve("command", self._serve_command)
         self.devices.on_change(lambda device_id: cluster.broadcast("device", device_id=device_id))
@@ -344,6 +348,7 @@ class Runtime:
         cluster.on_broadcast("config", self._reload_config)
         cluster.on_broadcast("telemetry", self._telemetry_changed)
         cluster.on_node_lost(self._node_lost)
+        cluster.on_reconnect(self._reload_everything)
         self._loops.append(self.tasks.spawn(relay.run()))
 
     async def _serve_command(self, payload: dict[str, Any]) -> dict[str, Any]:
@@ -381,6 +386,12 @@ class Runtime:
         api = getattr(self, "api", None)
         if api is not None:
             api.tokens._cache.clear()
+
+    async def _reload_everything(self) -> None:
+        """NATS was away: whatever other nodes changed meanwhile was not heard; read it all again."""
+        for device in await self.store.list_devices():
+            await self.devices.refresh(device["id"], attached=self.sessions.session_for(device["id"]) is not None)
+        await self._reload_config({})
 
     async def _telemetry_changed(self, payload: dict[str, Any]) -> None:
         for device_id in payload.get("device_ids") or []:
@@ -584,7 +595,8 @@ class Runtime:
                     raise
                 log.warning("could not save handler state: %s", exc)
             now = time.time()
-            if (cfg.messages_ttl_days or cfg.packets_ttl_days) and now - last_purge >= 60.0:
+            purges = self.cluster is None or self.cluster.leader()  # one node purges the shared store
+            if purges and (cfg.messages_ttl_days or cfg.packets_ttl_days) and now - last_purge >= 60.0:
                 last_purge = now
                 try:
                     removed = await self.store.purge(

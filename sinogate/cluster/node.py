@@ -35,6 +35,7 @@ from sinogate.interfaces import DeviceConnection, TaskRunner
 log = logging.getLogger("sinogate.cluster")
 
 MISSED_BEATS = 3
+CONNECT_SECONDS = 10.0
 
 Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 
@@ -59,10 +60,13 @@ class ClusterNode:
     the rest. ``start`` raises ``ClusterError`` when NATS or JetStream is not there."""
 
     def __init__(self, url: str, name: str, tasks: TaskRunner, heartbeat: float = 5.0,
-                 cluster: str = "sinogate") -> None:
+                 cluster: str = "sinogate", replicas: int = 1) -> None:
         self.url = url
         self.name = name
         self.cluster = cluster
+        self.replicas = replicas
+        self._reconnected: list[Callable[[], Any]] = []
+        self._last_error = 0.0
         self._nodes_bucket, self._devices_bucket = f"{cluster}_nodes", f"{cluster}_devices"
         self._events, self._changed = f"{cluster}.events", f"{cluster}.changed"
         self.heartbeat = heartbeat
@@ -87,12 +91,16 @@ class ClusterNode:
         from nats.js.api import KeyValueConfig
         from nats.js.errors import BucketNotFoundError
 
+        # nats-py retries even the first connection forever when reconnects are unlimited: a node
+        # that cannot reach NATS at start says so instead of hanging.
         try:
-            self._nc = await nats.connect(self.url, name=f"sinogate {self.name}", connect_timeout=5,
-                                          max_reconnect_attempts=-1, reconnect_time_wait=1,
-                                          allow_reconnect=True)
+            self._nc = await asyncio.wait_for(nats.connect(
+                self.url, name=f"sinogate {self.name}", connect_timeout=3, max_reconnect_attempts=-1,
+                reconnect_time_wait=1, allow_reconnect=True, error_cb=self._on_error,
+                disconnected_cb=self._on_disconnected, reconnected_cb=self._on_reconnected), CONNECT_SECONDS)
         except Exception as exc:  # nats-py raises several unrelated types for "not there"
-            raise ClusterError(f"cannot reach NATS at {self.url}: {exc}") from exc
+            raise ClusterError(f"cannot reach NATS at {self.url} within {CONNECT_SECONDS:g} s: "
+                               f"{type(exc).__name__} {exc}".rstrip()) from exc
         js = self._nc.jetstream()
         try:
             buckets = []
@@ -100,7 +108,8 @@ class ClusterNode:
                 try:
                     buckets.append(await js.key_value(bucket))
                 except BucketNotFoundError:
-                    buckets.append(await js.create_key_value(KeyValueConfig(bucket=bucket, history=1, ttl=ttl)))
+                    buckets.append(await js.create_key_value(KeyValueConfig(bucket=bucket, history=1, ttl=ttl,
+                                                                            replicas=self.replicas)))
         except Exception as exc:
             await self._nc.close()
             raise ClusterError(f"NATS at {self.url} has no JetStream (start nats-server with -js): {exc}") from exc
@@ -123,6 +132,33 @@ class ClusterNode:
             await self._nodes_kv.delete(self.name)
         with contextlib.suppress(Exception):
             await self._nc.drain()
+
+    async def _on_error(self, exc: Exception) -> None:
+        # One line, at most every 10 s (nats-py's default prints a traceback per reconnect attempt).
+        now = time.monotonic()
+        if now - self._last_error >= 10.0:
+            self._last_error = now
+            log.warning("NATS at %s: %s %s", self.url, type(exc).__name__, exc)
+
+    async def _on_disconnected(self) -> None:
+        log.warning("node %s lost NATS at %s: commands to other nodes' devices fail until it is back", self.name,
+                    self.url)
+
+    async def _on_reconnected(self) -> None:
+        log.info("node %s is connected to NATS again", self.name)
+        for callback in self._reconnected:
+            self._tasks.spawn(callback())
+
+    def on_reconnect(self, callback: Callable[[], Any]) -> None:
+        """``callback()`` (a coroutine function) after NATS came back: what other nodes changed
+        meanwhile was not heard, so caches are read again."""
+        self._reconnected.append(callback)
+
+    def leader(self) -> bool:
+        """Is this the live node with the smallest name? (It alone runs cluster-wide chores such
+        as the retention purge.)"""
+        alive = [name for name in self._seen if self.alive(name)]
+        return not alive or min(alive) == self.name
 
     @property
     def connected(self) -> bool:

@@ -20,7 +20,7 @@ from sinogate.server.bus import EventBus
 
 log = logging.getLogger("sinogate.cluster")
 
-BATCH = 500  # events per NATS message at most
+BATCH = 100  # events per NATS message at most (a JT/T 808 message event is a few KB; NATS takes 1 MB)
 
 
 class EventRelay:
@@ -38,7 +38,8 @@ class EventRelay:
     def _local(self, event: BusEvent) -> bool:
         if "node" in event:
             return False  # relayed from elsewhere: never sent back
-        return event["type"] != "message" or self._node.others_watching()
+        # Messages and raw packets (the fleet's full rate) only while somebody elsewhere watches.
+        return event["type"] not in ("message", "packet") or self._node.others_watching()
 
     async def run(self) -> None:
         """Forwards local events until cancelled; also tells the node whether anyone watches here."""

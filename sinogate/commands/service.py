@@ -751,10 +751,14 @@ class CommandService:
         })
         session = self.sessions.session_for(device["id"])
         if self.routing is not None and session is None:
-            # Not connected here: the node that holds the device takes it over now; if none does,
-            # the node it connects to next does.
+            # Not connected here: the node that holds the device takes it over now; if none does
+            # (or the device map cannot tell), the node it connects to next does. It is stored.
             self._publish(row)
-            node = await self._owner(device["id"])
+            try:
+                node = await self._owner(device["id"])
+            except CommandFailed as exc:
+                log.warning("command %s stays queued: %s", row["id"], exc.reason)
+                node = None
             if node is not None:
                 try:
                     await self._forward(node, "adopt", {"device_id": device["id"]}, 5.0)
@@ -793,7 +797,7 @@ class CommandService:
         try:
             node = await self.routing.owner(device_id)
         except Exception as exc:
-            raise CommandFailed(f"the device map is unavailable: {exc}") from exc
+            raise CommandFailed(f"cannot tell which node holds device {device_id}: {exc}") from exc
         return None if node == self.routing.name else node
 
     async def get(self, command_id: int) -> dict[str, Any]:

@@ -153,7 +153,8 @@ def common_report(s: str, p: list[str], ident: str, typ: str, offset_s: float, v
     """A position report in the layout nearly every report has, ``XX,ID,TYPE,HHMMSS,A,DDMM.MMMM,N,
     DDDMM.MMMM,E,SPEED,COURSE,DDMMYY,STATUS[,extra...]`` (``p``: ``s`` split at commas, at least 13
     fields, TYPE a position type other than V4; the extras may be split or left in one field, as
-    ``s.split(",", 13)`` leaves them), decoded in one pass, ``vendor.code`` included.
+    ``s.split(",", 13)`` leaves them; ``s`` decoded as latin-1, like every H02 text), decoded in
+    one pass, ``vendor.code`` included.
 
     None as soon as anything differs from that layout (an empty or odd field, a battery field, a
     missing status, a value the generic path rejects): ``decode_position`` then decides, errors
@@ -164,10 +165,13 @@ def common_report(s: str, p: list[str], ident: str, typ: str, offset_s: float, v
     """
     hms = p[3]
     date = p[11]
-    ns = _NS_COMMON.get(p[6])
-    ew = _EW_COMMON.get(p[8])
-    if (ns is None or ew is None or len(hms) != 6 or len(date) != 6 or len(p[12]) != 8 or len(p[4]) > 1
-            or not (hms.isdigit() and hms.isascii() and date.isdigit() and date.isascii())):
+    h = p[6]
+    ns = 1.0 if h == "N" or h == "n" else -1.0 if h == "S" or h == "s" else 0.0
+    h = p[8]
+    ew = 1.0 if h == "E" or h == "e" else -1.0 if h == "W" or h == "w" else 0.0
+    # isdecimal: in latin-1 text exactly the ASCII digits (isdigit and isascii, as the generic path asks)
+    if (not ns or not ew or len(hms) != 6 or len(date) != 6 or len(p[12]) != 8 or len(p[4]) > 1
+            or not (hms.isdecimal() and date.isdecimal())):
         return None
     k = len(s) + 1
     for i in range(len(p) - 1, 11, -1):
@@ -236,8 +240,6 @@ def common_report(s: str, p: list[str], ident: str, typ: str, offset_s: float, v
     return msg
 
 
-_NS_COMMON: Final = {"N": 1.0, "S": -1.0, "n": 1.0, "s": -1.0}
-_EW_COMMON: Final = {"E": 1.0, "W": -1.0, "e": 1.0, "w": -1.0}
 _DAY_START: dict[str, int] = {}
 _PER_REPORT: Final = ("position.latitude", "position.longitude", "position.speed", "position.direction",
                       "position.valid")
