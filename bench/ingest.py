@@ -68,6 +68,8 @@ TOKEN = "bench-master-token-0123456789abcdef"
 PROBE_IDENT = "7399999999"
 STORE_URL: str | None = None  # --store: the server's store (default: SQLite in its data dir)
 PLUGINS = 0  # --plugins N: expression plugins added before the traffic
+NODES = 1  # --nodes N: a cluster of N nodes on the --store PostgreSQL and NATS (127.0.0.1:4222)
+NATS_URL = "nats://127.0.0.1:4222"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
 
@@ -174,13 +176,34 @@ class Server:
                "SINOGATE_REGISTER_BURST": "1000000"}
         if self.store_url:
             env["SINOGATE_STORE_URL"] = self.store_url
+        # --nodes N: N nodes of one cluster on one store; the simulator spreads the devices over
+        # them (as a balancer would, without its hop). The first node's API counts.
+        self.others: list[subprocess.Popen[bytes]] = []
+        self.spread: list[tuple[int, int]] = []
+        self.cluster_name = ""
+        if not floor and NODES > 1:
+            self.cluster_name = f"bench{os.getpid()}x{int(time.time())}"
+            env.update(SINOGATE_CLUSTER_URL=NATS_URL, SINOGATE_CLUSTER_NAME=self.cluster_name)
+            self.spread = [(self.h02_port, self.jt808_port)]
+            for i in range(1, NODES):
+                ports = (free_port(), free_port())
+                self.spread.append(ports)
+                node_cmd = [c for c in cmd]
+                node_cmd[node_cmd.index("--data-dir") + 1] = str(data_dir / f"node{i}")
+                node_cmd[node_cmd.index("--h02-port") + 1] = str(ports[0])
+                node_cmd[node_cmd.index("--jt808-port") + 1] = str(ports[1])
+                node_cmd[node_cmd.index("--http-port") + 1] = str(free_port())
+                self.others.append(subprocess.Popen(node_cmd, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT,
+                                                    preexec_fn=raise_nofile, env=env))
         self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT,
                                      preexec_fn=raise_nofile, env=env)
         try:
-            wait_port(self.h02_port)
-            wait_port(self.jt808_port)
+            wait = 20.0 * max(1, NODES)  # nodes start side by side on the same two cores
+            for h02_port, jt808_port in self.spread or [(self.h02_port, self.jt808_port)]:
+                wait_port(h02_port, wait)
+                wait_port(jt808_port, wait)
             if self.http_port:
-                wait_port(self.http_port)
+                wait_port(self.http_port, wait)
         except Exception:
             self.stop()
             raise
@@ -203,20 +226,24 @@ class Server:
         return self.proc.pid
 
     def rss_kb(self) -> int:
-        return proc_rss_kb(self.pid)
+        return proc_rss_kb(self.pid) + sum(proc_rss_kb(p.pid) for p in self.others)
 
     def cpu_s(self) -> float:
-        return proc_cpu_s(self.pid)
+        return proc_cpu_s(self.pid) + sum(proc_cpu_s(p.pid) for p in self.others)
 
     def stop(self, timeout: float = 60.0) -> int | None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
+        for proc in [self.proc, *self.others]:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in [self.proc, *self.others]:
             try:
-                self.proc.wait(timeout)
+                proc.wait(timeout)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+                proc.kill()
+                proc.wait(10)
         self.log.close()
+        if self.cluster_name:
+            _drop_buckets(self.cluster_name)
         if self.store_url and self.store_url.startswith("postgres"):
             _pg(self.store_url, "DROP SCHEMA IF EXISTS {schema} CASCADE")
         return self.proc.returncode
@@ -227,6 +254,23 @@ class Server:
     def tail_log(self, n: int = 2000) -> str:
         path = self.data_dir / ("floor.log" if self.floor else "server.log")
         return path.read_bytes()[-n:].decode(errors="replace") if path.exists() else ""
+
+
+def _drop_buckets(cluster: str) -> None:
+    """A run's NATS buckets go with it (JetStream keeps them on disk)."""
+    import nats
+
+    async def run() -> None:
+        nc = await nats.connect(NATS_URL)
+        try:
+            js = nc.jetstream()
+            for bucket in (f"{cluster}_nodes", f"{cluster}_devices"):
+                with contextlib.suppress(Exception):
+                    await js.delete_key_value(bucket)
+        finally:
+            await nc.close()
+
+    asyncio.run(run())
 
 
 def _run_store_url(name: str) -> str:
@@ -449,6 +493,8 @@ def run_simulator(server: Server, args: list[str], out: Path, timeout: float) ->
         "simulate", "--target", "127.0.0.1", "--h02-port", str(server.h02_port),
         "--jt808-port", str(server.jt808_port), "--no-progress", "--out", str(out), *args,
     ]
+    if server.spread:
+        cmd += ["--spread", ",".join(f"{h}:{j}" for h, j in server.spread)]
     t0 = time.time()
     log = open(out.with_suffix(".log"), "wb")  # noqa: SIM115
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, preexec_fn=raise_nofile)
@@ -883,12 +929,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", type=Path, help="py-spy the server during saturation; raw stacks go here")
     parser.add_argument("--store", help="store URL for the server, e.g. postgresql://postgres@127.0.0.1/test")
     parser.add_argument("--plugins", type=int, default=0, help="add N expression plugins (their cost per message)")
+    parser.add_argument("--nodes", type=int, default=1, help="N nodes of a cluster (needs --store postgresql://…; "
+                                                              "NATS with JetStream on 127.0.0.1:4222)")
     args = parser.parse_args(argv)
+    if args.nodes > 1 and not (args.store or "").startswith("postgres"):
+        parser.error("--nodes needs --store postgresql://…: the nodes share one PostgreSQL store")
     global PROFILE_DIR
     PROFILE_DIR = args.profile
-    global STORE_URL, PLUGINS
+    global STORE_URL, PLUGINS, NODES
     STORE_URL = args.store
     PLUGINS = args.plugins
+    NODES = args.nodes
     raise_nofile()
     names = list(SCENARIOS) if args.scenario == "all" else [args.scenario]
     results: list[Result] = []
@@ -902,8 +953,9 @@ def main(argv: list[str] | None = None) -> int:
                 results.append(Result(name, "failed", notes=[f"{type(exc).__name__}: {exc}"]))
             print(f"   done in {time.time() - t:.0f} s", flush=True)
     print()
-    print(f"sinogate ingest benchmark · {os.cpu_count()} CPUs · Python {sys.version.split()[0]}"
-          f"{' · quick' if args.quick else ''}")
+    store = (args.store or "sqlite").split("://")[0].replace("postgres", "postgresql").replace("ql" * 2, "ql")
+    print(f"sinogate ingest benchmark · {os.cpu_count()} CPUs · Python {sys.version.split()[0]} · store {store}"
+          f"{f' · {args.nodes} nodes' if args.nodes > 1 else ''}{' · quick' if args.quick else ''}")
     print_table(results)
     print()
     if args.quick:

@@ -81,6 +81,8 @@ def register(app: typer.Typer) -> None:
         ident_offset: int = typer.Option(0, min=0, help="Shift idents so two runs use disjoint devices."),
         h02_port: int | None = typer.Option(None, help=f"H02 port (default {DEFAULT_PORTS['h02']})."),
         jt808_port: int | None = typer.Option(None, help=f"JT808 port (default {DEFAULT_PORTS['jt808']})."),
+        spread: str | None = typer.Option(None, help="H02PORT:JT808PORT,... of several servers on the target host "
+                                                     "(nodes of a cluster): devices take them in turn."),
         connect_concurrency: int = typer.Option(200, min=1, help="Connections being opened at once."),
         reconnect_storm: float | None = typer.Option(
             None, help="Seconds into the run when every device drops and reconnects at once."
@@ -108,8 +110,16 @@ def register(app: typer.Typer) -> None:
                 h02_port = port
             else:
                 jt808_port = port
+        try:
+            pairs = [tuple(int(p) for p in pair.split(":")) for pair in spread.split(",")] if spread else []
+        except ValueError:
+            pairs = [()]
+        if any(len(pair) != 2 or not all(0 < p < 65536 for p in pair) for pair in pairs):
+            raise typer.BadParameter("--spread takes H02PORT:JT808PORT pairs separated by commas, "
+                                     "e.g. 5013:5015,6013:6015")
         cfg = SimConfig(
             host=host,
+            spread=[(pair[0], pair[1]) for pair in pairs],
             h02_port=h02_port or DEFAULT_PORTS["h02"],
             jt808_port=jt808_port or DEFAULT_PORTS["jt808"],
             protocol=proto,  # type: ignore[arg-type]

@@ -67,6 +67,7 @@ class ClusterNode:
         self.replicas = replicas
         self._reconnected: list[Callable[[], Any]] = []
         self._last_error = 0.0
+        self._stopping = False
         self._nodes_bucket, self._devices_bucket = f"{cluster}_nodes", f"{cluster}_devices"
         self._events, self._changed = f"{cluster}.events", f"{cluster}.changed"
         self.heartbeat = heartbeat
@@ -122,6 +123,7 @@ class ClusterNode:
 
     async def stop(self) -> None:
         """Leaves: drops this node's record and its device entries, then closes the connection."""
+        self._stopping = True
         for task in self._loops:
             task.cancel()
         if self._nc is None or self._nc.is_closed:
@@ -141,6 +143,8 @@ class ClusterNode:
             log.warning("NATS at %s: %s %s", self.url, type(exc).__name__, exc)
 
     async def _on_disconnected(self) -> None:
+        if self._stopping:
+            return
         log.warning("node %s lost NATS at %s: commands to other nodes' devices fail until it is back", self.name,
                     self.url)
 

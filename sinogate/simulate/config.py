@@ -37,6 +37,9 @@ class SimConfig:
     tick: float = 0.02  # scheduler resolution in seconds
     max_offline: int = 10_000  # positions buffered per device while disconnected
     record_sent: bool = True  # keep the (timestamp, seq) list per device
+    # More servers (nodes of a cluster without a balancer in front): (h02 port, jt808 port) each;
+    # device i talks to spread[i % len] (and h02_port/jt808_port are unused).
+    spread: list[tuple[int, int]] = field(default_factory=list)
     handshake: bool = True  # JT808: wait for 0x8100/0x8001 before reporting (off for a server that never answers)
 
 

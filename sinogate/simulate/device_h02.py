@@ -28,7 +28,8 @@ class H02Device(SimDevice):
 
     @property
     def port(self) -> int:
-        return self.cfg.h02_port
+        spread = self.cfg.spread
+        return spread[self.index % len(spread)][0] if spread else self.cfg.h02_port
 
     def variant(self) -> str:
         if self.cfg.binary_share <= 0:

@@ -44,7 +44,8 @@ class Jt808Device(SimDevice):
 
     @property
     def port(self) -> int:
-        return self.cfg.jt808_port
+        spread = self.cfg.spread
+        return spread[self.index % len(spread)][1] if spread else self.cfg.jt808_port
 
     def variant(self) -> str:
         return "2019" if self.v2019 else "2013"
