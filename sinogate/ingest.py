@@ -1,5 +1,5 @@
 """The one ingest path: every source of messages (device sessions over TCP and UDP, the REST API,
-imports, later other nodes) hands its decoded messages to ``IngestService.ingest``.
+imports; in a cluster each node its own devices) hands its decoded messages to ``IngestService.ingest``.
 
     digest (what the device sent) → phase 1: the pipeline (per-device state) → durable commit
     → phase 2: after-commit publishers (command matching, live stream, later MQTT/webhooks)
