@@ -21,7 +21,7 @@ $(CODECS_BUILT): $(STAMP) setup.py $(CODEC_SOURCES)
 
 install: $(STAMP) $(CODECS_BUILT)
 
-run: $(STAMP)
+run: $(STAMP) $(CODECS_BUILT)
 	$(BIN)/sinogate serve
 
 test: $(STAMP) $(CODECS_BUILT)
