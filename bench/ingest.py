@@ -242,8 +242,10 @@ class Server:
                 proc.kill()
                 proc.wait(10)
         self.log.close()
-        if self.cluster_name:
-            _drop_buckets(self.cluster_name)
+        if self.cluster_name:  # the run's NATS buckets go with it
+            from sinogate.cluster.node import delete_buckets
+
+            asyncio.run(delete_buckets(NATS_URL, self.cluster_name))
         if self.store_url and self.store_url.startswith("postgres"):
             _pg(self.store_url, "DROP SCHEMA IF EXISTS {schema} CASCADE")
         return self.proc.returncode
@@ -254,23 +256,6 @@ class Server:
     def tail_log(self, n: int = 2000) -> str:
         path = self.data_dir / ("floor.log" if self.floor else "server.log")
         return path.read_bytes()[-n:].decode(errors="replace") if path.exists() else ""
-
-
-def _drop_buckets(cluster: str) -> None:
-    """A run's NATS buckets go with it (JetStream keeps them on disk)."""
-    import nats
-
-    async def run() -> None:
-        nc = await nats.connect(NATS_URL)
-        try:
-            js = nc.jetstream()
-            for bucket in (f"{cluster}_nodes", f"{cluster}_devices"):
-                with contextlib.suppress(Exception):
-                    await js.delete_key_value(bucket)
-        finally:
-            await nc.close()
-
-    asyncio.run(run())
 
 
 def _run_store_url(name: str) -> str:

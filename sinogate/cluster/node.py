@@ -50,6 +50,21 @@ def default_name(http_port: int) -> str:
     return f"{host}-{http_port}-{os.getpid()}"
 
 
+async def delete_buckets(url: str, cluster: str) -> None:
+    """Deletes a cluster's two buckets (while none of its nodes runs: to change their replicas,
+    or after a test or benchmark run; JetStream keeps them on disk)."""
+    import nats
+
+    nc = await nats.connect(url, connect_timeout=5, max_reconnect_attempts=0)
+    try:
+        js = nc.jetstream()
+        for bucket in (f"{cluster}_nodes", f"{cluster}_devices"):
+            with contextlib.suppress(Exception):  # absent already
+                await js.delete_key_value(bucket)
+    finally:
+        await nc.close()
+
+
 def _key(device_id: int) -> str:
     return f"d{device_id}"
 

@@ -7,15 +7,12 @@ state (the computed odometer) and every acknowledged message are there."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import signal
 import socket
-import struct
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -26,9 +23,10 @@ import httpx
 import pytest
 
 from sinogate.analytics.geo import distance_km
+from sinogate.cluster.node import delete_buckets
 from tests.commands.devices import H02Device, command_time, in_thread, joined, wait_for
 from tests.conftest import free_port
-from tests.server.frames import h02_v1, jt808_frame, location_body
+from tests.server.frames import AckedStream, h02_v1
 from tests.store.pg import schema_url
 
 pytestmark = pytest.mark.timeout(180)
@@ -120,19 +118,7 @@ def nodes(tmp_path: Path, store_url: str) -> Iterator[tuple[Node, Node]]:
 
 def drop_buckets(cluster: str) -> None:
     """JetStream keeps buckets on disk: a test's own go with it."""
-    import nats
-
-    async def main() -> None:
-        nc = await nats.connect(NATS)
-        try:
-            js = nc.jetstream()
-            for bucket in (f"{cluster}_nodes", f"{cluster}_devices"):
-                with contextlib.suppress(Exception):
-                    await js.delete_key_value(bucket)
-        finally:
-            await nc.close()
-
-    asyncio.run(main())
+    asyncio.run(delete_buckets(NATS, cluster))
 
 
 def device_on(node: Node) -> int:
@@ -287,36 +273,12 @@ def test_what_a_killed_node_acknowledged_is_stored(nodes: tuple[Node, Node], sto
     """JT/T 808 reports streamed to node A, A killed with -9 mid-stream: every report A answered
     with 0x8001 is in the shared store, and node B serves it."""
     a, b = nodes
-    sock = socket.create_connection(("127.0.0.1", a.jt808_port), timeout=10)
     base = int(time.time()) - 10_000
-    acked: list[int] = []
-
-    def reader() -> None:
-        buf = b""
-        with contextlib.suppress(OSError):
-            while chunk := sock.recv(65536):
-                buf += chunk
-                *frames, buf = buf.split(b"\x7e\x7e")  # replies come back to back
-                for frame in frames:
-                    raw = frame.strip(b"\x7e").replace(b"\x7d\x02", b"\x7e").replace(b"\x7d\x01", b"\x7d")
-                    acked.append(struct.unpack(">H", raw[12:14])[0])
-
-    thread = threading.Thread(target=reader, daemon=True)
-    thread.start()
-    for serial in range(5000):
-        try:
-            sock.sendall(jt808_frame(0x0200, PHONE, serial, location_body(base + serial, 10 + serial / 1e5, 20.0)))
-        except OSError:
-            break
-        if len(acked) > 1000:
-            break
-        if serial % 200 == 0:
-            time.sleep(0.01)
-    wait_for(lambda: len(acked) >= 1000, timeout=30)
+    stream = AckedStream(socket.create_connection(("127.0.0.1", a.jt808_port), timeout=10), PHONE, base)
+    stream.send(enough=1000)
     a.kill()  # mid-stream: more frames are in flight
-    sock.close()
-    thread.join(5)
-    snapshot = list(acked)
+    snapshot = stream.close()
+    assert len(snapshot) >= 1000, "node A acknowledged too little before the kill"
 
     [device] = [d["id"] for d in b.result("/gw/devices/all") if d["configuration"]["ident"] == PHONE.lstrip("0")]
     stored = b.api("GET", f"/gw/devices/{device}/messages", params={"data": json.dumps({"count": 10_000})})

@@ -3,7 +3,11 @@ with itself."""
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import struct
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 
@@ -62,3 +66,47 @@ def h02_binary32(ident: str, ts: float, lat: float, lon: float) -> bytes:
     return (b"$" + bytes.fromhex(ident) + bytes.fromhex(t.strftime("%H%M%S%d%m%y")) + bytes.fromhex(lat_digits)
             + b"\x06" + bytes.fromhex(lon_digits + f"{flags:x}") + bytes.fromhex("010090")
             + bytes.fromhex("fffffbff") + b"\xff\x00\x00")
+
+
+class AckedStream:
+    """JT/T 808 0x0200 reports streamed on a connected socket, report ``serial`` at device time
+    ``base + serial``, while a thread collects the serials the server acknowledged (0x8001): for
+    the tests that kill a server mid-stream and look for every acknowledged report."""
+
+    def __init__(self, sock: socket.socket, phone: str, base: int) -> None:
+        self.sock, self.phone, self.base = sock, phone, base
+        self.acked: list[int] = []
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        buf = b""
+        with contextlib.suppress(OSError):
+            while chunk := self.sock.recv(65536):
+                buf += chunk
+                *frames, buf = buf.split(b"\x7e\x7e")  # replies come back to back
+                for frame in frames:
+                    raw = frame.strip(b"\x7e").replace(b"\x7d\x02", b"\x7e").replace(b"\x7d\x01", b"\x7d")
+                    self.acked.append(struct.unpack(">H", raw[12:14])[0])
+
+    def send(self, enough: int = 1000, total: int = 5000, timeout: float = 30.0) -> None:
+        """Sends until ``enough`` reports were acknowledged (or ``total`` sent), then waits for them."""
+        for serial in range(total):
+            body = location_body(self.base + serial, 10 + serial / 1e5, 20.0)
+            try:
+                self.sock.sendall(jt808_frame(0x0200, self.phone, serial, body))
+            except OSError:
+                break
+            if len(self.acked) > enough:
+                break
+            if serial % 200 == 0:
+                time.sleep(0.01)
+        deadline = time.time() + timeout
+        while len(self.acked) < enough and time.time() < deadline:
+            time.sleep(0.01)
+
+    def close(self) -> list[int]:
+        """Closes the socket; the serials acknowledged until then."""
+        self.sock.close()
+        self._thread.join(5)
+        return list(self.acked)

@@ -6,16 +6,14 @@ import os
 import signal
 import socket
 import sqlite3
-import struct
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.server.frames import jt808_frame, location_body
+from tests.server.frames import AckedStream
 from tests.server.harness import free_port
 
 PHONE = "013900000001"
@@ -41,48 +39,12 @@ def test_acknowledged_messages_survive_sigkill(tmp_path: Path) -> None:
     )
     try:
         _wait_port(port)
-        sock = socket.create_connection(("127.0.0.1", port), timeout=10)
         base = int(time.time()) - 10_000
-        total = 5000
-        acked: list[int] = []
-        done = threading.Event()
-
-        def reader() -> None:
-            buf = b""
-            try:
-                while not done.is_set():
-                    chunk = sock.recv(65536)
-                    if not chunk:
-                        return
-                    buf += chunk
-                    *frames, buf = buf.split(b"\x7e\x7e")  # replies come back to back
-                    for frame in frames:
-                        raw = frame.strip(b"\x7e").replace(b"\x7d\x02", b"\x7e").replace(b"\x7d\x01", b"\x7d")
-                        acked.append(struct.unpack(">H", raw[12:14])[0])
-            except OSError:
-                return
-
-        thread = threading.Thread(target=reader, daemon=True)
-        thread.start()
-        for serial in range(total):
-            body = location_body(base + serial, 10 + serial / 1e5, 20.0)
-            try:
-                sock.sendall(jt808_frame(0x0200, PHONE, serial, body))
-            except OSError:
-                break
-            if len(acked) > 1000:
-                break
-            if serial % 200 == 0:
-                time.sleep(0.01)
-        deadline = time.time() + 20
-        while len(acked) < 1000 and time.time() < deadline:
-            time.sleep(0.01)
+        stream = AckedStream(socket.create_connection(("127.0.0.1", port), timeout=10), PHONE, base)
+        stream.send(enough=1000, timeout=20)
         os.kill(server.pid, signal.SIGKILL)  # mid-stream: more frames are in flight
         server.wait(10)
-        done.set()
-        sock.close()
-        thread.join(5)
-        snapshot = list(acked)
+        snapshot = stream.close()
     finally:
         if server.poll() is None:
             server.kill()
