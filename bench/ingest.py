@@ -23,7 +23,9 @@ For each traffic scenario:
   the floor's frames/s. The floor's own CPU share is printed too: a reader well below 100 % was
   paced by the generator (``sinogate simulate``, a Python process on the same two cores), so the
   floor then is the generator's rate, and the ratio flatters the gateway;
-* ``stored/s`` is the distinct simulator positions stored over the span of their reception times;
+* ``stored/s`` is the distinct simulator positions stored over the span of the commits (sampled
+  from the store; with another store, of their reception times, which start earlier: every
+  connection reads before it waits for the store, so that span overstates the rate);
   ``peak 1s`` the most rows committed within one second, sampled from the store while the load
   runs (SQLite), not reception times bunched by reads; ``acked/s`` what the devices were told is
   stored, per second of sending. A server slower than the offered load leaves a backlog in its
@@ -406,6 +408,15 @@ class CommitSampler:
         finally:
             db.close()
 
+    def window(self) -> float | None:
+        """Seconds from the first commit seen to the one that brought the last row."""
+        samples = self.samples
+        if len(samples) < 2 or samples[-1][1] == samples[0][1]:
+            return None
+        first = next(t for t, n in samples if n > samples[0][1])
+        last = next(t for t, n in samples if n == samples[-1][1])
+        return max(last - first, self.interval)
+
     def peak(self) -> int | None:
         best = None
         samples = self.samples
@@ -682,7 +693,11 @@ def traffic_scenario(name: str, load: str, args: list[str], connections: int, tm
             if last_commit > ended + 1:
                 result.notes.append(f"the backlog was stored until {last_commit - ended:.0f} s after the simulator "
                                     f"gave up waiting for acknowledgements (stored, never acknowledged)")
-        result.stored_per_s = acc.stored / acc.window_s if acc.window_s > 0 else 0.0
+        # Over the span of the commits (sampled); reception times start earlier, as every connection
+        # reads before it waits for the store, so their span would overstate the rate.
+        committed = sampler.window()
+        span = committed if committed is not None else acc.window_s
+        result.stored_per_s = acc.stored / span if span > 0 else 0.0
         if acc.lost_examples:
             result.notes.append(f"lost e.g. {', '.join(acc.lost_examples)}")
         if sim.summary.get("errors"):
