@@ -226,7 +226,7 @@ def encode_frame(msg_id: int, phone: bytes, serial: int, body: bytes, version: i
 class ReplyEncoder:
     """Fast 0x8001 / 0x8100 frames for one terminal: the header prefix and its XOR are cached."""
 
-    __slots__ = ("_clean", "_key", "_open", "_prefix", "_xor")
+    __slots__ = ("_ack_phone", "_ack_version", "_clean", "_key", "_open", "_prefix", "_xor")
 
     def __init__(self) -> None:
         self._key: tuple[bytes, int | None, int, int] | None = None
@@ -234,6 +234,8 @@ class ReplyEncoder:
         self._open = b"\x7e"  # 0x7e + the prefix
         self._clean = True  # the prefix needs no escaping
         self._xor = 0
+        self._ack_phone: bytes | None = None  # the terminal the prefix is a 0x8001 prefix for
+        self._ack_version: int | None = None
 
     def encode(self, msg_id: int, phone: bytes, version: int | None, serial: int, body: bytes) -> bytes:
         n = len(body)
@@ -242,6 +244,7 @@ class ReplyEncoder:
             prefix = _head(msg_id, n, phone, version)
             self._key, self._prefix, self._xor = key, prefix, xor_checksum(prefix)
             self._open, self._clean = b"\x7e" + prefix, 0x7D not in prefix and 0x7E not in prefix
+            self._ack_phone, self._ack_version = (phone, version) if msg_id == 0x8001 and n == 5 else (None, None)
         tail = bytes((serial >> 8 & 0xFF, serial & 0xFF)) + body
         inner = self._prefix + tail + bytes((self._xor ^ xor_checksum(tail),))
         if 0x7D in inner or 0x7E in inner:
@@ -251,7 +254,7 @@ class ReplyEncoder:
     def ack(self, phone: bytes, version: int | None, serial: int, ans_serial: int, ans_id: int,
             result: int = 0) -> bytes:
         """0x8001 general response; ``result`` 0 success, 1 failure, 2 message error, 3 unsupported."""
-        if result or (phone, version, 0x8001, 5) != self._key:
+        if result or phone != self._ack_phone or version != self._ack_version:  # (phone, version, 0x8001, 5)
             return self.encode(0x8001, phone, version, serial,
                                bytes((ans_serial >> 8, ans_serial & 0xFF, ans_id >> 8, ans_id & 0xFF, result)))
         x = serial ^ ans_serial ^ ans_id

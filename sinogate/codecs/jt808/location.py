@@ -286,7 +286,8 @@ def location_report(ident: str, type_name: str, version: int | None, body: bytes
     end = len(body)
     if end < 28:
         return None
-    alarm, status, lat, lon, alt, speed, course = _BASE.unpack_from(body, 0)
+    fields: tuple[int, int, int, int, int, int, int] = _BASE.unpack_from(body, 0)
+    alarm, status, lat, lon, alt, speed, course = fields  # typed: compiled, native int operations
     key = alarm << 33 | status << 1 | (version is not None)
     template = _TEMPLATES.get(key)
     if template is None:
