@@ -135,7 +135,7 @@ def _message_rows(messages: list[Message], digests: list[int] | None) -> tuple[l
 _INSERT_MESSAGE = ("INSERT OR IGNORE INTO messages(device_id, protocol, ident, ts, server_ts, flagged, digest, data)"
                    " VALUES ")
 _INSERT_PACKET = "INSERT INTO packets(ts, type, conn, protocol, peer, ident, device_id, data) VALUES "
-_ROWS_PER_INSERT = 128  # x 8 columns: within SQLite's 32,766 variables
+_ROWS_PER_INSERT = 64  # x 8 columns: within the 999 variables of SQLite builds before 3.32
 
 
 @functools.cache
@@ -146,7 +146,7 @@ def _multi_row(head: str, width: int, rows: int) -> str:
 
 def _insert_many(db: sqlite3.Connection, head: str, rows: list[tuple[Any, ...]]) -> None:
     """``rows`` inserted with multi-row statements, in order: one statement step (one release
-    of the GIL, one return to Python) per up to 128 rows, where ``executemany`` takes one per row
+    of the GIL, one return to Python) per up to 64 rows, where ``executemany`` takes one per row
     and the event loop's thread holds the GIL in between. Row counts are powers of two, so a few
     prepared statements serve every batch (the module's statement cache keeps them)."""
     width = len(rows[0])
