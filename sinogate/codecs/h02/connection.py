@@ -190,8 +190,11 @@ class Connection:
         if decoder is None:
             decoder, decoded = decoder_for(typ)
         # the common report layout first (same message, a fraction of the work), else the decoder
-        fast = common_report(s, p, ident or "", typ, offset_s, p[0].lstrip("*")) \
-            if decoder is decode_position and len(p) >= 13 and typ != "V4" else None
+        try:
+            fast = common_report(s, p, ident or "", typ, offset_s, p[0].lstrip("*")) \
+                if decoder is decode_position and len(p) >= 13 and typ != "V4" else None
+        except Exception:  # never expected; the decoder then decides and reports
+            fast = None
         if fast is not None:
             msg = fast
         else:
