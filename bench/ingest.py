@@ -408,13 +408,16 @@ class CommitSampler:
         finally:
             db.close()
 
-    def window(self) -> float | None:
-        """Seconds from the first commit seen to the one that brought the last row."""
+    def window(self, until: float | None = None) -> float | None:
+        """Seconds from the first commit seen to the one that brought the last row (or ``until``,
+        when earlier: the latency probe's few rows after the simulator ended are not load)."""
         samples = self.samples
         if len(samples) < 2 or samples[-1][1] == samples[0][1]:
             return None
         first = next(t for t, n in samples if n > samples[0][1])
         last = next(t for t, n in samples if n == samples[-1][1])
+        if until is not None:
+            last = min(last, until)
         return max(last - first, self.interval)
 
     def peak(self) -> int | None:
@@ -695,7 +698,8 @@ def traffic_scenario(name: str, load: str, args: list[str], connections: int, tm
                                     f"gave up waiting for acknowledgements (stored, never acknowledged)")
         # Over the span of the commits (sampled); reception times start earlier, as every connection
         # reads before it waits for the store, so their span would overstate the rate.
-        committed = sampler.window()
+        # Without a backlog, what was committed after the simulator ended is the probe's.
+        committed = sampler.window(None if acc.acked < acc.stored else sim.summary.get("ended_at"))
         span = committed if committed is not None else acc.window_s
         result.stored_per_s = acc.stored / span if span > 0 else 0.0
         if acc.lost_examples:
