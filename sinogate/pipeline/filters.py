@@ -1,9 +1,12 @@
 """Marks what analytics must not trust: late messages and bad fixes (kept, but flagged).
 
-- A message whose device time is older than the newest the device already sent is *late* (a
-  JT/T 808 0x0704 blind-area batch, an H02 unit replaying its buffer): stored with
+- A position whose device time is older than the newest position the device already sent is
+  *late* (a JT/T 808 0x0704 blind-area batch, an H02 unit replaying its buffer): stored with
   ``message.late`` and it fires no live event; the span it touches is recorded in the state
-  (``recalc``: [begin, end] device times) for recalculation of intervals.
+  (``recalc``: [begin, end] device times) for recalculation of intervals. Only positions count:
+  heartbeats, registrations and command replies carry no device time (the codec stamps the
+  server's), and a device clock a second behind the server's would otherwise make every
+  position after a heartbeat late.
 - A fix that is invalid (``position.valid`` false), at 0,0, or implies a speed from the previous
   accepted fix above ``filter_max_speed`` (km/h, default 300) gets ``position.filtered`` true and
   ``position.filter.reason`` (``invalid``, ``zero``, ``jump``); it never moves analytics state,
@@ -37,6 +40,9 @@ class Filters(Handler):
         ts = message.get("timestamp")
         if state is None or not isinstance(ts, _NUMBER):
             return message
+        lat, lon = message.get("position.latitude"), message.get("position.longitude")
+        if not isinstance(lat, _NUMBER) or not isinstance(lon, _NUMBER):
+            return message  # no position, no device time to order by (see the module docstring)
         last = state.get("last")
         if last is not None and ts < last:
             scratch["late"] = True
@@ -45,9 +51,6 @@ class Filters(Handler):
             state["recalc"] = [min(span[0], ts), max(span[1], last)] if span else [ts, last]
             return message
         state["last"] = ts
-        lat, lon = message.get("position.latitude"), message.get("position.longitude")
-        if not isinstance(lat, _NUMBER) or not isinstance(lon, _NUMBER):
-            return message
         reason = self._verdict(message, ctx, state, lat, lon, ts)
         if reason is not None:
             message["position.filtered"] = True

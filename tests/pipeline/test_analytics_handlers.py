@@ -79,6 +79,19 @@ def test_a_late_batch_is_stored_marked_fires_nothing_and_marks_the_span() -> Non
     assert track.states["odometer"]["km"] == 0.0  # the past did not move the odometer
 
 
+def test_messages_without_a_position_neither_are_late_nor_make_positions_late() -> None:
+    """A heartbeat or a registration carries no device time (the codec stamps the server's): a
+    device whose clock is 30 s behind the server's keeps its positions live after one."""
+    track = Track()
+    track.feed(fix(T0, 52.0, 13.0))
+    [beat] = track.feed({"timestamp": T0 + 40, "message.type": "0x0002"})  # server time, 30 s ahead
+    [after] = track.feed(fix(T0 + 10, 52.001, 13.0))  # device time: 10 s after the first fix
+    assert "message.late" not in beat and "message.late" not in after
+    assert after["odometer.step"] == pytest.approx(0.111, abs=0.001)
+    [old] = track.feed(fix(T0 + 5, 52.0005, 13.0))  # a position older than the newest position is late
+    assert old["message.late"] is True
+
+
 def test_sos_fires_once_per_press_even_without_gps() -> None:
     track = Track()
     track.feed(fix(T0, 52.0, 13.0, **{"sos.alarm": False}))
