@@ -261,6 +261,7 @@ class Runtime:
         self._servers: list[asyncio.AbstractServer] = []
         self._stopping = asyncio.Event()
         self._http: Any = None
+        self.api: ApiContext | None = None  # the HTTP API's context, once it listens
         self._loops: list[asyncio.Task[Any]] = []
 
     @property
@@ -347,6 +348,10 @@ class Runtime:
         cluster.on_broadcast("device", self._device_changed)
         cluster.on_broadcast("config", self._reload_config)
         cluster.on_broadcast("telemetry", self._telemetry_changed)
+        from sinogate.store.postgres import PostgresStore  # a cluster's store is always one
+
+        if isinstance(self.store, PostgresStore):
+            self.store.on_forget = lambda device_id: cluster.broadcast("telemetry", device_ids=[device_id])
         cluster.on_node_lost(self._node_lost)
         cluster.on_reconnect(self._reload_everything)
         self._loops.append(self.tasks.spawn(relay.run()))
@@ -383,9 +388,8 @@ class Runtime:
         await self.plugins.load()
         await self.calcs.load()
         await self.notifications.reload()
-        api = getattr(self, "api", None)
-        if api is not None:
-            api.tokens._cache.clear()
+        if self.api is not None:
+            self.api.tokens.forget_cached()
 
     async def _reload_everything(self) -> None:
         """NATS was away: whatever other nodes changed meanwhile was not heard; read it all again."""
@@ -407,7 +411,7 @@ class Runtime:
             except StoreError as exc:
                 log.warning("device %s of lost node %s: %s", device_id, node, exc)
 
-    def _api_changed(self, method: str, path: str) -> None:
+    def _api_changed(self, path: str) -> None:
         """A change through this node's API: the other nodes reload what they cache of it."""
         cluster = self.cluster
         assert cluster is not None
@@ -415,9 +419,6 @@ class Runtime:
         if len(parts) >= 2 and parts[0] == "gw" and parts[1] in ("geofences", "plugins", "calcs", "notifications",
                                                                    "tokens"):
             cluster.broadcast("config", path=path)
-        elif "telemetry" in parts and method == "DELETE":
-            # Values were forgotten: the nodes that cache a device's telemetry read it again.
-            cluster.broadcast("telemetry", device_ids=[d["id"] for d in self.devices.all()])
 
     def _cluster_status(self) -> dict[str, Any]:
         cluster = self.cluster

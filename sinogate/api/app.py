@@ -102,7 +102,7 @@ def create_app(context: ApiContext) -> FastAPI:
         async def tell_other_nodes(request: Request, call_next: Any) -> Any:
             response = await call_next(request)
             if request.method not in ("GET", "HEAD", "OPTIONS") and response.status_code < 400:
-                changed(request.method, request.url.path)
+                changed(request.url.path)
             return response
 
     @app.get("/health", tags=["server"], summary="Liveness check (no token needed); status degraded says why")

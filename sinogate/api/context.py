@@ -59,9 +59,9 @@ class ApiContext:
     scan_max: int = 500_000  # messages one query may read (config api_scan_max)
     scan_seconds: float = 20.0  # filter evaluation time one query may take (config api_scan_seconds)
     devices_page: int = 1000  # devices per page of GET /gw/devices (config api_devices_page)
-    # Several nodes: told of every successful change made through the API (method, path), so the
-    # other nodes reload what they cache; and what /health shows of the cluster.
-    on_change: Callable[[str, str], None] | None = None
+    # Several nodes: told the path of every successful change made through the API, so the other
+    # nodes reload what they cache; and what /health shows of the cluster.
+    on_change: Callable[[str], None] | None = None
     cluster: Callable[[], dict[str, Any]] | None = None
 
     @property

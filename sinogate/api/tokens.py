@@ -101,6 +101,10 @@ class TokenService:
         self._cache.clear()
         return found
 
+    def forget_cached(self) -> None:
+        """Reads every token from the store again (another node of a cluster changed them)."""
+        self._cache.clear()
+
     async def lookup(self, token: str) -> dict[str, Any] | None:
         """The token's record if it exists and has not expired."""
         key = token_hash(token)

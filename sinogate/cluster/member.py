@@ -75,8 +75,6 @@ class ClusterMember:
         self._tasks = tasks
         self._leaving: dict[int, asyncio.Task[Any]] = {}  # device id → its write-back
         self.listeners: list[SessionListener] = []  # told after the take-over (the command service)
-        self.taken_over = 0
-        self.released = 0
 
     async def start(self) -> None:
         await self._node.serve("release", self._serve_release)
@@ -126,7 +124,6 @@ class ClusterMember:
                 try:
                     await self._node.request(previous, "release", {"device_id": device_id,
                                                                    "node": self._node.name}, RELEASE_TIMEOUT)
-                    self.taken_over += 1
                 except ClusterError as exc:  # it died meanwhile: what it wrote back is what there is
                     log.info("device %s: node %s did not let it go (%s); taking it over as it is",
                              device_id, previous, exc)
@@ -158,7 +155,6 @@ class ClusterMember:
         await self._commands.hand_over(device_id)
         await self._states.release(device_id)
         await self._telemetry.release_telemetry(device_id)
-        self.released += 1
 
     async def _serve_release(self, payload: dict[str, Any]) -> dict[str, Any]:
         """Another node got the device: close our connection (if it is still open) and write back."""

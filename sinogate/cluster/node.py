@@ -95,11 +95,10 @@ class ClusterNode:
         self._broadcast: dict[str, list[Callable[[dict[str, Any]], Any]]] = {}
         self._loops: list[asyncio.Task[Any]] = []
         self._lost: list[Callable[[str, list[int]], Any]] = []
+        self._others_watching = False
         self._alive_before: set[str] | None = None  # None until three beats passed (startup)
         self.watching = False  # somebody watches the live stream here (other nodes then send messages)
         self.started = time.time()
-        self.requests_served = 0
-        self.requests_failed = 0
 
     # lifecycle ---------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -195,6 +194,7 @@ class ClusterNode:
         while True:
             await asyncio.sleep(self.heartbeat)
             beats += 1
+            self._recount()  # a node that stopped beating stops counting
             try:
                 await self._beat()
                 if beats >= MISSED_BEATS:
@@ -251,11 +251,12 @@ class ClusterNode:
                 continue  # the end of the initial values
             if entry.operation in ("DEL", "PURGE") or not entry.value:
                 self._seen.pop(entry.key, None)
-                continue
-            try:
-                self._seen[entry.key] = (time.monotonic(), orjson.loads(entry.value))
-            except orjson.JSONDecodeError:
-                continue
+            else:
+                try:
+                    self._seen[entry.key] = (time.monotonic(), orjson.loads(entry.value))
+                except orjson.JSONDecodeError:
+                    continue
+            self._recount()
 
     def alive(self, name: str) -> bool:
         if name == self.name:
@@ -269,9 +270,13 @@ class ClusterNode:
                 if self.alive(name)]
 
     def others_watching(self) -> bool:
-        """Does any other live node have somebody on its live stream?"""
-        return any(record.get("watching") for name, (_, record) in self._seen.items()
-                   if name != self.name and self.alive(name))
+        """Does any other live node have somebody on its live stream? (Asked for every live event:
+        an attribute, recomputed when a node's record arrives and at every heartbeat.)"""
+        return self._others_watching
+
+    def _recount(self) -> None:
+        self._others_watching = any(record.get("watching") for name, (_, record) in self._seen.items()
+                                    if name != self.name and self.alive(name))
 
     def set_watching(self, watching: bool) -> None:
         if watching != self.watching:
@@ -358,9 +363,7 @@ class ClusterNode:
         try:
             payload = orjson.loads(msg.data)
             answer = await handler(payload)
-            self.requests_served += 1
         except Exception as exc:
-            self.requests_failed += 1
             log.exception("cluster request %s failed", msg.subject)
             answer = {"error": {"kind": "internal", "reason": f"node {self.name}: {exc}"}}
         with contextlib.suppress(Exception):

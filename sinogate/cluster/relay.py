@@ -32,8 +32,6 @@ class EventRelay:
         self._node = node
         self._bus = bus
         self._on_remote = on_remote
-        self.sent = 0
-        self.received = 0
 
     def _local(self, event: BusEvent) -> bool:
         if "node" in event:
@@ -58,7 +56,6 @@ class EventRelay:
                 self._node.set_watching(self._bus.viewers > 0)
                 try:
                     await self._node.publish_events(batch)
-                    self.sent += len(batch)
                 except Exception as exc:  # NATS away: live views elsewhere miss these; nothing stored is lost
                     log.warning("could not relay %d live event(s): %s", len(batch), exc)
         finally:
@@ -69,7 +66,6 @@ class EventRelay:
             if not isinstance(raw, dict) or "type" not in raw:
                 continue
             event: Any = {**raw, "node": node}
-            self.received += 1
             if self._on_remote is not None:
                 try:
                     self._on_remote(event)

@@ -180,8 +180,8 @@ class DeviceRegistry:
         try:
             created = self._remember(await self.store.create_device(fields))
         except Conflict:
-            if self._on_change and self.find(str(protocol), ident) is None:
-                await self.load()  # another node registered it: known here from now on
+            if self.find(str(protocol), ident) is None:
+                await self.load()  # registered elsewhere (another node): known here from now on
             raise
         self._changed(created["id"])
         return created

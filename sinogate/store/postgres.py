@@ -345,6 +345,9 @@ class PostgresStore(Store):
     def __init__(self, url: str, readers: int = 4, shared: bool = False) -> None:
         self.url = url
         self.shared = shared
+        # Shared: told the device whose values delete_telemetry forgot (the cluster tells the node
+        # caching it to read it again).
+        self.on_forget: Callable[[int], None] | None = None
         self._loaded: set[int] = set()  # shared: devices whose telemetry is cached here
         self._dsn, self._schema = split_url(url)
         self._readers = readers
@@ -1019,8 +1022,10 @@ class PostgresStore(Store):
             return removed
 
         removed = await self._write(op)
-        if self.shared:  # the owner node drops its copy too (the cluster tells it); so does this one
+        if self.shared:  # the node caching the device drops its copy too (on_forget); so does this one
             await self.release_telemetry(device_id, write_back=False)
+            if self.on_forget is not None:
+                self.on_forget(device_id)
         return removed
 
     # traffic ---------------------------------------------------------------------------------
