@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import sys
 import time
 from pathlib import Path
@@ -11,32 +10,13 @@ from typing import Any, TextIO
 
 import typer
 
-_HEX_NOISE = re.compile(r"[\s:,-]|0x", re.IGNORECASE)
-
-
-def capture_bytes(line: str, protocol: str) -> bytes:
-    """One input line as bytes: hex (spaces, colons allowed) or, for H02, raw text from ``*``."""
-    text = line.strip()
-    if protocol == "h02" and text.startswith(("*", "$")) and not _looks_hex(text):
-        return text.encode("latin-1")
-    cleaned = _HEX_NOISE.sub("", text)
-    if len(cleaned) % 2:
-        raise ValueError(f"odd number of hex digits ({len(cleaned)})")
-    try:
-        return bytes.fromhex(cleaned)
-    except ValueError:
-        raise ValueError("not hex and not an H02 text frame") from None
-
-
-def _looks_hex(text: str) -> bool:
-    return bool(re.fullmatch(r"[0-9a-fA-F\s:]+", text))
-
 
 def decode_line(line: str, protocol: str, now: float, time_offset: float | None = None) -> dict[str, Any]:
     """One capture line as a fresh connection. ``time_offset``: hours the device clock is ahead of
     UTC, applied the way the server applies a device's fixed ``time_offset`` setting (``None``: the
     protocol's zone, as for a device left at ``auto`` before any offset is detected)."""
     from sinogate.codecs import DeviceSettings, connection_class
+    from sinogate.imports.logs import capture_bytes
 
     out: dict[str, Any] = {"messages": [], "replies": [], "errors": []}
     try:

@@ -46,7 +46,10 @@ class Decoded:
     errors: list[str] = field(default_factory=list)
 
 
-def _bytes(text: str, protocol: str) -> bytes:
+def capture_bytes(line: str, protocol: str) -> bytes:
+    """One captured frame as bytes: hex (spaces, colons, commas, ``0x`` allowed) or, for H02, the
+    raw text from ``*`` (or ``$``). Raises ``ValueError`` with the reason."""
+    text = line.strip()
     if protocol == "h02" and text.startswith(("*", "$")) and not re.fullmatch(r"[0-9a-fA-F\s:]+", text):
         return text.encode("latin-1")
     cleaned = _HEX_NOISE.sub("", text)
@@ -78,7 +81,7 @@ def captures(lines: Iterable[str], protocol: str, decoded: Decoded) -> Iterator[
             decoded.skipped += 1  # other log lines of the Traccar log
             continue
         try:
-            yield Capture(number, _bytes(text, protocol), protocol)
+            yield Capture(number, capture_bytes(text, protocol), protocol)
         except ValueError as exc:
             decoded.errors.append(f"line {number}: {exc}")
 
