@@ -20,6 +20,7 @@ import httpx
 import pytest
 
 import sinogate.runtime
+from tests.commands.devices import wait_for
 from tests.conftest import TEST_TOKEN, start_gateway
 from tests.server.frames import h02_v1
 
@@ -66,13 +67,7 @@ def report(sock: socket.socket, ident: str, lat: float) -> bytes:
 
 
 def wait(predicate: Any, timeout: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError("condition not met in time")
+    return wait_for(predicate, timeout, interval=0.1)
 
 
 def test_a_full_disk_degrades_and_recovers(tmp_path: Path, caplog: pytest.LogCaptureFixture,

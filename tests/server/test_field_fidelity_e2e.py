@@ -15,6 +15,7 @@ import pytest
 
 from sinogate.cli.decode import decode_line
 from sinogate.config import ListenerConfig
+from tests.commands.devices import wait_for
 from tests.conftest import free_port
 from tests.server.frames import jt808_frame, location_body
 
@@ -48,13 +49,7 @@ class Api:
         return self.get(f"/gw/devices/{device_id}/messages")
 
     def wait(self, predicate: Any, timeout: float = 5.0) -> Any:
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            value = predicate()
-            if value:
-                return value
-            time.sleep(0.02)
-        raise AssertionError("condition not met in time")
+        return wait_for(predicate, timeout)
 
 
 @pytest.fixture
