@@ -2,9 +2,10 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# the codecs' decoding modules compiled with mypyc (setup.py); the list of what was built
-CODECS_BUILT := sinogate/codecs/_compiled.txt
-CODEC_SOURCES := $(wildcard sinogate/codecs/h02/*.py sinogate/codecs/jt808/*.py)
+# the hot path compiled with mypyc (setup.py: the codecs' decoding, the pipeline); what was built
+NATIVE_BUILT := sinogate/codecs/_compiled.txt sinogate/pipeline/_compiled.txt
+NATIVE_SOURCES := $(wildcard sinogate/codecs/h02/*.py sinogate/codecs/jt808/*.py sinogate/pipeline/*.py) \
+	sinogate/analytics/geo.py sinogate/analytics/intervals.py sinogate/store/telemetry.py
 
 .PHONY: install run test bench lint clean vendor
 
@@ -14,24 +15,24 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[test]'
 	touch $(STAMP)
 
-# Compiling never fails the install: without mypyc or a C compiler the codecs stay pure Python.
-$(CODECS_BUILT): $(STAMP) setup.py $(CODEC_SOURCES)
-	$(BIN)/python setup.py -q build_ext --inplace || echo "codecs not compiled: they run as pure Python"
-	touch $@
+# Compiling never fails the install: without mypyc or a C compiler everything stays pure Python.
+$(NATIVE_BUILT) &: $(STAMP) setup.py $(NATIVE_SOURCES)
+	$(BIN)/python setup.py -q build_ext --inplace || echo "not compiled: everything runs as pure Python"
+	touch $(NATIVE_BUILT)
 
-install: $(STAMP) $(CODECS_BUILT)
+install: $(STAMP) $(NATIVE_BUILT)
 
-run: $(STAMP) $(CODECS_BUILT)
+run: $(STAMP) $(NATIVE_BUILT)
 	$(BIN)/sinogate serve
 
-test: $(STAMP) $(CODECS_BUILT)
+test: $(STAMP) $(NATIVE_BUILT)
 	bash scripts/test-services.sh
 	$(BIN)/ruff check .
 	$(BIN)/mypy sinogate
 	$(BIN)/pytest
-	SINOGATE_PURE_CODECS=1 $(BIN)/pytest tests/codecs  # the codecs again, as pure Python
+	SINOGATE_PURE_PYTHON=1 $(BIN)/pytest tests/codecs tests/pipeline tests/analytics tests/test_native.py  # again, as pure Python
 
-bench: $(STAMP) $(CODECS_BUILT)
+bench: $(STAMP) $(NATIVE_BUILT)
 	$(BIN)/python bench/decode.py
 	@for b in api commands ingest recalc; do \
 		if [ -f bench/$$b.py ]; then echo; echo "== bench/$$b.py"; $(BIN)/python bench/$$b.py || exit 1; fi; \
@@ -47,5 +48,5 @@ lint: $(STAMP)
 	$(BIN)/mypy sinogate
 
 clean:
-	rm -rf $(VENV) build *.egg-info $(CODECS_BUILT)
+	rm -rf $(VENV) build *.egg-info $(NATIVE_BUILT)
 	find sinogate -name '*.so' -delete

@@ -1,7 +1,8 @@
 """Phase-1 pipeline cost per message, on one core, without sockets or a store; and the whole
 ingest path's CPU cost per message without sockets.
 
-    .venv/bin/python bench/pipeline.py [--messages 50000] [--ingest-devices 400] [--no-ingest]
+    .venv/bin/python bench/pipeline.py [--messages 50000] [--ingest-devices 400] [--per-read 10] [--rounds 10]
+                                   [--no-ingest]
 
 Runs real decoded H02 V1 messages of one moving device through: the minimal chain (enrich, time
 check, filters), the default chain (every handler), and the default chain plus 5 expression
@@ -180,6 +181,8 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=50_000)
     parser.add_argument("--ingest-devices", type=int, default=400)
     parser.add_argument("--no-ingest", action="store_true", help="only the pipeline")
+    parser.add_argument("--per-read", type=int, default=10, help="positions per read on the ingest path")
+    parser.add_argument("--rounds", type=int, default=10, help="reads per device on the ingest path")
     args = parser.parse_args()
     sample = messages(args.messages, 1_760_000_000.0)
     optional = ["odometer", "edges", "presence", "geofencing", "overspeed", "calcs"]
@@ -191,7 +194,7 @@ def main() -> None:
     measure("default chain", Config(), [], sample)
     measure("default chain + 5 expression plugins", Config(), PLUGINS, sample)
     if not args.no_ingest:
-        asyncio.run(measure_ingest(args.ingest_devices, 10, 10))
+        asyncio.run(measure_ingest(args.ingest_devices, args.per_read, args.rounds))
 
 
 if __name__ == "__main__":

@@ -74,28 +74,48 @@ class MessageWriter(Protocol):
 
 
 class _Turns:
-    """One asyncio lock per key, dropped when nobody holds or waits for it."""
+    """Turns per key, in order of arrival, like one ``asyncio.Lock`` per key but without creating
+    one for a key nobody else waits for (the usual case: one read of a device at a time). A key is
+    in ``_waiting`` while its turn is held; its list holds the futures of those waiting after it."""
 
     def __init__(self) -> None:
-        self._locks: dict[Hashable, tuple[asyncio.Lock, int]] = {}
+        self._waiting: dict[Hashable, list[asyncio.Future[None]]] = {}
+
+    async def acquire(self, key: Hashable) -> None:
+        waiting = self._waiting.get(key)
+        if waiting is None:
+            self._waiting[key] = []
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        waiting.append(future)
+        try:
+            await future  # resolved by release(): the turn is handed over, the key stays held
+        except asyncio.CancelledError:
+            if future.done() and not future.cancelled():
+                self.release(key)  # handed over just as the waiter was cancelled: pass it on
+            elif future in waiting:
+                waiting.remove(future)
+            raise
+
+    def release(self, key: Hashable) -> None:
+        waiting = self._waiting[key]
+        while waiting:
+            future = waiting.pop(0)
+            if not future.done():
+                future.set_result(None)
+                return
+        del self._waiting[key]
 
     @asynccontextmanager
     async def turn(self, key: Hashable) -> AsyncIterator[None]:
-        entry = self._locks.get(key)
-        lock = asyncio.Lock() if entry is None else entry[0]
-        self._locks[key] = (lock, 1 if entry is None else entry[1] + 1)
+        await self.acquire(key)
         try:
-            async with lock:
-                yield
+            yield
         finally:
-            lock_, users = self._locks[key]
-            if users == 1:
-                del self._locks[key]
-            else:
-                self._locks[key] = (lock_, users - 1)
+            self.release(key)
 
     def __len__(self) -> int:
-        return len(self._locks)
+        return len(self._waiting)
 
 
 class IngestService:
@@ -164,7 +184,9 @@ class IngestService:
         # Digest first: the dedup key is what the device sent, whatever the handlers add later.
         digests = [device_digest(m) for m in messages]
         key: Hashable = device["id"] if device is not None else (source.protocol, ident)
-        async with self._turns.turn(key):
+        turns = self._turns
+        await turns.acquire(key)  # (not ``async with turn()``: this runs once per read)
+        try:
             if device is not None and self._states.per_device:  # several nodes: read when it arrives
                 await self._states.ensure(device["id"])
             states = self._states.for_device(device["id"]) if device is not None else None
@@ -181,4 +203,6 @@ class IngestService:
             await self._store.ingest(batch)
             if kept or ctx.events or ctx.intervals:
                 self._phase_two(Committed(source, device, ident, kept, now, ctx.events, ctx.intervals))
+        finally:
+            turns.release(key)
         return kept

@@ -22,12 +22,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sinogate.codecs import _native
-
-_native.install()  # before any codec module: stale or unwanted compiled modules load as Python
-
-from sinogate.codecs import h02, jt808  # noqa: E402
-from sinogate.codecs.base import (  # noqa: E402
+from sinogate import _native
+from sinogate.codecs import h02, jt808
+from sinogate.codecs.base import (
     DEFAULT_SETTINGS,
     CodecError,
     DeviceSettings,
@@ -38,7 +35,7 @@ from sinogate.codecs.base import (  # noqa: E402
     SettingsLookup,
     default_lookup,
 )
-from sinogate.codecs.spec import Match, Pending, ProtocolSpec  # noqa: E402
+from sinogate.codecs.spec import Match, Pending, ProtocolSpec
 
 _SPECS: tuple[ProtocolSpec, ...] = (h02.SPEC, jt808.SPEC)
 

@@ -1,13 +1,16 @@
-"""Which codec modules run compiled (mypyc, ``setup.py``) and which as Python.
+"""Which modules run compiled (mypyc, ``setup.py``) and which as Python.
 
-``setup.py build_ext --inplace`` puts C extensions beside the decoding modules' sources and lists
-them with the hash of the source each was built from in ``_compiled.txt``. Python would import
-such an extension in preference to the ``.py`` beside it, even a stale one; so, before any codec
-module is imported, ``install()`` puts a finder first on ``sys.meta_path`` that loads from the
-``.py`` source every ``sinogate.codecs`` module unless every listed module's source still has its
-listed hash (then the listed ones may load compiled), and every one of them when
-``SINOGATE_PURE_CODECS`` is set (``make test`` runs the codec tests
-both ways). Without a build nothing changes: there is nothing compiled to shadow the sources.
+``setup.py build_ext --inplace`` compiles two groups of hot-path modules into C extensions beside
+their sources: the codecs' framing and decoding (manifest ``sinogate/codecs/_compiled.txt``) and
+the phase-1 pipeline with the analytics and telemetry code it runs per message (manifest
+``sinogate/pipeline/_compiled.txt``). Each manifest lists its group's modules with the hash of the
+source each was built from. Python would import such an extension in preference to the ``.py``
+beside it, even a stale one; so ``install()`` (run by ``sinogate/__init__.py``, before any other
+module of the package) puts a finder first on ``sys.meta_path`` that loads every ``sinogate``
+module from its ``.py`` source unless it belongs to a group whose every module still has its listed
+hash, and every module from source when ``SINOGATE_PURE_PYTHON`` is set (``make test`` runs the
+codec, pipeline and analytics tests both ways). Without a build nothing changes: there is nothing
+compiled to shadow the sources.
 """
 
 from __future__ import annotations
@@ -22,15 +25,17 @@ from pathlib import Path
 from types import ModuleType
 
 _HERE = Path(__file__).resolve().parent
-_MANIFEST = _HERE / "_compiled.txt"
-_PREFIX = "sinogate.codecs."
+MANIFESTS = (_HERE / "codecs" / "_compiled.txt", _HERE / "pipeline" / "_compiled.txt")
+_PREFIX = "sinogate."
+PURE = bool(os.environ.get("SINOGATE_PURE_PYTHON"))
+"""``SINOGATE_PURE_PYTHON`` is set: every module runs from its source."""
 
 
-def _fresh() -> frozenset[str]:
-    """The modules listed in the manifest when every one's source still has the listed hash; else
+def _fresh(manifest: Path) -> frozenset[str]:
+    """The modules listed in ``manifest`` when every one's source still has the listed hash; else
     none (they are one compiled group: a compiled module calls its group's code directly)."""
     try:
-        lines = _MANIFEST.read_text(encoding="utf-8").splitlines()
+        lines = manifest.read_text(encoding="utf-8").splitlines()
     except OSError:
         return frozenset()
     fresh = set()
@@ -51,7 +56,7 @@ def _fresh() -> frozenset[str]:
 
 
 class _SourceFinder:
-    """Finds ``sinogate.codecs`` modules outside ``compiled`` as their ``.py`` source only."""
+    """Finds ``sinogate`` modules outside ``compiled`` as their ``.py`` source only."""
 
     def __init__(self, compiled: frozenset[str]) -> None:
         self.compiled = compiled
@@ -68,8 +73,8 @@ class _SourceFinder:
         return None  # a package, or not ours: the usual finders decide
 
 
-COMPILED: frozenset[str] = frozenset() if os.environ.get("SINOGATE_PURE_CODECS") else _fresh()
-"""The codec modules that may load compiled (listed in the manifest, source unchanged)."""
+COMPILED: frozenset[str] = frozenset() if PURE else frozenset().union(*(_fresh(m) for m in MANIFESTS))
+"""The modules that may load compiled (listed in a fresh manifest)."""
 
 
 def install() -> None:
