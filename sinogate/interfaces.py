@@ -29,11 +29,10 @@ class TaskRunner(Protocol):
 
 
 class EventSink(Protocol):
-    """The live-event bus as a publisher sees it. ``active`` is False when nobody listens, so a
-    publisher can skip building an event."""
+    """The live-event bus as a publisher sees it. ``wants(type)`` is False when no subscriber
+    takes events of that type, so a publisher can skip building them."""
 
-    @property
-    def active(self) -> bool: ...
+    def wants(self, kind: str) -> bool: ...
 
     def publish(self, event: BusEvent) -> None: ...
 

@@ -28,7 +28,7 @@ class IntervalEvents:
         self._bus = bus
 
     def committed(self, batch: Committed) -> None:
-        if not batch.intervals or not self._bus.active:
+        if not batch.intervals or not self._bus.wants("interval"):
             return
         device_id, protocol, ident = batch.device_id, batch.source.protocol, batch.ident
         for item in batch.intervals:
@@ -39,7 +39,7 @@ class IntervalEvents:
     def replaced(self, device: Mapping[str, Any], deleted: list[dict[str, Any]],
                  created: list[dict[str, Any]]) -> None:
         """A recalculation's changes: ``deleted`` (``{"id", "calc.id"}``), then the new intervals."""
-        if not self._bus.active:
+        if not self._bus.wants("interval"):
             return
         device_id, protocol, ident = int(device["id"]), device.get("protocol"), device.get("ident")
         for item in deleted:

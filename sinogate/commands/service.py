@@ -391,7 +391,7 @@ class CommandService:
                data: Callable[[], dict[str, Any]]) -> None:
         """Publishes a ``command`` event; ``data`` is only built when someone listens."""
         bus = self.events
-        if bus.active:
+        if bus.wants("command"):
             bus.publish({"type": "command", "device_id": device_id, "protocol": protocol, "ident": ident,
                          "data": data()})
 

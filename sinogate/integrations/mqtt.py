@@ -140,7 +140,7 @@ class StateSource(Protocol):
 
 
 class Subscribable(Protocol):
-    def subscribe(self, accept: Callable[[BusEvent], bool] = ...) -> Any: ...
+    def subscribe(self, accept: Callable[[BusEvent], bool] = ..., *, types: frozenset[str] | None = ...) -> Any: ...
 
     def unsubscribe(self, sub: Any) -> None: ...
 
@@ -542,7 +542,8 @@ class MqttBridge:
 
     async def _bus_loop(self) -> None:
         # (an event relayed from another node of a cluster is published by that node)
-        sub = self._bus.subscribe(lambda e: e["type"] in ("command", "interval") and "node" not in e)
+        sub = self._bus.subscribe(lambda e: e["type"] in ("command", "interval") and "node" not in e,
+                                  types=frozenset({"command", "interval"}))
         try:
             while True:
                 self._offer("bus", await sub.get())

@@ -20,6 +20,7 @@ Event = BusEvent
 class Subscription:
     accept: Callable[[Event], bool]
     viewer: bool = False  # a person watching (stream, console), not an integration
+    types: frozenset[str] | None = None  # the only event types ``accept`` may take (None: any)
     queue: asyncio.Queue[Event] = field(default_factory=lambda: asyncio.Queue(maxsize=10000))
     dropped: int = 0
 
@@ -30,12 +31,17 @@ class Subscription:
 class EventBus:
     def __init__(self) -> None:
         self._subs: set[Subscription] = set()
+        self._wanted: dict[str, bool] = {}  # event type → some subscriber may take it (cleared on changes)
 
-    def subscribe(self, accept: Callable[[Event], bool] = lambda _e: True, *, viewer: bool = False) -> Subscription:
+    def subscribe(self, accept: Callable[[Event], bool] = lambda _e: True, *, viewer: bool = False,
+                  types: frozenset[str] | None = None) -> Subscription:
         """A bounded queue of the events ``accept`` takes; ``viewer`` marks a person watching (the
-        live stream), which a cluster node tells the others so they send their messages too."""
-        sub = Subscription(accept, viewer)
+        live stream), which a cluster node tells the others so they send their messages too.
+        ``types``, when given, are the only event types ``accept`` can take: publishers skip
+        building the others (a message event per stored message) for such a subscriber."""
+        sub = Subscription(accept, viewer, types)
         self._subs.add(sub)
+        self._wanted.clear()
         return sub
 
     @property
@@ -44,10 +50,19 @@ class EventBus:
 
     def unsubscribe(self, sub: Subscription) -> None:
         self._subs.discard(sub)
+        self._wanted.clear()
 
     @property
     def active(self) -> bool:
         return bool(self._subs)
+
+    def wants(self, kind: str) -> bool:
+        """Whether some subscriber may take events of type ``kind`` (publishers ask before building
+        one: a message event per stored message, a packet's hex per read)."""
+        wanted = self._wanted.get(kind)
+        if wanted is None:
+            wanted = self._wanted[kind] = any(sub.types is None or kind in sub.types for sub in self._subs)
+        return wanted
 
     def publish(self, event: Event) -> None:
         """Offers ``event`` to every subscriber that accepts it; never blocks."""
@@ -71,10 +86,12 @@ class MessageEvents:
 
     def committed(self, batch: Committed) -> None:
         bus = self._bus
-        if not bus.active:
-            return
         device_id, protocol, ident = batch.device_id, batch.source.protocol, batch.ident
-        for m in batch.messages:
-            bus.publish({"type": "message", "device_id": device_id, "protocol": protocol, "ident": ident, "data": m})
-        for e in batch.events:
-            bus.publish({"type": "event", "device_id": device_id, "protocol": protocol, "ident": ident, "data": e})
+        if batch.messages and bus.wants("message"):
+            for m in batch.messages:
+                bus.publish({"type": "message", "device_id": device_id, "protocol": protocol, "ident": ident,
+                             "data": m})
+        if batch.events and bus.wants("event"):
+            for e in batch.events:
+                bus.publish({"type": "event", "device_id": device_id, "protocol": protocol, "ident": ident,
+                             "data": e})

@@ -260,7 +260,7 @@ class Session:
             now, kind + self._packet_type_bias, self.conn_id, self.protocol, self.peer, self.ident, self.device_id, data
         )
         events = self.services.events
-        if events.active:
+        if events.wants("packet"):
             events.publish(
                 {
                     "type": "packet", "device_id": self.device_id, "protocol": self.protocol, "ident": self.ident,
