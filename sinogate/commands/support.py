@@ -278,7 +278,10 @@ class CommandSupport:
             return
         changed = False
         for message in batch.messages:
-            changed |= self._learn_model(device_id, message)
+            # (most messages are positions that name neither a model nor a firmware: not looked at)
+            if ("device.model" in message or "device.firmware.version" in message
+                    or "device.software.version" in message or "command.response" in message):
+                changed |= self._learn_model(device_id, message)
         conn = batch.source.conn_id
         for command_id, pending in list(self._pending.items()):
             if pending.device_id != device_id or pending.ignored or conn is None:
