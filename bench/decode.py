@@ -6,7 +6,7 @@ just to find frame boundaries in a Python loop), so the decoder's own cost is vi
     python bench/decode.py [--seconds 2]
 
 The codecs' decoding modules run compiled when ``make install`` could build them with mypyc
-(``setup.py``); ``SINOGATE_PURE_CODECS=1`` measures the pure-Python modules. The first line says
+(``setup.py``); ``SINOGATE_PURE_PYTHON=1`` measures the pure-Python modules. The first line says
 which ran.
 """
 

@@ -184,6 +184,10 @@ def main() -> None:
     parser.add_argument("--per-read", type=int, default=10, help="positions per read on the ingest path")
     parser.add_argument("--rounds", type=int, default=10, help="reads per device on the ingest path")
     args = parser.parse_args()
+    import sinogate.pipeline.calcs
+    from sinogate import _native
+
+    print("pipeline:", "compiled (mypyc)" if _native.compiled(sinogate.pipeline.calcs) else "pure Python")
     sample = messages(args.messages, 1_760_000_000.0)
     optional = ["odometer", "edges", "presence", "geofencing", "overspeed", "calcs"]
     from sinogate.pipeline.chain import HANDLERS
