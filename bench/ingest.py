@@ -358,7 +358,10 @@ class Stored:
                 return [(str(r.get("ident", "")), float(r.get("timestamp", 0)),
                          float(r.get("server.timestamp", 0))) for r in rows]
             except Exception as exc:
-                self.via = f"sqlite (direct read: reading everything through the HTTP API failed: {exc!r:.80})"
+                self.via = f"the store (direct read: reading everything through the HTTP API failed: {exc!r:.80})"
+        if self.server.store_url and self.server.store_url.startswith("postgres"):
+            return [(str(r[0]), float(r[1]), float(r[2]))
+                    for r in _pg(self.server.store_url, "SELECT ident, ts, server_ts FROM {schema}.messages")]
         return [(i, t, s) for i, t, s in self.db.execute("SELECT ident, ts, server_ts FROM messages")]
 
     def wait_quiet(self, quiet: float = 1.5, timeout: float = 90.0) -> float:
