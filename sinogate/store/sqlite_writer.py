@@ -72,9 +72,11 @@ class BatchWriter:
             self._queue.put(items)
 
     def stop(self) -> None:
-        """Runs what is queued, commits, and ends the thread."""
+        """Runs what is queued, commits, ends the thread and closes the connection (until it is
+        closed the file stays open: another process could not take it over exclusively)."""
         self._queue.put(_STOP)
         self._thread.join()
+        self._db.close()
 
     def _run(self) -> None:
         while True:
