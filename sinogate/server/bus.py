@@ -52,10 +52,6 @@ class EventBus:
         self._subs.discard(sub)
         self._wanted.clear()
 
-    @property
-    def active(self) -> bool:
-        return bool(self._subs)
-
     def wants(self, kind: str) -> bool:
         """Whether some subscriber may take events of type ``kind`` (publishers ask before building
         one: a message event per stored message, a packet's hex per read)."""
