@@ -129,7 +129,7 @@ class Metrics:
 
     async def _bus_loop(self) -> None:
         # (an event relayed from another node of a cluster is counted by that node)
-        sub = self._bus.subscribe(lambda e: e["type"] == "command" and "node" not in e, types=frozenset({"command"}))
+        sub = self._bus.subscribe(lambda e: "node" not in e, types=frozenset({"command"}))
         try:
             while True:
                 event = await sub.get()

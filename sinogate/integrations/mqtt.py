@@ -542,8 +542,7 @@ class MqttBridge:
 
     async def _bus_loop(self) -> None:
         # (an event relayed from another node of a cluster is published by that node)
-        sub = self._bus.subscribe(lambda e: e["type"] in ("command", "interval") and "node" not in e,
-                                  types=frozenset({"command", "interval"}))
+        sub = self._bus.subscribe(lambda e: "node" not in e, types=frozenset({"command", "interval"}))
         try:
             while True:
                 self._offer("bus", await sub.get())

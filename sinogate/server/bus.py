@@ -20,7 +20,7 @@ Event = BusEvent
 class Subscription:
     accept: Callable[[Event], bool]
     viewer: bool = False  # a person watching (stream, console), not an integration
-    types: frozenset[str] | None = None  # the only event types ``accept`` may take (None: any)
+    types: frozenset[str] | None = None  # the event types offered to ``accept`` (None: every type)
     queue: asyncio.Queue[Event] = field(default_factory=lambda: asyncio.Queue(maxsize=10000))
     dropped: int = 0
 
@@ -37,8 +37,8 @@ class EventBus:
                   types: frozenset[str] | None = None) -> Subscription:
         """A bounded queue of the events ``accept`` takes; ``viewer`` marks a person watching (the
         live stream), which a cluster node tells the others so they send their messages too.
-        ``types``, when given, are the only event types ``accept`` can take: publishers skip
-        building the others (a message event per stored message) for such a subscriber."""
+        ``types``, when given, are the only event types offered to ``accept``; publishers skip
+        building the others (a message event per stored message) when nobody takes them."""
         sub = Subscription(accept, viewer, types)
         self._subs.add(sub)
         self._wanted.clear()
@@ -61,9 +61,10 @@ class EventBus:
         return wanted
 
     def publish(self, event: Event) -> None:
-        """Offers ``event`` to every subscriber that accepts it; never blocks."""
+        """Offers ``event`` to every subscriber of its type that accepts it; never blocks."""
+        kind = event["type"]
         for sub in self._subs:
-            if not sub.accept(event):
+            if (sub.types is not None and kind not in sub.types) or not sub.accept(event):
                 continue
             try:
                 sub.queue.put_nowait(event)

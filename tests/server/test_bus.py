@@ -22,7 +22,8 @@ def test_wants_follows_the_subscribers_types() -> None:
     async def main() -> None:
         bus = EventBus()
         assert not bus.wants("message")
-        metrics = bus.subscribe(lambda e: e["type"] == "command", types=frozenset({"command"}))
+        offered: list[str] = []
+        metrics = bus.subscribe(lambda e: offered.append(e["type"]) is None, types=frozenset({"command"}))
         assert bus.wants("command") and not bus.wants("message") and not bus.wants("packet")
         MessageEvents(bus).committed(_committed(3))
         assert metrics.queue.empty()  # nothing built for it, nothing offered
@@ -32,7 +33,9 @@ def test_wants_follows_the_subscribers_types() -> None:
         got = [viewer.queue.get_nowait() for _ in range(viewer.queue.qsize())]
         assert [e["type"] for e in got] == ["message", "message", "message", "event"]
         assert got[0]["device_id"] == 5 and got[2]["data"] == {"ident": "1", "timestamp": 2.0}
-        assert metrics.queue.empty()
+        assert metrics.queue.empty() and offered == []  # other types are not even offered to it
+        bus.publish({"type": "command", "device_id": 5, "protocol": "h02", "ident": "1", "data": {}})
+        assert offered == ["command"] and metrics.queue.qsize() == 1
         bus.unsubscribe(viewer)
         assert not bus.wants("message") and bus.wants("command")
         bus.unsubscribe(metrics)
