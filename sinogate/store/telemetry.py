@@ -28,20 +28,7 @@ class TelemetryTable:
         if device_id is None or message.get("timestamp.flagged"):
             return None
         ts = message.get("timestamp") or 0.0
-        entry = self._entries.get(device_id)
-        if entry is None:
-            entry = self._entries[device_id] = ({}, {})
-        values, times = entry
-        if ts >= self._newest.get(device_id, float("-inf")):  # the usual case: whole-dict updates in C
-            values.update(message)
-            times.update(dict.fromkeys(message, ts))
-            self._newest[device_id] = ts
-        else:
-            for name, value in message.items():
-                old = times.get(name)
-                if old is None or old <= ts:
-                    values[name] = value
-                    times[name] = ts
+        self._put(device_id, message, dict.fromkeys(message, ts), ts, ts)
         return device_id  # type: ignore[no-any-return]
 
     def apply_many(self, messages: list[Message]) -> set[int]:
@@ -81,24 +68,30 @@ class TelemetryTable:
             merged_times.update(dict.fromkeys(m, ts))
         merged.update(last)
         merged_times.update(dict.fromkeys(last, last_ts))
+        self._put(device_id, merged, merged_times, run[0][1], previous)
+        return {device_id}
+
+    def _put(self, device_id: int, values_in: Message, times_in: dict[str, Any], oldest: float,
+             newest: float) -> None:
+        """The rule: ``values_in`` (device times ``times_in``, from ``oldest`` to ``newest``) replace
+        what the device has unless what it has is newer."""
         entry = self._entries.get(device_id)
         if entry is None:
             entry = self._entries[device_id] = ({}, {})
         values, times = entry
-        newest = self._newest.get(device_id, float("-inf"))
-        if run[0][1] >= newest:  # the usual case: nothing kept is newer
-            values.update(merged)
-            times.update(merged_times)
+        kept = self._newest.get(device_id, float("-inf"))
+        if oldest >= kept:  # the usual case: nothing kept is newer, whole-dict updates in C
+            values.update(values_in)
+            times.update(times_in)
         else:
-            for name, value in merged.items():
-                ts = merged_times[name]
+            for name, value in values_in.items():
+                ts = times_in[name]
                 old = times.get(name)
                 if old is None or old <= ts:
                     values[name] = value
                     times[name] = ts
-        if previous >= newest:
-            self._newest[device_id] = previous
-        return {device_id}
+        if newest >= kept:
+            self._newest[device_id] = newest
 
     def get(self, device_id: int, names: list[str] | None = None) -> dict[str, dict[str, Any]]:
         """``{name: {"value": v, "ts": device time}}`` for all names or the listed ones present."""
