@@ -63,6 +63,18 @@ def _run(cfg: SimConfig, progress: bool, use_uvloop: bool) -> Summary:
         return go()
 
 
+def _spread(text: str) -> list[tuple[int, int]]:
+    """``--spread``: ``H02PORT:JT808PORT,...`` as port pairs (``BadParameter`` otherwise)."""
+    pairs = []
+    for pair in text.split(","):
+        h02, _, jt808 = pair.partition(":")
+        if not (h02.isdecimal() and jt808.isdecimal() and 0 < int(h02) < 65536 and 0 < int(jt808) < 65536):
+            raise typer.BadParameter("--spread takes H02PORT:JT808PORT pairs separated by commas, "
+                                     "e.g. 5013:5015,6013:6015")
+        pairs.append((int(h02), int(jt808)))
+    return pairs
+
+
 def register(app: typer.Typer) -> None:
     @app.command()
     def simulate(
@@ -110,16 +122,9 @@ def register(app: typer.Typer) -> None:
                 h02_port = port
             else:
                 jt808_port = port
-        try:
-            pairs = [tuple(int(p) for p in pair.split(":")) for pair in spread.split(",")] if spread else []
-        except ValueError:
-            pairs = [()]
-        if any(len(pair) != 2 or not all(0 < p < 65536 for p in pair) for pair in pairs):
-            raise typer.BadParameter("--spread takes H02PORT:JT808PORT pairs separated by commas, "
-                                     "e.g. 5013:5015,6013:6015")
         cfg = SimConfig(
             host=host,
-            spread=[(pair[0], pair[1]) for pair in pairs],
+            spread=_spread(spread) if spread else [],
             h02_port=h02_port or DEFAULT_PORTS["h02"],
             jt808_port=jt808_port or DEFAULT_PORTS["jt808"],
             protocol=proto,  # type: ignore[arg-type]

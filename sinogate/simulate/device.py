@@ -77,6 +77,12 @@ class SimDevice(asyncio.Protocol):
     def port(self) -> int:
         raise NotImplementedError
 
+    def _port(self, which: int, default: int) -> int:
+        """The port of server ``which`` (0 H02, 1 JT/T 808) this device talks to: with ``spread``
+        (several servers), device i takes pair i modulo their number."""
+        spread = self.cfg.spread
+        return spread[self.index % len(spread)][which] if spread else default
+
     def encode_positions(self, fixes: list[Fix], backlog: bool) -> bytes:
         """Frames for ``fixes``; must call ``self.record(fix)`` once per position, in order."""
         raise NotImplementedError

@@ -28,8 +28,7 @@ class H02Device(SimDevice):
 
     @property
     def port(self) -> int:
-        spread = self.cfg.spread
-        return spread[self.index % len(spread)][0] if spread else self.cfg.h02_port
+        return self._port(0, self.cfg.h02_port)
 
     def variant(self) -> str:
         if self.cfg.binary_share <= 0:

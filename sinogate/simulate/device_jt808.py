@@ -44,8 +44,7 @@ class Jt808Device(SimDevice):
 
     @property
     def port(self) -> int:
-        spread = self.cfg.spread
-        return spread[self.index % len(spread)][1] if spread else self.cfg.jt808_port
+        return self._port(1, self.cfg.jt808_port)
 
     def variant(self) -> str:
         return "2019" if self.v2019 else "2013"

@@ -178,3 +178,37 @@ def test_route_is_plausible() -> None:
         step_m = ((b.lat - a.lat) ** 2 + ((b.lon - a.lon) * 0.9) ** 2) ** 0.5 * 111_320
         assert step_m < 400  # < 200 km/h over 5 s, with slack
     assert Route(random.Random(3)).advance(1, 1.0) == Route(random.Random(3)).advance(1, 1.0)
+
+
+def test_spread_devices_over_several_servers() -> None:
+    """``--spread``: device i talks to server i modulo their number (nodes without a balancer)."""
+
+    async def main() -> tuple[Summary, FakeServer, FakeServer]:
+        one, two = FakeServer(), FakeServer()
+        await one.start()
+        await two.start()
+        try:
+            cfg = _cfg(one, protocol="mixed", spread=[(one.h02_port, one.jt808_port),
+                                                      (two.h02_port, two.jt808_port)])
+            return await run(cfg), one, two
+        finally:
+            await one.stop()
+            await two.stop()
+
+    summary, one, two = asyncio.run(main())
+    assert summary.errors == 0 and summary.acked == summary.sent
+    plan = [ident for _, ident in device_plan(SimConfig(protocol="mixed", devices=12, seed=4))]
+    assert set(one.positions) == set(plan[0::2]) and set(two.positions) == set(plan[1::2])
+    assert sum(one.positions.values()) + sum(two.positions.values()) == summary.sent
+
+
+def test_spread_option_is_checked() -> None:
+    from typer.testing import CliRunner
+
+    from sinogate.cli import app
+    from sinogate.cli.simulate import _spread
+
+    assert _spread("5013:5015,6013:6015") == [(5013, 5015), (6013, 6015)]
+    for bad in ("5013", "5013:x", "0:5015", "5013:5015,", "70000:5015"):
+        result = CliRunner().invoke(app, ["simulate", "--spread", bad, "--devices", "1", "--no-progress"])
+        assert result.exit_code != 0 and "H02PORT:JT808PORT" in result.output, (bad, result.output)
