@@ -393,8 +393,7 @@ class Runtime:
 
     async def _reload_everything(self) -> None:
         """NATS was away: whatever other nodes changed meanwhile was not heard; read it all again."""
-        for device in await self.store.list_devices():
-            await self.devices.refresh(device["id"], attached=self.sessions.session_for(device["id"]) is not None)
+        await self.devices.reload(lambda device_id: self.sessions.session_for(device_id) is not None)
         await self._reload_config({})
 
     async def _telemetry_changed(self, payload: dict[str, Any]) -> None:

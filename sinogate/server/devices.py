@@ -130,17 +130,33 @@ class DeviceRegistry:
         try:
             device = await self.store.get_device(device_id)
         except NotFound:
-            old = self._by_id.pop(device_id, None)
-            if old is not None:
-                self._by_ident.pop((old["protocol"], old["ident"]), None)
-                self._settings.pop((old["protocol"], old["ident"]), None)
-                for callback in self._on_delete:
-                    callback(device_id)
+            self._forget(device_id)
             return
-        old = self._by_id.get(device_id)
+        self._take(device, attached)
+
+    async def reload(self, attached: Callable[[int], bool]) -> None:
+        """Reads every device again in one query (this node missed other nodes' changes): new
+        and changed ones are taken, those gone from the store forgotten as if deleted here; a
+        device for which ``attached(id)`` keeps the connection state this node knows."""
+        devices = await self.store.list_devices()
+        for device in devices:
+            self._take(device, attached(device["id"]))
+        for gone in set(self._by_id) - {device["id"] for device in devices}:
+            self._forget(gone)
+
+    def _take(self, device: dict[str, Any], attached: bool) -> None:
+        old = self._by_id.get(device["id"])
         if attached and old is not None:
             device["connected"], device["last_active"] = old.get("connected"), old.get("last_active")
         self._remember(device)
+
+    def _forget(self, device_id: int) -> None:
+        old = self._by_id.pop(device_id, None)
+        if old is not None:
+            self._by_ident.pop((old["protocol"], old["ident"]), None)
+            self._settings.pop((old["protocol"], old["ident"]), None)
+            for callback in self._on_delete:
+                callback(device_id)
 
     def _remember(self, device: dict[str, Any]) -> dict[str, Any]:
         old = self._by_id.get(device["id"])
