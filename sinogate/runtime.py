@@ -70,6 +70,8 @@ from sinogate.store.sqlite import SQLiteStore
 
 log = logging.getLogger("sinogate")
 
+HTTP_MAX_HEAD = 64 * 1024  # bytes of an HTTP request line and headers (README "Limits")
+
 STORE_PROBE_SECONDS = 5.0  # while the store is degraded (disk full), how often a write is tried
 RECALC_SWEEP_SECONDS = 10.0  # how often spans of late messages are recalculated
 
@@ -466,8 +468,12 @@ class Runtime:
 
         self.api = self.api_context()
         app = create_app(self.api)
+        # A request head over h11's 16 KiB (a long filter or selector URL) would be refused before
+        # it is read, and the connection closed with the rest of it unread, so the client often
+        # sees a reset instead of the 400: heads up to 64 KiB are read and answered with a reason.
         config = uvicorn.Config(app, host=self.config.http_host, port=self.config.http_port,
-                                log_level="warning", access_log=False, lifespan="off")
+                                log_level="warning", access_log=False, lifespan="off",
+                                h11_max_incomplete_event_size=HTTP_MAX_HEAD)
         server = uvicorn.Server(config)
         server.install_signal_handlers = lambda: None  # type: ignore[attr-defined]
         # Bind here, so a taken port is an OSError we report, not an exit inside uvicorn.
